@@ -1,0 +1,160 @@
+"""A 2D convolution with an explicit border mode and PyTorch's padding geometry."""
+
+import keras
+from keras import ops
+
+from tfposenc.layers.padding2d import PADDING_MODES, check_mode, check_pad_fits, pad_spatial
+
+CONV_PADDING_MODES = PADDING_MODES + ("partial", "valid")
+
+
+@keras.saving.register_keras_serializable(package="tfposenc")
+class PaddedConv2D(keras.layers.Conv2D):
+    """2D convolution that pads like PyTorch's `padding=k//2`, in any border mode.
+
+    Each spatial side is padded by `dilation_rate * (kernel_size - 1) // 2` and the
+    padded tensor is convolved `"valid"`. This gives PyTorch's output size and sampling
+    phase at every stride; Keras' `padding="same"` pads only the bottom/right at stride 2
+    on even sizes and so samples the other phase. Where the two agree (zero mode,
+    stride 1, odd kernel) the layer uses the fused `"same"` convolution.
+
+    Args:
+        filters: int, the number of output channels.
+        kernel_size: int or tuple of 2 ints, the window size.
+        strides: int or tuple of 2 ints. Defaults to `1`.
+        padding_mode: string, one of `"zero"`, `"reflect"`, `"replicate"`, `"circular"`
+            (see `Padding2D`), `"partial"` (partial-convolution padding, Liu et al. 2018:
+            zero padding, then each output is multiplied by the window size over the
+            number of real input pixels under the window; the bias is not re-weighted),
+            or `"valid"` (no padding). Defaults to `"zero"`.
+        dilation_rate: int or tuple of 2 ints. Defaults to `1`.
+        **kwargs: every other argument of `keras.layers.Conv2D` (`use_bias`,
+            `kernel_initializer`, `data_format`, `groups`, `activation`, ...).
+
+    Input shape:
+        4D tensor `(batch, rows, cols, channels)` (`"channels_last"`) or
+        `(batch, channels, rows, cols)` (`"channels_first"`).
+
+    Output shape:
+        4D tensor with `filters` channels and
+        `floor((size + 2 * pad - dilation * (k - 1) - 1) / stride) + 1` rows and columns.
+
+    Example:
+
+    >>> conv = PaddedConv2D(8, 3, strides=2, padding_mode="reflect")
+    >>> conv(np.zeros((1, 32, 32, 3))).shape
+    (1, 16, 16, 8)
+
+    Reference:
+        - [Liu et al., 2018](https://arxiv.org/abs/1811.11718) (partial padding)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding_mode="zero",
+        dilation_rate=1,
+        **kwargs,
+    ):
+        if "padding" in kwargs:
+            raise ValueError(
+                "PaddedConv2D sets its padding from `padding_mode`; do not pass "
+                f"`padding`. Received: padding={kwargs['padding']!r}"
+            )
+        if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
+            raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="valid",
+            dilation_rate=dilation_rate,
+            **kwargs,
+        )
+        self.padding_mode = check_mode(padding_mode, CONV_PADDING_MODES, "padding_mode")
+        if padding_mode == "valid":
+            pads = (0, 0)
+        else:
+            pads = tuple(d * (k - 1) // 2 for d, k in zip(self.dilation_rate, self.kernel_size))
+        self.pad_sizes = ((pads[0], pads[0]), (pads[1], pads[1]))
+        native_same = (
+            padding_mode == "zero"
+            and self.strides == (1, 1)
+            and all(k % 2 == 1 for k in self.kernel_size)
+        )
+        # The fused "same" conv pads exactly like PyTorch here, and is faster.
+        if native_same:
+            self.padding = "same"
+
+    def _spatial(self, shape):
+        return tuple(shape[1:3]) if self.data_format == "channels_last" else tuple(shape[2:4])
+
+    def build(self, input_shape):
+        if self.padding_mode in ("reflect", "circular"):
+            check_pad_fits(self.pad_sizes, self._spatial(input_shape), self.padding_mode)
+        super().build(input_shape)
+
+    def _explicit_pad(self):
+        return self.padding == "valid" and self.padding_mode not in ("valid",)
+
+    def _partial_ratio(self, inputs):
+        """Window size over the count of real pixels under each output window."""
+        shape = ops.shape(inputs)
+        height, width = (
+            (shape[1], shape[2])
+            if self.data_format == "channels_last"
+            else (
+                shape[2],
+                shape[3],
+            )
+        )
+        mask = ops.ones((1, height, width, 1), dtype=self.compute_dtype)
+        mask = pad_spatial(mask, self.pad_sizes, "zero", "channels_last")
+        window = ops.ones(self.kernel_size + (1, 1), dtype=self.compute_dtype)
+        counts = ops.conv(
+            mask,
+            window,
+            strides=list(self.strides),
+            padding="valid",
+            dilation_rate=self.dilation_rate,
+            data_format="channels_last",
+        )
+        ratio = float(self.kernel_size[0] * self.kernel_size[1]) / ops.maximum(counts, 1.0)
+        if self.data_format == "channels_first":
+            ratio = ops.transpose(ratio, (0, 3, 1, 2))
+        return ratio
+
+    def call(self, inputs):
+        x = inputs
+        if self._explicit_pad():
+            mode = "zero" if self.padding_mode == "partial" else self.padding_mode
+            x = pad_spatial(x, self.pad_sizes, mode, self.data_format)
+        outputs = self.convolution_op(x, self.kernel)
+        if self.padding_mode == "partial":
+            outputs = outputs * ops.cast(self._partial_ratio(inputs), outputs.dtype)
+        if self.use_bias:
+            if self.data_format == "channels_last":
+                bias_shape = (1, 1, 1, self.filters)
+            else:
+                bias_shape = (1, self.filters, 1, 1)
+            outputs = ops.add(outputs, ops.reshape(self.bias, bias_shape))
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        if self._explicit_pad():
+            axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+            for axis, (before, after) in zip(axes, self.pad_sizes):
+                if shape[axis] is not None:
+                    shape[axis] += before + after
+        return super().compute_output_shape(tuple(shape))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("padding", None)
+        config["padding_mode"] = self.padding_mode
+        return config
