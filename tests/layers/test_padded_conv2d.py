@@ -124,3 +124,19 @@ def test_bad_arguments(kwargs, match):
 def test_reflect_on_too_small_input():
     with pytest.raises(ValueError, match="reflect pad must be smaller"):
         PaddedConv2D(2, 5, padding_mode="reflect")(np.zeros((1, 2, 2, 1), "float32"))
+
+
+def test_one_by_one_stride_two_gradient_at_size_118():
+    # TF 2.21's oneDNN conv corrupted the heap here; the layer subsamples first instead.
+    import tensorflow as tf
+
+    layer = PaddedConv2D(4, 1, strides=2, use_bias=False)
+    x = tf.Variable(np.random.default_rng(0).normal(size=(2, 118, 118, 2)).astype("float32"))
+    with tf.GradientTape() as tape:
+        y = layer(x)
+        loss = tf.reduce_sum(y * y)
+    grad = tape.gradient(loss, x).numpy()
+    kernel = layer.get_weights()[0][0, 0]
+    expected = np.einsum("bhwc,oc->bhwo", x.numpy()[:, ::2, ::2], kernel)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert np.all(grad[:, 1::2] == 0) and np.any(grad[:, ::2] != 0)

@@ -100,7 +100,11 @@ class ChannelAblation(keras.layers.Layer):
 
     @property
     def channels(self):
-        """The zeroed channel indices, sorted."""
+        """The zeroed channel indices, sorted; read from the mask once built, so a model
+        restored from weights reports what it really zeroes."""
+        if self.mask is not None:
+            mask = keras.ops.convert_to_numpy(self.mask)
+            self._channels = tuple(int(c) for c in np.flatnonzero(mask == 0))
         return list(self._channels)
 
     @channels.setter
@@ -121,5 +125,5 @@ class ChannelAblation(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"channels": list(self._channels), "data_format": self.data_format})
+        config.update({"channels": self.channels, "data_format": self.data_format})
         return config

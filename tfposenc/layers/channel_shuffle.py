@@ -78,6 +78,15 @@ class ChannelShuffle(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    # The seed state is saved with the weights, so a reloaded model continues the same
+    # sequence of permutations as the model that was saved.
+    def save_own_variables(self, store):
+        store["0"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if "0" in store:
+            self.seed_generator.state.assign(store["0"])
+
     def get_config(self):
         config = super().get_config()
         config.update({"seed": self.seed, "data_format": self.data_format})

@@ -1,0 +1,21 @@
+"""The paper's networks: backbones and the heads over them."""
+
+from tfposenc.models.aug_shift import AugShift
+from tfposenc.models.backbone import Backbone
+from tfposenc.models.classifier import Classifier
+from tfposenc.models.gap_net import GAPNet
+from tfposenc.models.nin_backbone import NiNBackbone
+from tfposenc.models.permute_net import PermuteNet
+from tfposenc.models.resnet_backbone import ResNetBackbone
+from tfposenc.models.task import Task
+
+__all__ = [
+    "AugShift",
+    "Backbone",
+    "Classifier",
+    "GAPNet",
+    "NiNBackbone",
+    "PermuteNet",
+    "ResNetBackbone",
+    "Task",
+]

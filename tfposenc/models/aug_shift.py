@@ -1,0 +1,156 @@
+"""AugShift: train a classifier to map shifted views of an image to the same latent."""
+
+import keras
+from keras import ops
+
+from tfposenc.metrics.shift import check_shift_args, shift_views
+from tfposenc.models.task import Task
+
+
+@keras.saving.register_keras_serializable(package="tfposenc")
+class AugShift(keras.Model):
+    """Trains `classifier` on two randomly shifted views of each image.
+
+    In training, each batch is cut into two views at independent random offsets (see
+    `tfposenc.metrics.shift`); both go through the classifier in one pass. The loss is
+    the compiled loss (cross-entropy by default) averaged over both views plus
+    `consistency_weight` times the mean squared error between the two views' pooled
+    latents (Islam et al., 2021, Fig. 2). The two terms are logged as `cross_entropy`
+    and `consistency`. `evaluate` and `predict` run the plain classifier on the
+    unshifted images; the trained network is `self.classifier`.
+
+    The paper does not give the loss weight, the shift range or how views are cut; they
+    are the arguments below.
+
+    Args:
+        classifier: a `tfposenc.models.Task` (usually `Classifier`).
+        max_shift: int, offsets per axis are drawn in `[0, max_shift)`. Defaults to `8`.
+        consistency_weight: float >= 0. Defaults to `1.0`.
+        mode: `"crop"` (pad by `max_shift` and cut windows: a linear shift) or
+            `"circular"` (rolls). Defaults to `"crop"`.
+        padding: border mode of the crop padding. Defaults to `"zero"`.
+        per: `"image"` (independent offsets per image) or `"batch"`. Defaults to
+            `"image"`.
+        seed: int or None. Defaults to `None`.
+
+    Example:
+
+    >>> model = AugShift(Classifier(ResNetBackbone(width=8, stem="cifar"), 10), max_shift=4)
+    >>> model.compile(optimizer="adam")  # cross-entropy from logits by default
+    """
+
+    def __init__(
+        self,
+        classifier,
+        max_shift=8,
+        consistency_weight=1.0,
+        mode="crop",
+        padding="zero",
+        per="image",
+        seed=None,
+        **kwargs,
+    ):
+        if not isinstance(classifier, Task):
+            raise ValueError(
+                "`classifier` must be a tfposenc Task (e.g. Classifier). "
+                f"Received: classifier={type(classifier).__name__}"
+            )
+        check_shift_args(max_shift, mode, padding, per)
+        if not isinstance(consistency_weight, (int, float)) or consistency_weight < 0:
+            raise ValueError(
+                "`consistency_weight` must be a non-negative number. "
+                f"Received: consistency_weight={consistency_weight!r}"
+            )
+        super().__init__(**kwargs)
+        self.classifier = classifier
+        self.max_shift = max_shift
+        self.consistency_weight = float(consistency_weight)
+        self.mode = mode
+        self.padding = padding
+        self.per = per
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
+        self.consistency_tracker = keras.metrics.Mean(name="consistency")
+        self.consistency_loss = keras.losses.MeanSquaredError(name="consistency")
+        self.built = True
+
+    def compile(self, optimizer="adam", loss="auto", **kwargs):
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def make_views(self, images):
+        """The two shifted views of a batch, drawn from the model's seed."""
+        return shift_views(
+            images, self.max_shift, self.mode, self.padding, self.per, self.seed_generator
+        )
+
+    def call(self, images, training=None):
+        if not training:
+            return self.classifier(images, training=training)
+        first, second = self.make_views(images)
+        logits, latents = self.classifier.forward(
+            ops.concatenate([first, second], axis=0), training=True
+        )
+        return {"logits": logits, "latents": latents}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not isinstance(y_pred, dict):
+            self.cross_entropy_tracker.update_state(
+                ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True))
+            )
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        logits = y_pred["logits"]
+        first, second = ops.split(y_pred["latents"], 2, axis=0)
+        both_y = ops.concatenate([y, y], axis=0)
+        both_weights = (
+            None if sample_weight is None else ops.concatenate([sample_weight] * 2, axis=0)
+        )
+        task_loss = super().compute_loss(x, both_y, logits, both_weights, training=training)
+        total = task_loss + self.consistency_weight * self.consistency_loss(first, second)
+        self.cross_entropy_tracker.update_state(
+            ops.mean(keras.losses.sparse_categorical_crossentropy(both_y, logits, from_logits=True))
+        )
+        self.consistency_tracker.update_state(ops.mean(ops.square(first - second)))
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        training = isinstance(y_pred, dict)
+        if training:
+            y = ops.concatenate([y, y], axis=0)
+            y_pred = y_pred["logits"]
+            if sample_weight is not None:
+                sample_weight = ops.concatenate([sample_weight] * 2, axis=0)
+        result = super().compute_metrics(x, y, y_pred, sample_weight)
+        if not training:
+            # Evaluation sees unshifted images only: there is no consistency term.
+            result.pop("consistency", None)
+        return result
+
+    # The view sampler's state is saved too, so a reloaded model draws the same views.
+    def save_own_variables(self, store):
+        store["0"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if "0" in store:
+            self.seed_generator.state.assign(store["0"])
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "classifier": keras.saving.serialize_keras_object(self.classifier),
+            "max_shift": self.max_shift,
+            "consistency_weight": self.consistency_weight,
+            "mode": self.mode,
+            "padding": self.padding,
+            "per": self.per,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
+        return cls(**config)
