@@ -1,5 +1,24 @@
-"""Shifted views and the shift-consistency metric."""
+"""Shifted views, shift consistency and per-cell location accuracy."""
 
+from tfposenc.metrics.per_cell_accuracy import PerCellAccuracy
 from tfposenc.metrics.shift import apply_shift, sample_offsets, shift_views
 
-__all__ = ["apply_shift", "sample_offsets", "shift_views"]
+__all__ = [
+    "PerCellAccuracy",
+    "apply_shift",
+    "consistency_pass",
+    "sample_offsets",
+    "shift_consistency",
+    "shift_views",
+    "top1_accuracy",
+]
+
+
+def __getattr__(name):
+    # The consistency loop uses TensorFlow (tf.function over a tf.data pipeline); import
+    # it lazily so the keras.ops-only pieces stay importable on any backend.
+    if name in ("consistency_pass", "shift_consistency", "top1_accuracy"):
+        from tfposenc.metrics import consistency
+
+        return getattr(consistency, name)
+    raise AttributeError(name)

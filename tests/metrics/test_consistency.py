@@ -1,0 +1,82 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfposenc.metrics import PerCellAccuracy, shift_consistency
+
+
+def dataset(n=64, size=12, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, size, size, 3)).astype("float32")
+    y = rng.integers(0, 3, size=n)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+
+
+def global_average_model(images, training=False):
+    # Logits are a fixed linear map of the channel means: invariant to circular shifts.
+    means = tf.reduce_mean(images, axis=[1, 2])
+    return tf.matmul(means, tf.constant([[1.0, -1.0, 0.5], [0.3, 2.0, -1.0], [-0.7, 0.1, 1.0]]))
+
+
+READOUT = tf.constant(np.random.default_rng(3).normal(size=(3, 10)).astype("float32"))
+
+
+def one_pixel_model(images, training=False):
+    return tf.matmul(images[:, 2, 3, :], READOUT)  # 10 classes from one fixed pixel
+
+
+def test_global_average_is_fully_consistent_under_circular_shifts():
+    result = shift_consistency(
+        global_average_model, dataset(), max_shift=8, mode="circular", passes=2
+    )
+    assert result["consistency"] == 100.0
+    assert 0 <= result["accuracy"] <= 100
+
+
+def test_one_pixel_model_is_far_from_consistent():
+    for mode in ("circular", "crop"):
+        result = shift_consistency(one_pixel_model, dataset(), max_shift=8, mode=mode, passes=2)
+        assert result["consistency"] < 50.0
+
+
+def test_accuracy_matches_numpy():
+    ds = dataset()
+    x = np.concatenate([b[0].numpy() for b in ds])
+    y = np.concatenate([b[1].numpy() for b in ds])
+    expected = 100 * np.mean(np.argmax(global_average_model(x).numpy(), -1) == y)
+    assert shift_consistency(global_average_model, ds, passes=1)["accuracy"] == pytest.approx(
+        expected
+    )
+
+
+def test_same_seed_same_result_and_keras_model():
+    inputs = keras.Input((12, 12, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+    a = shift_consistency(model, dataset(), max_shift=4, passes=2, seed=5)
+    b = shift_consistency(model, dataset(), max_shift=4, passes=2, seed=5)
+    assert a == b
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="Received: max_shift=-2"):
+        shift_consistency(global_average_model, dataset(), max_shift=-2)
+    with pytest.raises(ValueError, match="Received: passes=0"):
+        shift_consistency(global_average_model, dataset(), passes=0)
+
+
+def test_per_cell_accuracy_hand_computed():
+    metric = PerCellAccuracy(2)
+    y_true = np.array([0, 0, 1, 3, 3, 3])
+    y_pred = np.eye(4)[[0, 1, 1, 3, 3, 0]]
+    metric.update_state(y_true, y_pred)
+    result = keras.ops.convert_to_numpy(metric.result())
+    assert result.shape == (2, 2)
+    np.testing.assert_allclose(result[0], [0.5, 1.0])
+    assert np.isnan(result[1, 0])
+    assert result[1, 1] == pytest.approx(2 / 3)
+    assert float(metric.mean_accuracy()) == pytest.approx(4 / 6)
+    metric.reset_state()
+    assert np.all(np.isnan(keras.ops.convert_to_numpy(metric.result())))
+    with pytest.raises(ValueError, match="Received: grid_size=0"):
+        PerCellAccuracy(0)

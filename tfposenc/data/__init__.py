@@ -1,0 +1,23 @@
+"""Input pipelines: the embedded digits, tensorflow-datasets sources, grid canvases."""
+
+from tfposenc.data.grid import make_grid, normalize, paste
+from tfposenc.data.sources import (
+    DATASETS,
+    DatasetInfo,
+    DatasetNotFoundError,
+    info,
+    load,
+    load_digits_arrays,
+)
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "info",
+    "load",
+    "load_digits_arrays",
+    "make_grid",
+    "normalize",
+    "paste",
+]
