@@ -23,7 +23,7 @@ READOUT = tf.constant(np.random.default_rng(3).normal(size=(3, 10)).astype("floa
 
 
 def one_pixel_model(images, training=False):
-    return tf.matmul(images[:, 2, 3, :], READOUT)  # 10 classes from one fixed pixel
+    return tf.matmul(images[:, 10, 11, :], READOUT)  # 10 classes from one fixed pixel
 
 
 def test_global_average_is_fully_consistent_under_circular_shifts():
@@ -36,7 +36,9 @@ def test_global_average_is_fully_consistent_under_circular_shifts():
 
 def test_one_pixel_model_is_far_from_consistent():
     for mode in ("circular", "crop"):
-        result = shift_consistency(one_pixel_model, dataset(), max_shift=8, mode=mode, passes=2)
+        result = shift_consistency(
+            one_pixel_model, dataset(size=20), max_shift=8, mode=mode, passes=2
+        )
         assert result["consistency"] < 50.0
 
 
