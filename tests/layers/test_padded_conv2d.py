@@ -137,6 +137,6 @@ def test_one_by_one_stride_two_gradient_at_size_118():
         loss = tf.reduce_sum(y * y)
     grad = tape.gradient(loss, x).numpy()
     kernel = layer.get_weights()[0][0, 0]
-    expected = np.einsum("bhwc,oc->bhwo", x.numpy()[:, ::2, ::2], kernel)
+    expected = np.einsum("bhwc,co->bhwo", x.numpy()[:, ::2, ::2], kernel)
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert np.all(grad[:, 1::2] == 0) and np.any(grad[:, ::2] != 0)

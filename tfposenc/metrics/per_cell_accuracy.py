@@ -30,7 +30,8 @@ class PerCellAccuracy(keras.metrics.Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         cells = self.grid_size * self.grid_size
         y_true = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-        hits = ops.cast(ops.argmax(y_pred, axis=-1) == y_true, self.dtype)
+        predicted = ops.cast(ops.argmax(ops.convert_to_tensor(y_pred), axis=-1), "int32")
+        hits = ops.cast(ops.equal(predicted, y_true), self.dtype)
         onehot = ops.one_hot(y_true, cells, dtype=self.dtype)
         if sample_weight is not None:
             weight = ops.cast(ops.reshape(sample_weight, (-1, 1)), self.dtype)

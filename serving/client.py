@@ -1,0 +1,115 @@
+"""A client for TF Serving's REST API (the real server or `serving.server`).
+
+    python -m serving.client --url http://127.0.0.1:8501 --model_name gapnet digit.png ...
+
+prints the top classes of each image. `predict()` is the library call; server errors
+come back as `ServingError` with the HTTP status and the server's message.
+"""
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+
+class ServingError(Exception):
+    """The server answered an error: `status` (HTTP code) and `message` (its text)."""
+
+    def __init__(self, status, message, url):
+        super().__init__(f"HTTP {status} from {url}: {message}")
+        self.status = status
+        self.message = message
+        self.url = url
+
+
+def _model_url(url, model_name, version=None):
+    base = f"{url.rstrip('/')}/v1/models/{model_name}"
+    return base if version is None else f"{base}/versions/{int(version)}"
+
+
+def _request(url, payload=None, timeout=60):
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        try:
+            message = json.loads(body).get("error", body.decode(errors="replace"))
+        except (json.JSONDecodeError, AttributeError):
+            message = body.decode(errors="replace")
+        raise ServingError(error.code, message, url) from None
+    except urllib.error.URLError as error:
+        raise ConnectionError(f"cannot reach {url}: {error.reason}") from None
+
+
+def status(url, model_name, version=None):
+    return _request(_model_url(url, model_name, version))
+
+
+def metadata(url, model_name, version=None):
+    return _request(_model_url(url, model_name, version) + "/metadata")
+
+
+def predict(url, model_name, images, version=None, signature_name=None, columnar=False, timeout=60):
+    """Sends `images` (uint8 array `[batch, H, W, 3]` or a list of them) to `:predict`.
+
+    Returns the server's `predictions` (row format) or `outputs` (columnar): for a
+    tfposenc export, dicts with `probabilities`, `logits` and `classes`.
+    """
+    batch = np.asarray(images)
+    if batch.ndim == 3:
+        batch = batch[None]
+    payload = {"inputs" if columnar else "instances": batch.tolist()}
+    if signature_name:
+        payload["signature_name"] = signature_name
+    reply = _request(_model_url(url, model_name, version) + ":predict", payload, timeout)
+    return reply["outputs"] if columnar else reply["predictions"]
+
+
+def _read_image(path, size=None):
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    if size and image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]))
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _input_size(meta):
+    signature = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    dims = next(iter(signature["inputs"].values()))["tensor_shape"]["dim"]
+    height, width = int(dims[1]["size"]), int(dims[2]["size"])
+    return None if height < 0 or width < 0 else (height, width)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Top classes of images from a TF Serving REST API")
+    parser.add_argument("--url", default="http://127.0.0.1:8501")
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--version", type=int, default=None)
+    parser.add_argument("--signature_name", default=None)
+    parser.add_argument("--top", type=int, default=3)
+    parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    args = parser.parse_args(argv)
+    try:
+        size = _input_size(metadata(args.url, args.model_name, args.version))
+        batch = np.stack([_read_image(p, size) for p in args.images])
+        predictions = predict(args.url, args.model_name, batch, args.version, args.signature_name)
+    except (ServingError, ConnectionError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for path, prediction in zip(args.images, predictions):
+        probabilities = np.asarray(prediction["probabilities"])
+        top = np.argsort(-probabilities)[: args.top]
+        ranked = ", ".join(f"{c}: {100 * probabilities[c]:.1f}%" for c in top)
+        print(f"{path}: {ranked}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving import client
+from serving.model_config import parse_model_config
+from tfposenc.export import export_saved_model
+from tfposenc.models import Classifier, ResNetBackbone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIZE = 16
+
+
+def tiny_model(seed):
+    keras.utils.set_random_seed(seed)
+    return Classifier(ResNetBackbone(width=2, stem="cifar"), 4)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "serving.server", "--rest_api_port", str(self.port), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.proc.stdout.read())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        output, _ = self.proc.communicate(timeout=30)
+        return self.proc.returncode, output
+
+
+@pytest.fixture(scope="module")
+def base_path(tmp_path_factory):
+    base = tmp_path_factory.mktemp("exports") / "tiny"
+    export_saved_model(
+        tiny_model(0), str(base), image_shape=(SIZE, SIZE), mean=(0.5,) * 3, std=(0.25,) * 3
+    )
+    return str(base)
+
+
+@pytest.fixture(scope="module")
+def server(base_path):
+    server = Server(
+        "--model_name", "tiny", "--model_base_path", base_path, "--max_request_bytes", "200000"
+    )
+    yield server
+    code, output = server.stop()
+    assert code == 0 and "server stopped" in output
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, SIZE, SIZE, 3)).astype("uint8")
+
+
+def post(url, body, raw=False):
+    data = body if raw else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_status_and_metadata(server):
+    code, body = get(f"{server.url}/v1/models/tiny")
+    assert code == 200
+    assert body["model_version_status"][0] == {
+        "version": "1",
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+    }
+    assert get(f"{server.url}/v1/models/tiny/versions/1")[0] == 200
+    code, meta = get(f"{server.url}/v1/models/tiny/metadata")
+    assert code == 200 and meta["model_spec"]["version"] == "1"
+    signatures = meta["metadata"]["signature_def"]["signature_def"]
+    assert set(signatures) == {"serving_default", "pooled_features"}
+    images_info = signatures["serving_default"]["inputs"]["images"]
+    assert images_info["dtype"] == "DT_UINT8"
+    assert [d["size"] for d in images_info["tensor_shape"]["dim"]] == ["-1", "16", "16", "3"]
+    assert set(signatures["serving_default"]["outputs"]) == {"probabilities", "logits", "classes"}
+
+
+def test_predictions_equal_saved_model_load(server, base_path):
+    x = images(5)
+    reference = tf.saved_model.load(os.path.join(base_path, "1")).signatures["serving_default"](
+        images=tf.constant(x)
+    )
+    rows = client.predict(server.url, "tiny", x)
+    assert len(rows) == 5
+    np.testing.assert_allclose(
+        [r["probabilities"] for r in rows], reference["probabilities"].numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert [r["classes"] for r in rows] == reference["classes"].numpy().tolist()
+    columns = client.predict(server.url, "tiny", x, columnar=True)
+    np.testing.assert_allclose(columns["logits"], reference["logits"].numpy(), rtol=1e-5, atol=1e-5)
+    pooled = client.predict(server.url, "tiny", x[:2], version=1, signature_name="pooled_features")
+    assert np.asarray(pooled).shape == (2, 16)
+
+
+def test_b64_png_images(server, base_path):
+    from PIL import Image
+
+    x = images(2, seed=3)
+    encoded = []
+    for image in x:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        encoded.append({"b64": base64.b64encode(buffer.getvalue()).decode()})
+    code, body = post(f"{server.url}/v1/models/tiny:predict", {"instances": encoded})
+    assert code == 200
+    direct = client.predict(server.url, "tiny", x)
+    np.testing.assert_allclose(
+        [r["logits"] for r in body["predictions"]], [r["logits"] for r in direct], rtol=1e-6
+    )
+
+
+BAD = [
+    (b"{not json", 400, "JSON Parse error"),
+    ({"instances": [[0]], "inputs": [[0]]}, 400, "both 'instances' and 'inputs'"),
+    ({"signature_name": "serving_default"}, 400, "Missing 'inputs' or 'instances'"),
+    (
+        {"instances": images(1).tolist(), "signature_name": "nope"},
+        400,
+        'signature name: "nope" not found',
+    ),
+    ({"instances": (images(1) / 2.0 + 0.25).tolist()}, 400, "input 'images': expected dtype uint8"),
+    ({"instances": (images(1).astype(int) + 300).tolist()}, 400, "out of range for dtype uint8"),
+    (
+        {"instances": images(1)[:, :8].tolist()},
+        400,
+        r"input 'images': expected shape \[-1, 16, 16, 3\], received shape \[1, 8, 16, 3\]",
+    ),
+    ({"inputs": {"pixels": images(1).tolist()}}, 400, "do not match the signature inputs"),
+    ({"instances": [[1, 2], [3]]}, 400, "rectangular"),
+    ({"instances": [{"b64": "%%%"}]}, 400, "invalid base64"),
+]
+
+
+@pytest.mark.parametrize("body, status, match", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_requests_get_their_status_and_server_survives(server, body, status, match):
+    import re
+
+    code, reply = post(f"{server.url}/v1/models/tiny:predict", body, raw=isinstance(body, bytes))
+    assert code == status
+    assert re.search(match, reply["error"]), reply
+    assert len(client.predict(server.url, "tiny", images(1))) == 1
+
+
+def test_not_found_and_too_large(server):
+    code, reply = get(f"{server.url}/v1/models/missing")
+    assert code == 404 and "missing" in reply["error"]
+    code, reply = post(
+        f"{server.url}/v1/models/tiny/versions/7:predict", {"instances": images(1).tolist()}
+    )
+    assert code == 404 and "Specific(tiny, 7)" in reply["error"]
+    assert get(f"{server.url}/v1/models/tiny/versions/7")[0] == 404
+    code, reply = post(f"{server.url}/v1/models/tiny:predict", {"instances": images(80).tolist()})
+    assert code == 413 and "exceeds the limit" in reply["error"]
+    assert len(client.predict(server.url, "tiny", images(2))) == 2
+
+
+def test_client_reports_errors_readably(server):
+    with pytest.raises(client.ServingError) as error:
+        client.predict(server.url, "missing", images(1))
+    assert error.value.status == 404 and "Servable not found" in str(error.value)
+    with pytest.raises(client.ServingError) as error:
+        client.predict(server.url, "tiny", images(1), signature_name="nope")
+    assert error.value.status == 400 and "nope" in str(error.value)
+
+
+def test_client_command_line(server, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "digit.png"
+    Image.fromarray(images(1)[0]).save(path)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.client",
+            "--url",
+            server.url,
+            "--model_name",
+            "tiny",
+            str(path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert str(path) in done.stdout and "%" in done.stdout
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.client",
+            "--url",
+            server.url,
+            "--model_name",
+            "nope",
+            str(path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "HTTP 404" in done.stderr
+
+
+def test_concurrent_load(server):
+    errors, done = [], []
+    x = images(1).tolist()
+
+    def worker():
+        for _ in range(200):
+            try:
+                code, body = post(f"{server.url}/v1/models/tiny:predict", {"instances": x})
+                if code != 200 or len(body["predictions"]) != 1:
+                    errors.append(code)
+                else:
+                    done.append(1)
+            except Exception as error:  # noqa: BLE001
+                errors.append(repr(error))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(done) == 1600
+
+
+def test_new_version_is_picked_up_without_failed_requests(tmp_path):
+    base = tmp_path / "model"
+    export_saved_model(tiny_model(0), str(base), image_shape=(SIZE, SIZE))
+    server = Server(
+        "--model_name",
+        "m",
+        "--model_base_path",
+        str(base),
+        "--file_system_poll_wait_seconds",
+        "0.5",
+    )
+    stop, failures, versions = threading.Event(), [], set()
+    x = images(1)
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                client.predict(server.url, "m", x)
+                meta = client.metadata(server.url, "m")
+                versions.add(meta["model_spec"]["version"])
+            except Exception as error:  # noqa: BLE001
+                failures.append(repr(error))
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    export_saved_model(tiny_model(1), str(base), image_shape=(SIZE, SIZE))
+    written = time.time()
+    while (
+        time.time() - written < 30
+        and client.metadata(server.url, "m")["model_spec"]["version"] != "2"
+    ):
+        time.sleep(0.05)
+    picked_up = time.time() - written
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    status = client.status(server.url, "m")["model_version_status"]
+    code, _ = server.stop()
+    assert failures == []
+    assert versions == {"1", "2"}
+    assert picked_up < 0.5 + 5.0  # poll interval plus the time to load a SavedModel
+    assert status[0]["version"] == "2" and status[0]["state"] == "AVAILABLE"
+    assert {s["version"]: s["state"] for s in status}["1"] == "END"
+    assert code == 0
+
+
+def test_model_config_file_serves_several_models(tmp_path, base_path):
+    config = tmp_path / "models.config"
+    config.write_text(
+        "model_config_list {\n"
+        f'  config {{ name: "a" base_path: "{base_path}" model_platform: "tensorflow" }}\n'
+        f"  config {{\n    name: 'b'\n    base_path: '{base_path}'\n  }}\n"
+        "}\n"
+    )
+    server = Server("--model_config_file", str(config))
+    try:
+        assert client.status(server.url, "a")["model_version_status"][0]["state"] == "AVAILABLE"
+        assert len(client.predict(server.url, "b", images(1))) == 1
+    finally:
+        server.stop()
+
+
+def test_model_config_parser():
+    models = parse_model_config(
+        """# two models
+        model_config_list {
+          config { name: "x" base_path: "/m/x" model_platform: "tensorflow"
+                   model_version_policy { latest { num_versions: 1 } } }
+          config { name: 'y' base_path: '/m/y' }
+        }"""
+    )
+    assert models == [{"name": "x", "base_path": "/m/x"}, {"name": "y", "base_path": "/m/y"}]
+    for bad, match in [
+        ("model_config_list { config { name: 'x' } }", "needs name and base_path"),
+        ("model_config_list { }", "holds no config"),
+        ("config { }", "exactly one model_config_list"),
+        (
+            "model_config_list { config { name: 'x' base_path: '/a' model_platform: 'onnx' } }",
+            "onnx",
+        ),
+        (
+            "model_config_list { config { name: 'x' base_path: '/a' } config { name: 'x' base_path: '/b' } }",
+            "unique",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            parse_model_config(bad)
+
+
+def test_server_refuses_bad_flags(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--model_name",
+            "x",
+            "--model_base_path",
+            str(tmp_path / "none"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "not a directory" in done.stderr

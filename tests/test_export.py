@@ -1,0 +1,75 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfposenc.export import export_saved_model
+from tfposenc.models import Classifier, GAPNet, ResNetBackbone
+
+MEAN, STD = (0.3, 0.4, 0.5), (0.2, 0.25, 0.3)
+
+
+def images(n=4, size=16):
+    return np.random.default_rng(0).integers(0, 256, size=(n, size, size, 3)).astype("uint8")
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return GAPNet(ResNetBackbone(width=4, stem="cifar"), 5)
+
+
+def test_reloaded_export_matches_keras_model(model, tmp_path):
+    path = export_saved_model(model, str(tmp_path), image_shape=(16, 16), mean=MEAN, std=STD)
+    assert path == os.path.join(str(tmp_path), "1")
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serving_default", "pooled_features"}
+    x = images()
+    out = loaded.signatures["serving_default"](images=tf.constant(x))
+    normalised = (x / 255.0 - np.array(MEAN)) / np.array(STD)
+    logits = keras.ops.convert_to_numpy(model(normalised.astype("float32")))
+    expected = tf.nn.softmax(logits).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["logits"].numpy(), logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out["classes"].numpy(), np.argmax(logits, -1))
+    pooled = loaded.signatures["pooled_features"](images=tf.constant(x))["pooled_features"]
+    np.testing.assert_allclose(
+        pooled.numpy(),
+        keras.ops.convert_to_numpy(model.pooled_features(normalised.astype("float32"))),
+        rtol=1e-4,  # traced vs eager float32 sums
+        atol=1e-5,
+    )
+    spec = loaded.signatures["serving_default"].structured_input_signature[1]["images"]
+    assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 16, 16, 3]
+
+
+def test_versions_count_up_and_never_overwrite(model, tmp_path):
+    assert export_saved_model(model, str(tmp_path)).endswith("1")
+    assert export_saved_model(model, str(tmp_path)).endswith("2")
+    assert sorted(os.listdir(tmp_path)) == ["1", "2"]
+    with pytest.raises(ValueError, match="already exists"):
+        export_saved_model(model, str(tmp_path), version=2)
+    with pytest.raises(ValueError, match="Received: version=0"):
+        export_saved_model(model, str(tmp_path), version=0)
+
+
+def test_failed_export_leaves_nothing(model, tmp_path, monkeypatch):
+    def broken(self, path, **kwargs):
+        os.makedirs(os.path.join(path, "variables"))
+        raise RuntimeError("disk full")
+
+    # The backend's archive class (TFExportArchive) is what export_saved_model creates.
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_saved_model(model, str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_classifier_export_has_both_signatures(tmp_path):
+    model = Classifier(ResNetBackbone(width=2, stem="cifar"), 3)
+    loaded = tf.saved_model.load(export_saved_model(model, str(tmp_path)))
+    out = loaded.signatures["serving_default"](images=tf.constant(images(2, 8)))
+    assert out["probabilities"].shape == (2, 3)
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)

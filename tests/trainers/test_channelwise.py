@@ -1,0 +1,227 @@
+import dataclasses
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from trainers import channelwise
+from trainers.channelwise import PRESETS, ChannelwiseConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def smoke(out, **overrides):
+    values = dict(PRESETS["smoke"])
+    values.update(out=str(out), **overrides)
+    return ChannelwiseConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    start = time.time()
+    results = channelwise.run(smoke(out))
+    return out, results, time.time() - start
+
+
+def test_smoke_writes_every_artifact(smoke_run):
+    out, results, seconds = smoke_run
+    assert seconds < 60
+    assert len(results) == 2
+    with open(out / "config.json") as f:
+        assert json.load(f)["experiment"] == "channelwise"
+    lines = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    assert {line["combo"] for line in lines} == {r["combo"] for r in results}
+    assert all("loss" in line and "val_accuracy" in line for line in lines)
+    summary = json.load(open(out / "results.json"))
+    assert len(summary["results"]) == 2 and summary["config"]["grid_sizes"] == [2]
+    table = open(out / "results.md").read()
+    assert "| zero | gapnet |" in table and "chance" in table
+    assert (out / "location_accuracy.png").stat().st_size > 1000
+    assert glob.glob(str(out / "heatmaps" / "*.png"))
+    assert glob.glob(str(out / "models" / "*.keras"))
+    for r in results:
+        assert 0 <= r["accuracy"] <= 100
+        assert r["epochs_trained"] == 2
+        assert os.path.isdir(os.path.join(r["export"], "1"))
+
+
+def test_tensorboard_scalars_and_images_are_readable(smoke_run):
+    out, results, _ = smoke_run
+    combo = results[0]["combo"]
+    scalars, images = set(), set()
+    for path in glob.glob(
+        str(out / "tensorboard" / combo / "**" / "events.out.tfevents*"), recursive=True
+    ):
+        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0, "images": 0})
+        acc.Reload()
+        tags = acc.Tags()
+        scalars |= set(tags.get("scalars", [])) | set(tags.get("tensors", []))
+        images |= set(tags.get("images", []))
+        for tag in tags.get("tensors", []):
+            if "image" in tag or tag in ("sample_canvases", "per_cell_location_accuracy"):
+                images.add(tag)
+    assert {"epoch_loss", "epoch_accuracy", "learning_rate"} <= scalars
+    assert {"sample_canvases", "per_cell_location_accuracy"} <= images
+
+
+def test_poster_numbers_are_labelled_not_reported(tmp_path):
+    config = smoke(tmp_path, grid_sizes=(3,))
+    fake = [
+        {
+            "combo": f"k3-zero-{n}-location",
+            "grid_size": 3,
+            "padding": "zero",
+            "network": n,
+            "task": "location",
+            "accuracy": 55.5,
+            "epochs_trained": 2,
+            "train_seconds": 1.0,
+            "test_canvases": 9,
+        }
+        for n in ("gapnet", "permutenet")
+    ]
+    channelwise.write_results(config, fake, str(tmp_path))
+    table = open(tmp_path / "results.md").read()
+    assert "55.5 (poster: 100)" in table and "55.5 (poster: 78.8)" in table
+    assert "11.1" in table  # chance at k=3
+
+
+def run_cli(args, **kwargs):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainers.channelwise", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_killed_run_resumes_without_losing_or_repeating_epochs(tmp_path):
+    args = [
+        "--preset",
+        "smoke",
+        "--out",
+        str(tmp_path),
+        "--networks",
+        "gapnet",
+        "--epochs",
+        "3",
+        "--train-examples",
+        "480",
+        "--no-export",
+    ]
+    metrics = tmp_path / "metrics.jsonl"
+    backup = tmp_path / "checkpoints" / "k2-zero-gapnet-location" / "backup" / "state"
+    proc = run_cli(args)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (backup / "training_metadata.json").exists():  # epoch 1 is committed
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)  # in the second epoch
+    proc.wait()
+    assert not (tmp_path / "results.json").exists()
+    proc = run_cli(args)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, output
+    epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
+    assert sorted(set(epochs)) == [1, 2, 3]
+    assert epochs[0] == 1 and epochs.count(1) == 1
+    result = json.load(open(tmp_path / "results.json"))["results"][0]
+    assert result["epochs_trained"] == 3
+
+
+MIRRORED = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from trainers import channelwise
+config = channelwise.ChannelwiseConfig(**{**channelwise.PRESETS["smoke"], "out": sys.argv[1],
+    "networks": ("gapnet",), "epochs": 4, "strategy": "mirrored", "devices": ("/cpu:0", "/cpu:1"),
+    "export": False, "learning_rate": 3e-3})
+results = channelwise.run(config)
+print("REPLICAS", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).num_replicas_in_sync)
+"""
+
+
+def test_mirrored_strategy_over_two_cpus(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "REPLICAS 2" in done.stdout
+    assert "2 replica(s)" in done.stdout
+    losses = [json.loads(line)["loss"] for line in open(tmp_path / "metrics.jsonl")]
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+    result = json.load(open(tmp_path / "results.json"))["results"][0]
+    assert 0 <= result["accuracy"] <= 100
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"grid_sizes": (0,)}, "grid_sizes"),
+        ({"paddings": ("mirror",)}, "Received: paddings=\\('mirror',\\)"),
+        ({"networks": ("vgg",)}, "Received: networks=\\('vgg',\\)"),
+        ({"epochs": 0}, "Received: epochs=0"),
+        ({"dataset": "mnist"}, "Received: dataset='mnist'"),
+    ],
+)
+def test_bad_configs_fail_before_training(overrides, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        smoke(tmp_path, **overrides)
+    assert not os.listdir(tmp_path)
+
+
+def test_run_directory_of_another_experiment_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "augshift"}))
+    with pytest.raises(ValueError, match="experiment 'augshift'"):
+        channelwise.run(smoke(tmp_path))
+    assert not (tmp_path / "metrics.jsonl").exists()
+    different = smoke(tmp_path / "b")
+    channelwise.config_lib.write_or_check(different, str(tmp_path / "b"), "channelwise")
+    with pytest.raises(ValueError, match="width"):
+        channelwise.run(dataclasses.replace(different, width=8))
+
+
+def test_cli_reports_bad_flags(tmp_path):
+    proc = run_cli(["--grid-sizes", "0", "--out", str(tmp_path)])
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "grid_sizes" in output
+    proc = run_cli(["--help"])
+    output, _ = proc.communicate(timeout=120)
+    assert "--paddings" in output and "--precision" in output and "--strategy" in output
+
+
+def test_strategy_and_precision_resolution():
+    from trainers import core
+
+    assert core.make_strategy("one_device").num_replicas_in_sync == 1
+    assert core.resolve_precision("float32") == "float32"
+    assert core.resolve_precision("auto") in ("mixed_bfloat16", "float32")
+    with pytest.raises(ValueError, match="Received: strategy='tpu'"):
+        core.make_strategy("tpu")
+    with pytest.raises(ValueError, match="Received: precision='half'"):
+        core.resolve_precision("half")
+    assert tf.distribute.get_strategy().num_replicas_in_sync == 1

@@ -1,0 +1,1 @@
+"""Runnable experiments, one per paper table: `python -m trainers.<name>`."""
