@@ -381,6 +381,9 @@ def predict(loaded, body):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tfposenc-serving/0.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, a
+    # keep-alive client's delayed ACK stalls every reply by ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):  # quiet by default; errors are in the replies
         if self.server.verbose:
