@@ -9,7 +9,7 @@ checkpoints, `.keras` models and SavedModel exports to the run directory.
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
-    python -m trainers.channelwise                    # default: embedded digits, ~6 min
+    python -m trainers.channelwise                    # default: embedded digits, ~8 min
     python -m trainers.channelwise --preset smoke     # seconds; what the tests run
     python -m trainers.channelwise --preset paper     # CIFAR-10 at paper scale (GPU)
 
@@ -83,7 +83,7 @@ class ChannelwiseConfig:
         default=None, metadata={"help": "epochs for every k (None: epochs_by_grid)"}
     )
     epochs_by_grid: tuple[int, ...] = dataclasses.field(
-        default=(3, 8, 5, 10, 7, 10),
+        default=(3, 6, 5, 8, 7, 8),
         metadata={"help": "pairs k, epochs used when --epochs is None"},
     )
     batch_size: int = dataclasses.field(default=48, metadata={"help": "global batch size"})

@@ -50,7 +50,14 @@ def data(n=16, size=16, seed=0):
 
 def test_gapnet_has_no_dense_layer():
     model = make("gapnet")
-    layers = model._flatten_layers(include_self=False, recursive=True)
+
+    def walk(layer):
+        yield layer
+        for child in getattr(layer, "layers", []):
+            yield from walk(child)
+
+    layers = list(walk(model))
+    assert len(layers) > 50  # the whole ResNet was visited
     assert not any(isinstance(layer, keras.layers.Dense) for layer in layers)
     assert model(np.zeros((2, 16, 16, 3), "float32")).shape == (2, 4)
 

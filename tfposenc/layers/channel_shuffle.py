@@ -4,10 +4,11 @@ import keras
 from keras import ops
 
 from tfposenc.layers.padding2d import normalize_data_format
+from tfposenc.layers.seed_state import SavesSeedState
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")
-class ChannelShuffle(keras.layers.Layer):
+class ChannelShuffle(SavesSeedState, keras.layers.Layer):
     """Shuffles the channel axis with a fresh random permutation on every call.
 
     One permutation is drawn per call and shared by the whole batch. It is applied in
@@ -77,15 +78,6 @@ class ChannelShuffle(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    # The seed state is saved with the weights, so a reloaded model continues the same
-    # sequence of permutations as the model that was saved.
-    def save_own_variables(self, store):
-        store["0"] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        if "0" in store:
-            self.seed_generator.state.assign(store["0"])
 
     def get_config(self):
         config = super().get_config()

@@ -3,12 +3,13 @@
 import keras
 from keras import ops
 
+from tfposenc.layers.seed_state import SavesSeedState
 from tfposenc.metrics.shift import check_shift_args, shift_views
 from tfposenc.models.task import Task
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")
-class AugShift(keras.Model):
+class AugShift(SavesSeedState, keras.Model):
     """Trains `classifier` on two randomly shifted views of each image.
 
     In training, each batch is cut into two views at independent random offsets (see
@@ -127,14 +128,6 @@ class AugShift(keras.Model):
             # Evaluation sees unshifted images only: there is no consistency term.
             result.pop("consistency", None)
         return result
-
-    # The view sampler's state is saved too, so a reloaded model draws the same views.
-    def save_own_variables(self, store):
-        store["0"] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        if "0" in store:
-            self.seed_generator.state.assign(store["0"])
 
     def get_config(self):
         return {
