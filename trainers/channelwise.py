@@ -51,10 +51,6 @@ POSTER = {
 POSTER_GRIDS = (3, 5, 7)
 
 
-def _help(text):
-    return dataclasses.field(default=None, metadata={"help": text})
-
-
 @dataclasses.dataclass
 class ChannelwiseConfig:
     """Every knob of the channel-wise experiment, with its default."""

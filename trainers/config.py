@@ -9,12 +9,10 @@ import argparse
 import dataclasses
 import json
 import os
-import typing
 
 
 def _field_kind(field):
-    hint = field.type if not isinstance(field.type, str) else field.type
-    text = str(hint)
+    text = str(field.type)
     if "tuple" in text:
         inner = "int" if "int" in text else "float" if "float" in text else "str"
         return "tuple", inner
@@ -134,4 +132,4 @@ def parser_for(config_cls, presets, description):
     return parser
 
 
-__all__ = ["add_arguments", "from_args", "parser_for", "to_dict", "write_or_check", "typing"]
+__all__ = ["add_arguments", "from_args", "parser_for", "to_dict", "write_or_check"]
