@@ -301,6 +301,14 @@ def to_json(array):
     return array.tolist()
 
 
+def _check_input_names(given, names, what):
+    if sorted(given) != names:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST,
+            f"{what} {sorted(given)} do not match the signature inputs {names}",
+        )
+
+
 def predict(loaded, body):
     """Runs a predict request body (a dict) on a loaded version; returns the reply dict."""
     if not isinstance(body, dict):
@@ -323,13 +331,7 @@ def predict(loaded, body):
         columns = {name: [] for name in names}
         for instance in instances:
             if isinstance(instance, dict) and set(instance) != {"b64"}:
-                missing = [n for n in names if n not in instance]
-                unknown = [k for k in instance if k not in specs]
-                if missing or unknown:
-                    raise RequestError(
-                        HTTPStatus.BAD_REQUEST,
-                        f"instance inputs {sorted(instance)} do not match the signature inputs {names}",
-                    )
+                _check_input_names(instance, names, "instance inputs")
                 for name in names:
                     columns[name].append(instance[name])
             elif len(names) == 1:
@@ -341,13 +343,7 @@ def predict(loaded, body):
     else:
         inputs = body["inputs"]
         if isinstance(inputs, dict) and set(inputs) != {"b64"}:
-            unknown = [k for k in inputs if k not in specs]
-            missing = [n for n in names if n not in inputs]
-            if unknown or missing:
-                raise RequestError(
-                    HTTPStatus.BAD_REQUEST,
-                    f"inputs {sorted(inputs)} do not match the signature inputs {names}",
-                )
+            _check_input_names(inputs, names, "inputs")
             columns = inputs
         elif len(names) == 1:
             columns = {names[0]: inputs}

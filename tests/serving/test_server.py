@@ -88,8 +88,9 @@ def images(n, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(n, SIZE, SIZE, 3)).astype("uint8")
 
 
-def post(url, body, raw=False):
-    data = body if raw else json.dumps(body).encode()
+def call(url, body=None, raw=False):
+    """GET (no body) or POST JSON; returns (HTTP status, decoded JSON reply)."""
+    data = None if body is None else body if raw else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -98,12 +99,12 @@ def post(url, body, raw=False):
         return error.code, json.loads(error.read())
 
 
+def post(url, body, raw=False):
+    return call(url, body, raw)
+
+
 def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return call(url)
 
 
 def test_status_and_metadata(server):
