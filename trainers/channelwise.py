@@ -20,6 +20,7 @@ finished combinations are skipped and the running one continues after its last e
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -413,25 +414,23 @@ def run_combo(config, combo, run_dir, strategy, meta):
     ]
     verbose = int(config.verbose) if config.verbose.isdigit() else config.verbose
     print(f"== {combo.name}: {epochs} epochs of {steps} steps", flush=True)
-    start = time.time()
+    checkpoints = os.path.join(run_dir, "checkpoints", combo.name)
     core.fit_resumable(
         model,
         train,
         epochs,
-        os.path.join(run_dir, "checkpoints", combo.name),
+        checkpoints,
         validation=validation,
         steps_per_epoch=steps,
         callbacks=callbacks,
         verbose=verbose,
     )
-    train_seconds = time.time() - start
     accuracy, per_cell, test_canvases = evaluate_grid(model, test, combo)
     result = extra | {
         "accuracy": accuracy,
         "chance": 100.0 / (combo.grid_size**2 if combo.task == "location" else meta.num_classes),
         "epochs": epochs,
-        "epochs_trained": _epochs_logged(run_dir, combo.name),
-        "train_seconds": round(train_seconds, 1),
+        **_training_log(run_dir, combo.name),
         "test_canvases": int(sum(int(b[0].shape[0]) for b in test)),
     }
     if combo.task == "location":
@@ -455,6 +454,7 @@ def run_combo(config, combo, run_dir, strategy, meta):
     with open(result_path + ".tmp", "w") as f:
         json.dump(result, f, indent=2)
     os.replace(result_path + ".tmp", result_path)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the result and model are safe now
     print(
         f"   {combo.name}: test accuracy {result['accuracy']:.1f}% (chance {result['chance']:.1f}%)",
         flush=True,
@@ -462,11 +462,16 @@ def run_combo(config, combo, run_dir, strategy, meta):
     return result
 
 
-def _epochs_logged(run_dir, name):
-    path = os.path.join(run_dir, "metrics.jsonl")
-    with open(path) as f:
-        epochs = {json.loads(line)["epoch"] for line in f if f'"combo": "{name}"' in line}
-    return len(epochs)
+def _training_log(run_dir, name):
+    """Epochs trained and their seconds, from the JSON lines (over every restart; an
+    epoch logged twice because a kill hit before its backup counts once, last try)."""
+    seconds = {}
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        for line in f:
+            record = json.loads(line)
+            if record.get("combo") == name:
+                seconds[record["epoch"]] = record["epoch_seconds"]
+    return {"epochs_trained": len(seconds), "train_seconds": round(sum(seconds.values()), 1)}
 
 
 def poster_value(combo):

@@ -170,13 +170,18 @@ def fit_resumable(
     steps_per_epoch=None,
     callbacks=(),
     verbose="auto",
+    delete_backup=False,
 ):
     """`model.fit` that survives being killed: `AtomicBackupAndRestore` in `run_dir/backup`.
 
     Started again with the same `run_dir`, it resumes after the last finished epoch and
-    trains exactly `epochs` epochs in all.
+    trains exactly `epochs` epochs in all. The final backup is kept by default, so a
+    process killed after training (while evaluating or exporting) restarts without
+    training again; delete `run_dir` once the results are safe.
     """
-    backup = AtomicBackupAndRestore(os.path.join(run_dir, "backup"))
+    backup = AtomicBackupAndRestore(
+        os.path.join(run_dir, "backup"), delete_checkpoint=delete_backup
+    )
     return model.fit(
         train,
         epochs=epochs,
