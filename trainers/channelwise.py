@@ -237,16 +237,40 @@ def combos(config):
     ]
 
 
-def build_model(config, combo, num_classes):
-    outputs = combo.grid_size**2 if combo.task == "location" else num_classes
-    if config.backbone == "nin":
-        backbone = NiNBackbone(padding_mode=combo.padding, width=config.width * 12)
-    else:
-        depth = 18 if config.backbone == "resnet18" else 34
-        backbone = ResNetBackbone(depth, config.stem, config.width, padding_mode=combo.padding)
+def build_model(config, combo, meta):
+    """The combination's network, built for its canvas size so that a border mode that
+    cannot pad the smallest feature map fails here, before any training."""
+    outputs = combo.grid_size**2 if combo.task == "location" else meta.num_classes
+    size = (config.cell_size or meta.image_size[0]) * combo.grid_size
+    shape = (size, size, 3)
+    try:
+        if config.backbone == "nin":
+            backbone = NiNBackbone(
+                padding_mode=combo.padding, width=config.width * 12, input_shape=shape
+            )
+        else:
+            depth = 18 if config.backbone == "resnet18" else 34
+            backbone = ResNetBackbone(
+                depth, config.stem, config.width, padding_mode=combo.padding, input_shape=shape
+            )
+    except ValueError as error:
+        raise ValueError(
+            f"{combo.name}: {size}x{size} canvases are too small for padding "
+            f"{combo.padding!r} through {config.backbone} (the deepest feature maps are "
+            f"smaller than the pad); use a larger --cell-size or grid size. ({error})"
+        ) from None
     if combo.network == "gapnet":
         return GAPNet(backbone, outputs, name="gapnet")
     return PermuteNet(backbone, outputs, seed=config.seed, name="permutenet")
+
+
+def preflight(config):
+    """Builds one backbone per (grid size, padding) so that a combination that cannot run
+    fails before anything trains."""
+    meta = info(config.dataset)
+    for k in config.grid_sizes:
+        for padding in config.paddings:
+            build_model(config, Combo(k, padding, config.networks[0], config.tasks[0]), meta)
 
 
 def pipelines(config, combo, meta):
@@ -375,7 +399,7 @@ def run_combo(config, combo, run_dir, strategy, meta):
     train, steps, validation, test = pipelines(config, combo, meta)
     epochs = config.epochs_for(combo.grid_size)
     with strategy.scope():
-        model = build_model(config, combo, meta.num_classes)
+        model = build_model(config, combo, meta)
         model.compile(
             optimizer=keras.optimizers.Adam(
                 config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2
@@ -566,6 +590,7 @@ def run(config):
     """Runs (or resumes) the whole experiment; returns the list of result dicts."""
     run_dir = config.out
     config_lib.write_or_check(config, run_dir, EXPERIMENT)
+    preflight(config)
     precision = core.set_precision(config.precision)
     strategy = core.make_strategy(config.strategy, config.devices)
     meta = info(config.dataset)
@@ -585,6 +610,7 @@ def main(argv=None):
     try:
         config = config_lib.from_args(ChannelwiseConfig, args, PRESETS)
         config_lib.write_or_check(config, config.out, EXPERIMENT)
+        preflight(config)
     except ValueError as error:
         parser.error(str(error))
     start = time.time()

@@ -117,3 +117,13 @@ def test_reflect_pad_must_be_smaller_than_size():
     # A reflect pad of size - 1 is allowed, as in PyTorch.
     out = Padding2D(3, mode="reflect")(np.zeros((1, 4, 4, 1), "float32"))
     assert out.shape == (1, 10, 10, 1)
+
+
+def test_size_known_only_at_trace_time_is_checked():
+    import tensorflow as tf
+
+    layer = Padding2D(2, mode="reflect")
+    layer.build((None, None, None, 1))  # sizes unknown when built
+    traced = tf.function(layer)
+    with pytest.raises(ValueError, match="reflect pad must be smaller"):
+        traced(tf.zeros((1, 2, 2, 1)))

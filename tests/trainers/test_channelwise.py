@@ -226,3 +226,10 @@ def test_strategy_and_precision_resolution():
     with pytest.raises(ValueError, match="Received: precision='half'"):
         core.resolve_precision("half")
     assert tf.distribute.get_strategy().num_replicas_in_sync == 1
+
+
+def test_padding_too_wide_for_the_canvas_fails_before_training(tmp_path):
+    # 16x16 canvases (k=2, 8-px digits) shrink to 1x1 in stage 4: no reflect pad fits.
+    with pytest.raises(ValueError, match="too small for padding 'reflect'"):
+        channelwise.run(smoke(tmp_path, paddings=("zero", "reflect")))
+    assert not (tmp_path / "metrics.jsonl").exists()

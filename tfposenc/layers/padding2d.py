@@ -109,6 +109,10 @@ def pad_spatial(x, padding, mode="zero", data_format="channels_last"):
     if top == bottom == left == right == 0:
         return x
     h_axis, w_axis = (1, 2) if data_format == "channels_last" else (2, 3)
+    if mode in ("reflect", "circular"):
+        # Sizes unknown when the model was built are known when it is traced on data:
+        # fail here with a clear message rather than inside TensorFlow's MirrorPad.
+        check_pad_fits(padding, (x.shape[h_axis], x.shape[w_axis]), mode)
     if mode in ("zero", "reflect"):
         pads = [[0, 0]] * 4
         pads[h_axis] = [top, bottom]
