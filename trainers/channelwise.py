@@ -320,7 +320,7 @@ class GridSummaries(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.heatmap:
             return
-        accuracy = per_cell_accuracy(self.model, self.validation, self.grid_size)
+        _, accuracy, _ = evaluate_grid(self.model, self.validation, self.grid_size)
         with self.writer.as_default():
             tf.summary.image(
                 "per_cell_location_accuracy",
@@ -340,12 +340,13 @@ def predictor(model):
     return model._grid_predictor
 
 
-def evaluate_grid(model, test, combo):
-    """One pass over the test canvases: accuracy in %, the per-cell matrix (location
-    task, else None) and the number of canvases."""
-    metric = PerCellAccuracy(combo.grid_size) if combo.task == "location" else None
+def evaluate_grid(model, dataset, grid_size, location=True):
+    """One pass over `(canvases, labels)` batches: accuracy in %, the `[k, k]` per-cell
+    accuracy (location task, else None) and the number of canvases, all from the same
+    predictions."""
+    metric = PerCellAccuracy(grid_size) if location else None
     correct = total = 0
-    for images, labels in test:
+    for images, labels in dataset:
         logits = predictor(model)(images).numpy()
         labels = labels.numpy()
         correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
@@ -354,13 +355,6 @@ def evaluate_grid(model, test, combo):
             metric.update_state(labels, logits)
     per_cell = None if metric is None else keras.ops.convert_to_numpy(metric.result())
     return 100.0 * correct / max(total, 1), per_cell, total
-
-
-def per_cell_accuracy(model, dataset, grid_size):
-    metric = PerCellAccuracy(grid_size)
-    for images, labels in dataset:
-        metric.update_state(labels, predictor(model)(images))
-    return keras.ops.convert_to_numpy(metric.result())
 
 
 def heatmap_figure(accuracy, title):
@@ -449,21 +443,22 @@ def run_combo(config, combo, run_dir, strategy, meta):
         callbacks=callbacks,
         verbose=verbose,
     )
-    accuracy, per_cell, test_canvases = evaluate_grid(model, test, combo)
+    accuracy, per_cell, test_canvases = evaluate_grid(
+        model, test, combo.grid_size, location=combo.task == "location"
+    )
     result = extra | {
         "accuracy": accuracy,
         "chance": 100.0 / (combo.grid_size**2 if combo.task == "location" else meta.num_classes),
         "epochs": epochs,
         **_training_log(run_dir, combo.name),
-        "test_canvases": int(sum(int(b[0].shape[0]) for b in test)),
+        "test_canvases": test_canvases,
     }
-    if combo.task == "location":
-        accuracy = per_cell_accuracy(model, test, combo.grid_size)
+    if per_cell is not None:
         os.makedirs(os.path.join(run_dir, "heatmaps"), exist_ok=True)
-        heatmap_figure(accuracy, combo.name).savefig(
+        heatmap_figure(per_cell, combo.name).savefig(
             os.path.join(run_dir, "heatmaps", f"{combo.name}.png")
         )
-        result["per_cell_accuracy"] = np.round(100 * accuracy, 2).tolist()
+        result["per_cell_accuracy"] = np.round(100 * per_cell, 2).tolist()
     os.makedirs(os.path.join(run_dir, "models"), exist_ok=True)
     model.save(os.path.join(run_dir, "models", f"{combo.name}.keras"))
     if config.export:
