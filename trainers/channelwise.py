@@ -80,7 +80,7 @@ class ChannelwiseConfig:
         default=None, metadata={"help": "epochs for every k (None: epochs_by_grid)"}
     )
     epochs_by_grid: tuple[int, ...] = dataclasses.field(
-        default=(3, 6, 5, 8, 7, 8),
+        default=(3, 6, 5, 6, 7, 6),
         metadata={"help": "pairs k, epochs used when --epochs is None"},
     )
     batch_size: int = dataclasses.field(default=48, metadata={"help": "global batch size"})
