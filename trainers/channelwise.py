@@ -389,6 +389,7 @@ def run_combo(config, combo, run_dir, strategy, meta):
     if os.path.exists(result_path):
         with open(result_path) as f:
             return json.load(f)
+    clock = {"start": time.time()}
     keras.utils.set_random_seed(config.seed)
     train, steps, validation, test = pipelines(config, combo, meta)
     epochs = config.epochs_for(combo.grid_size)
@@ -443,6 +444,7 @@ def run_combo(config, combo, run_dir, strategy, meta):
         callbacks=callbacks,
         verbose=verbose,
     )
+    clock["trained"] = time.time()
     accuracy, per_cell, test_canvases = evaluate_grid(
         model, test, combo.grid_size, location=combo.task == "location"
     )
@@ -459,6 +461,7 @@ def run_combo(config, combo, run_dir, strategy, meta):
             os.path.join(run_dir, "heatmaps", f"{combo.name}.png")
         )
         result["per_cell_accuracy"] = np.round(100 * per_cell, 2).tolist()
+    clock["evaluated"] = time.time()
     os.makedirs(os.path.join(run_dir, "models"), exist_ok=True)
     model.save(os.path.join(run_dir, "models", f"{combo.name}.keras"))
     if config.export:
@@ -474,8 +477,12 @@ def run_combo(config, combo, run_dir, strategy, meta):
         json.dump(result, f, indent=2)
     os.replace(result_path + ".tmp", result_path)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the result and model are safe now
+    clock["done"] = time.time()
     print(
-        f"   {combo.name}: test accuracy {result['accuracy']:.1f}% (chance {result['chance']:.1f}%)",
+        f"   {combo.name}: test accuracy {result['accuracy']:.1f}% (chance {result['chance']:.1f}%); "
+        f"set-up and training {clock['trained'] - clock['start']:.0f} s, test "
+        f"{clock['evaluated'] - clock['trained']:.0f} s, save and export "
+        f"{clock['done'] - clock['evaluated']:.0f} s",
         flush=True,
     )
     return result
