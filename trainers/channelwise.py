@@ -9,7 +9,7 @@ checkpoints, `.keras` models and SavedModel exports to the run directory.
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
-    python -m trainers.channelwise                    # default: embedded digits, ~8 min
+    python -m trainers.channelwise                    # default: embedded digits, ~9 min
     python -m trainers.channelwise --preset smoke     # seconds; what the tests run
     python -m trainers.channelwise --preset paper     # CIFAR-10 at paper scale (GPU)
 
