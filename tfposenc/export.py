@@ -19,8 +19,9 @@ import shutil
 import uuid
 
 import keras
-import numpy as np
 import tensorflow as tf
+
+from tfposenc.data.grid import normalize
 
 
 def _versions(base_path):
@@ -62,11 +63,9 @@ def export_saved_model(
         )
     height, width = image_shape
     spec = tf.TensorSpec([None, height, width, 3], tf.uint8, name="images")
-    mean_t = tf.constant(np.zeros(3) if mean is None else mean, tf.float32)
-    std_t = tf.constant(np.ones(3) if std is None else std, tf.float32)
 
-    def normalise(images):
-        return (tf.cast(images, tf.float32) / 255.0 - mean_t) / std_t
+    def normalise(images):  # the very normalisation the training canvases had
+        return normalize(images, mean, std)
 
     def serve(images):
         logits = tf.cast(model(normalise(images), training=False), tf.float32)

@@ -220,42 +220,22 @@ def test_client_command_line(server, tmp_path):
     path = tmp_path / "digit.png"
     Image.fromarray(images(1)[0]).save(path)
     env = dict(os.environ, PYTHONPATH=ROOT)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "serving.client",
-            "--url",
-            server.url,
-            "--model_name",
-            "tiny",
-            str(path),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def run_client(model_name):
+        command = [sys.executable, "-m", "serving.client", "--url", server.url]
+        return subprocess.run(
+            [*command, "--model_name", model_name, str(path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = run_client("tiny")
     assert done.returncode == 0, done.stderr
     assert str(path) in done.stdout and "%" in done.stdout
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "serving.client",
-            "--url",
-            server.url,
-            "--model_name",
-            "nope",
-            str(path),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_client("nope")
     assert done.returncode == 1 and "HTTP 404" in done.stderr
 
 
