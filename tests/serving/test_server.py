@@ -1,76 +1,24 @@
 import base64
 import io
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from serving import client
 from serving.model_config import parse_model_config
-from tfposenc.export import export_saved_model
-from tfposenc.models import Classifier, ResNetBackbone
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SIZE = 16
-
-
-def tiny_model(seed):
-    keras.utils.set_random_seed(seed)
-    return Classifier(ResNetBackbone(width=2, stem="cifar"), 4)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, *args):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", "--rest_api_port", str(self.port), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stdout.read())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        output, _ = self.proc.communicate(timeout=30)
-        return self.proc.returncode, output
+from tests.serving.savedmodels import ROOT, Server, call, images, write_version
 
 
 @pytest.fixture(scope="module")
 def base_path(tmp_path_factory):
     base = tmp_path_factory.mktemp("exports") / "tiny"
-    export_saved_model(
-        tiny_model(0), str(base), image_shape=(SIZE, SIZE), mean=(0.5,) * 3, std=(0.25,) * 3
-    )
+    write_version(str(base), 0)
     return str(base)
 
 
@@ -82,21 +30,6 @@ def server(base_path):
     yield server
     code, output = server.stop()
     assert code == 0 and "server stopped" in output
-
-
-def images(n, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, size=(n, SIZE, SIZE, 3)).astype("uint8")
-
-
-def call(url, body=None, raw=False):
-    """GET (no body) or POST JSON; returns (HTTP status, decoded JSON reply)."""
-    data = None if body is None else body if raw else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def post(url, body, raw=False):
@@ -264,7 +197,7 @@ def test_concurrent_load(server):
 
 def test_new_version_is_picked_up_without_failed_requests(tmp_path):
     base = tmp_path / "model"
-    export_saved_model(tiny_model(0), str(base), image_shape=(SIZE, SIZE))
+    write_version(str(base), 0)
     server = Server(
         "--model_name",
         "m",
@@ -289,7 +222,7 @@ def test_new_version_is_picked_up_without_failed_requests(tmp_path):
     for t in threads:
         t.start()
     time.sleep(1.0)
-    export_saved_model(tiny_model(1), str(base), image_shape=(SIZE, SIZE))
+    write_version(str(base), 1)
     written = time.time()
     while (
         time.time() - written < 30
