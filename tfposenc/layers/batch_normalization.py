@@ -133,7 +133,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
                 is_training=True,
             )
             # The kernel's batch variance is unbiased; Keras tracks the biased one.
-            count = tf.cast(tf.size(inputs, out_type="int64") // channels, "float32")
+            count = tf.cast(tf.size(inputs, out_type=tf.int64) // channels, "float32")
             variance = tf.where(count > 1.0, variance * ((count - 1.0) / count), 0.0)
             mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
             momentum = self.momentum
