@@ -2,7 +2,7 @@
 
 import keras
 
-from tfposenc.layers import BlurPool2D, PaddedConv2D, Padding2D
+from tfposenc.layers import BatchNormalization, BlurPool2D, PaddedConv2D, Padding2D
 from tfposenc.layers.padding2d import check_mode
 from tfposenc.models.backbone import Backbone, check_input_shape, check_positive_int
 from tfposenc.models.resnet_backbone import DOWNSAMPLING
@@ -58,9 +58,7 @@ class NiNBackbone(Backbone):
                 filters, kernel, padding_mode=mode, use_bias=not batch_norm, name=name
             )(x)
             if batch_norm:
-                x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(
-                    x
-                )
+                x = BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
             return keras.layers.ReLU(name=f"{name}_relu")(x)
 
         def pool(x, kind, name):

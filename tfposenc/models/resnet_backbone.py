@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfposenc.layers import BlurPool2D, PaddedConv2D, Padding2D
+from tfposenc.layers import BatchNormalization, BlurPool2D, PaddedConv2D, Padding2D
 from tfposenc.layers.padding2d import PADDING_MODES, check_mode
 from tfposenc.models.backbone import Backbone, check_input_shape, check_positive_int
 
@@ -117,7 +117,7 @@ class ResNetBackbone(Backbone):
             )(x)
 
         def bn(x, name):
-            return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
+            return BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
 
         def relu(x, name):
             return keras.layers.ReLU(name=name)(x)
