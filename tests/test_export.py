@@ -18,18 +18,20 @@ def images(n=4, size=16):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    return GAPNet(ResNetBackbone(width=4, stem="cifar"), 5)
+    return GAPNet(ResNetBackbone(width=4, stem="cifar"), 5, mean=MEAN, std=STD)
 
 
 def test_reloaded_export_matches_keras_model(model, tmp_path):
-    path = export_saved_model(model, str(tmp_path), image_shape=(16, 16), mean=MEAN, std=STD)
+    path = export_saved_model(model, str(tmp_path), image_shape=(16, 16))
     assert path == os.path.join(str(tmp_path), "1")
     loaded = tf.saved_model.load(path)
     assert set(loaded.signatures) == {"serving_default", "pooled_features"}
     x = images()
     out = loaded.signatures["serving_default"](images=tf.constant(x))
-    normalised = (x / 255.0 - np.array(MEAN)) / np.array(STD)
-    logits = keras.ops.convert_to_numpy(model(normalised.astype("float32")))
+    pixels = x.astype("float32")  # the model normalises raw pixels itself
+    logits = keras.ops.convert_to_numpy(model(pixels))
+    predicted = tf.nn.softmax(model.predict(pixels, verbose=0)).numpy()
+    assert np.max(np.abs(out["probabilities"].numpy() - predicted)) <= 1e-5
     expected = tf.nn.softmax(logits).numpy()
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["logits"].numpy(), logits, rtol=1e-5, atol=1e-5)
@@ -37,9 +39,17 @@ def test_reloaded_export_matches_keras_model(model, tmp_path):
     pooled = loaded.signatures["pooled_features"](images=tf.constant(x))["pooled_features"]
     np.testing.assert_allclose(
         pooled.numpy(),
-        keras.ops.convert_to_numpy(model.pooled_features(normalised.astype("float32"))),
+        keras.ops.convert_to_numpy(model.pooled_features(pixels)),
         rtol=1e-4,  # traced vs eager float32 sums
         atol=1e-5,
+    )
+    # The normalisation is the model's: the same pixels, normalised by hand, through
+    # the un-normalised network give the same logits.
+    raw = GAPNet(model.backbone, 5, name="raw")
+    raw.head_conv.set_weights(model.head_conv.get_weights())
+    by_hand = (x / 255.0 - np.array(MEAN)) / np.array(STD)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(raw(by_hand.astype("float32"))), logits, rtol=1e-4, atol=1e-4
     )
     spec = loaded.signatures["serving_default"].structured_input_signature[1]["images"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 16, 16, 3]

@@ -3,8 +3,8 @@
 `export_saved_model(model, base_path)` writes `base_path/<version>/` with two signatures:
 
 - `serving_default`: `images` uint8 `[batch, H, W, 3]` pixels -> `probabilities`
-  (softmax), `logits` and `classes` (int64 argmax). Normalisation
-  (`(pixels / 255 - mean) / std`) happens inside, so clients send raw pixels.
+  (softmax), `logits` and `classes` (int64 argmax). The model owns its normalisation
+  (every tfposenc `Task` normalises raw pixels itself), so clients send raw pixels.
 - `pooled_features`: `images` -> `pooled_features`, the globally averaged backbone
   channels (for models that have `pooled_features`, i.e. every tfposenc task).
 
@@ -21,8 +21,6 @@ import uuid
 import keras
 import tensorflow as tf
 
-from tfposenc.data.grid import normalize
-
 
 def _versions(base_path):
     if not os.path.isdir(base_path):
@@ -36,20 +34,17 @@ def next_version(base_path):
     return versions[-1] + 1 if versions else 1
 
 
-def export_saved_model(
-    model, base_path, version=None, image_shape=(None, None), mean=None, std=None
-):
+def export_saved_model(model, base_path, version=None, image_shape=(None, None)):
     """Exports `model` to `base_path/<version>/` for TF Serving; returns that path.
 
     Args:
-        model: a Keras model mapping normalised float images to logits.
+        model: a Keras model mapping raw pixels (float, 0..255) to logits; every
+            tfposenc `Task` does, with the normalisation of its training data inside.
         base_path: the model's base path (one integer subdirectory per version).
         version: int >= 1 or None (the next free version). An existing version is never
             overwritten.
         image_shape: `(height, width)` the signature accepts; None entries accept any
             size. Defaults to `(None, None)`.
-        mean, std: per-channel normalisation of pixels in [0, 1], applied inside the
-            signature; None skips it.
     """
     if version is None:
         version = next_version(base_path)
@@ -64,11 +59,11 @@ def export_saved_model(
     height, width = image_shape
     spec = tf.TensorSpec([None, height, width, 3], tf.uint8, name="images")
 
-    def normalise(images):  # the very normalisation the training canvases had
-        return normalize(images, mean, std)
+    def pixels(images):
+        return tf.cast(images, tf.float32)
 
     def serve(images):
-        logits = tf.cast(model(normalise(images), training=False), tf.float32)
+        logits = tf.cast(model(pixels(images), training=False), tf.float32)
         return {
             "probabilities": tf.nn.softmax(logits),
             "logits": logits,
@@ -81,7 +76,7 @@ def export_saved_model(
     if hasattr(model, "pooled_features"):
 
         def pooled(images):
-            features = model.pooled_features(normalise(images), training=False)
+            features = model.pooled_features(pixels(images), training=False)
             return {"pooled_features": tf.cast(features, tf.float32)}
 
         archive.add_endpoint("pooled_features", pooled, input_signature=[spec])

@@ -4,6 +4,7 @@ import tensorflow as tf
 from scipy import stats
 
 from tfposenc.data import make_grid, normalize, paste
+from tfposenc.normalization import pixel_mean, pixel_std
 
 
 def test_paste_holds_image_in_its_cell_and_zeros_elsewhere():
@@ -31,19 +32,31 @@ def source(n=12, size=4):
     return tf.data.Dataset.from_tensor_slices((images, np.arange(n) % 10)), images
 
 
-def test_canvas_is_normalised_image_with_row_major_location_label():
+def test_canvas_is_pixel_image_on_mean_colour_with_row_major_location_label():
     ds, images = source()
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
-    for i, (canvas, label) in enumerate(make_grid(ds, 3, mean=mean, std=std, seed=0)):
+    for i, (canvas, label) in enumerate(make_grid(ds, 3, mean=mean, seed=0)):
         canvas, label = canvas.numpy(), int(label)
+        assert canvas.dtype == np.float32
         row, col = divmod(label, 3)
-        expected = (images[i] / 255.0 - np.array(mean)) / np.array(std)
-        np.testing.assert_allclose(
-            canvas[row * 4 : row * 4 + 4, col * 4 : col * 4 + 4], expected, rtol=1e-5, atol=1e-6
-        )
+        cell = canvas[row * 4 : row * 4 + 4, col * 4 : col * 4 + 4]
+        np.testing.assert_array_equal(cell, images[i].astype("float32"))  # exact pixels
         mask = np.ones((12, 12), bool)
         mask[row * 4 : row * 4 + 4, col * 4 : col * 4 + 4] = False
-        assert np.all(canvas[mask] == 0)
+        fill = (np.array(mean) * 255).astype("float32")
+        assert np.all(canvas[mask] == fill)
+        # The model's normalisation makes empty cells exactly 0 (the authors' canvas)
+        # and the image cell the normalised image.
+        normalised = (canvas - pixel_mean(mean)) / pixel_std(std)
+        assert np.all(normalised[mask] == 0)
+        np.testing.assert_allclose(
+            normalised[row * 4 : row * 4 + 4, col * 4 : col * 4 + 4],
+            (images[i] / 255.0 - np.array(mean)) / np.array(std),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    black = next(iter(make_grid(ds, 3, seed=0)))[0].numpy()
+    assert np.count_nonzero(black.any(-1)) <= 16
 
 
 def test_class_target_and_flip():
@@ -59,7 +72,7 @@ def test_class_target_and_flip():
         ]
         ((r, c),) = nonzero
         cell = canvas[r * 4 : r * 4 + 4, c * 4 : c * 4 + 4]
-        plain = images[i] / 255.0
+        plain = images[i].astype("float32")
         assert np.allclose(cell, plain) or np.allclose(cell, plain[:, ::-1])
 
 

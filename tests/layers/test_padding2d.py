@@ -40,12 +40,12 @@ POSTER = {
 
 @pytest.mark.parametrize("mode", list(NP_MODES))
 def test_layer_round(mode):
-    check_layer(lambda: Padding2D(((1, 2), (0, 3)), mode=mode), (2, 5, 6, 3), (2, 8, 9, 3))
+    check_layer(lambda: Padding2D(((1, 2), (0, 3)), padding_mode=mode), (2, 5, 6, 3), (2, 8, 9, 3))
 
 
 @pytest.mark.parametrize("mode", sorted(POSTER))
 def test_poster_matrices(mode):
-    out = Padding2D(1, mode=mode)(POSTER_INPUT[None, :, :, None])
+    out = Padding2D(1, padding_mode=mode)(POSTER_INPUT[None, :, :, None])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(out)[0, :, :, 0], POSTER[mode])
 
 
@@ -59,7 +59,7 @@ def test_matches_numpy_pad(mode, data_format):
     pads = [p for p in itertools.product(range(4), repeat=4) if sum(p) % 3 == 0 or len(set(p)) == 1]
     for top, bottom, left, right in pads:
         padding = ((top, bottom), (left, right))
-        out = Padding2D(padding, mode=mode, data_format=data_format)(x)
+        out = Padding2D(padding, padding_mode=mode, data_format=data_format)(x)
         spatial = [(top, bottom), (left, right)]
         np_pad = [(0, 0)] + (
             spatial + [(0, 0)] if data_format == "channels_last" else [(0, 0)] + spatial
@@ -84,7 +84,7 @@ def test_gradient_of_circular_and_replicate_counts_copies():
     for mode in ("replicate", "circular"):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = tf.reduce_sum(Padding2D(1, mode=mode)(x))
+            y = tf.reduce_sum(Padding2D(1, padding_mode=mode)(x))
         grad = tape.gradient(y, x).numpy()[0, :, :, 0]
         ones = np.ones((3, 3))
         expected = np.pad(np.arange(9.0).reshape(3, 3), 1, mode=NP_MODES[mode])
@@ -97,7 +97,7 @@ def test_gradient_of_circular_and_replicate_counts_copies():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"mode": "mirror"}, "mode.*Received: mode='mirror'"),
+        ({"padding_mode": "mirror"}, "padding_mode.*Received: padding_mode='mirror'"),
         ({"padding": -1}, "non-negative.*Received: padding=-1"),
         ({"padding": (1, 2, 3)}, r"Received: padding=\(1, 2, 3\)"),
         ({"padding": 1.5}, "Received: padding=1.5"),
@@ -111,18 +111,18 @@ def test_bad_arguments(kwargs, match):
 
 def test_reflect_pad_must_be_smaller_than_size():
     with pytest.raises(ValueError, match=r"reflect pad must be smaller.*Received: padding"):
-        Padding2D(4, mode="reflect")(np.zeros((1, 4, 4, 1), "float32"))
+        Padding2D(4, padding_mode="reflect")(np.zeros((1, 4, 4, 1), "float32"))
     with pytest.raises(ValueError, match="circular pad"):
-        Padding2D(5, mode="circular")(np.zeros((1, 4, 4, 1), "float32"))
+        Padding2D(5, padding_mode="circular")(np.zeros((1, 4, 4, 1), "float32"))
     # A reflect pad of size - 1 is allowed, as in PyTorch.
-    out = Padding2D(3, mode="reflect")(np.zeros((1, 4, 4, 1), "float32"))
+    out = Padding2D(3, padding_mode="reflect")(np.zeros((1, 4, 4, 1), "float32"))
     assert out.shape == (1, 10, 10, 1)
 
 
 def test_size_known_only_at_trace_time_is_checked():
     import tensorflow as tf
 
-    layer = Padding2D(2, mode="reflect")
+    layer = Padding2D(2, padding_mode="reflect")
     layer.build((None, None, None, 1))  # sizes unknown when built
     traced = tf.function(layer)
     with pytest.raises(ValueError, match="reflect pad must be smaller"):

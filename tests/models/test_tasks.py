@@ -190,7 +190,14 @@ def test_mixed_precision_logits_are_float32():
             lambda: AugShift(Classifier(tiny_backbone(), 2), consistency_weight=-1),
             "consistency_weight",
         ),
-        (lambda: AugShift(Classifier(tiny_backbone(), 2), mode="zoom"), "Received: mode='zoom'"),
+        (
+            lambda: AugShift(Classifier(tiny_backbone(), 2), shift_mode="zoom"),
+            "Received: shift_mode='zoom'",
+        ),
+        (lambda: AugShift(Classifier(tiny_backbone(), 2), mode="zoom"), "shift_mode='zoom'"),
+        (lambda: GAPNet(tiny_backbone(), 2, head_kernel_size=2), "head_kernel_size=2"),
+        (lambda: GAPNet(tiny_backbone(), 2, mean=[0.1, "x"]), "Received: mean="),
+        (lambda: Classifier(tiny_backbone(), 2, std=[0.1, 0.0, 0.2]), "Received: std="),
     ],
 )
 def test_bad_arguments(build, match):

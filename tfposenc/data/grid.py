@@ -1,43 +1,41 @@
-"""Grid canvases: one normalised image pasted into one cell of a zero canvas.
+"""Grid canvases: one image pasted into one cell of a `grid_size x grid_size` canvas.
 
 The authors' protocol (PAPER.md section 2): normalise the image, paste it into one cell
-of a `grid_size x grid_size` canvas of zeros (empty cells are 0 *after* normalisation),
-draw the cell uniformly at random every time an example is drawn, and label it
-`row * grid_size + col` (location) or with the image's own class.
+of a canvas of zeros (empty cells are 0 *after* normalisation), draw the cell uniformly
+at random every time an example is drawn, and label it `row * grid_size + col`
+(location) or with the image's own class.
+
+Models in this package own their normalisation, so canvases are built in pixel space
+(float32, 0..255) with empty cells filled with the dataset's mean colour: after the
+model's `(pixels - 255 * mean) / (255 * std)` they are exactly 0, the authors' canvas.
 """
 
 import tensorflow as tf
+
+from tfposenc.normalization import pixel_mean
+from tfposenc.validation import check_choice, check_optional_positive_int, check_positive_int
 
 TARGETS = ("location", "class")
 PLACEMENTS = ("random", "all_cells")
 
 
-def _check_positive_int(value, name, minimum=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-
-
 def check_grid_args(grid_size=3, target="location", cell_size=None, placement="random", passes=1):
-    _check_positive_int(grid_size, "grid_size")
-    if target not in TARGETS:
-        raise ValueError(f"`target` must be one of {TARGETS}. Received: target={target!r}")
-    if cell_size is not None:
-        _check_positive_int(cell_size, "cell_size")
-    if placement not in PLACEMENTS:
-        raise ValueError(
-            f"`placement` must be one of {PLACEMENTS}. Received: placement={placement!r}"
-        )
-    _check_positive_int(passes, "passes")
+    check_positive_int(grid_size, "grid_size")
+    check_choice(target, TARGETS, "target")
+    check_optional_positive_int(cell_size, "cell_size")
+    check_choice(placement, PLACEMENTS, "placement")
+    check_positive_int(passes, "passes")
 
 
-def paste(image, cell, grid_size):
-    """Pastes `image` `[c, c, C]` into cell `cell` (row-major) of a zero canvas.
+def paste(image, cell, grid_size, fill=None):
+    """Pastes `image` `[c, c, C]` into cell `cell` (row-major) of a canvas.
 
     Works eagerly and inside `Dataset.map`; returns `[grid_size * c, grid_size * c, C]`
     with the image at rows `row * c ...` and columns `col * c ...`,
-    `row, col = divmod(cell, grid_size)`, and exact zeros elsewhere.
+    `row, col = divmod(cell, grid_size)`, and `fill` (per-channel values; exact zeros
+    when None) elsewhere.
     """
-    _check_positive_int(grid_size, "grid_size")
+    check_positive_int(grid_size, "grid_size")
     if isinstance(cell, int) and not 0 <= cell < grid_size * grid_size:
         raise ValueError(f"`cell` must be in [0, {grid_size * grid_size}). Received: cell={cell!r}")
     image = tf.convert_to_tensor(image)
@@ -50,6 +48,9 @@ def paste(image, cell, grid_size):
         [0, 0],
     ]
     canvas = tf.pad(image, paddings)
+    if fill is not None:  # exact: image + 0 inside the cell, 0 + fill outside
+        outside = tf.pad(tf.zeros_like(image[:, :, :1]), paddings, constant_values=1)
+        canvas = canvas + outside * tf.cast(tf.reshape(fill, [-1]), image.dtype)
     if image.shape[0] is not None and image.shape[1] is not None:
         canvas = tf.ensure_shape(
             canvas, (grid_size * image.shape[0], grid_size * image.shape[1], image.shape[2])
@@ -75,13 +76,12 @@ def make_grid(
     target="location",
     cell_size=None,
     mean=None,
-    std=None,
     flip=False,
     seed=None,
     placement="random",
     passes=1,
 ):
-    """Maps a dataset of `(uint8 image, label)` to `(float32 canvas, label)`.
+    """Maps a dataset of `(uint8 image, label)` to `(float32 pixel canvas, label)`.
 
     Args:
         dataset: `tf.data.Dataset` of `(image [H, W, C] uint8, label)`.
@@ -89,7 +89,10 @@ def make_grid(
         target: `"location"` (label `row * k + col`) or `"class"` (the image's label).
             Defaults to `"location"`.
         cell_size: int or None, resize images to this cell size; None keeps theirs.
-        mean, std: per-channel normalisation of pixels in [0, 1]; None skips it.
+        mean: per-channel mean of the dataset in [0, 1] units (`info(name).mean`):
+            empty cells get the colour `255 * mean`, which a model normalising with
+            the same mean maps to exactly 0. None: black (0). Canvases stay in pixel
+            space (float32, 0..255); the model normalises.
         flip: bool, random horizontal flip of the image before pasting (training).
         seed: int or None. Placements (and flips) come from `tf.data.Dataset.random`
             re-randomised on every iteration: a fresh cell every time an example is
@@ -103,8 +106,12 @@ def make_grid(
     check_grid_args(grid_size, target, cell_size, placement, passes)
     cells = grid_size * grid_size
 
+    fill = None if mean is None else tf.constant(pixel_mean(mean))
+
     def prepare(image, rand):
-        image = normalize(image, mean, std, cell_size)
+        image = tf.cast(image, tf.float32)
+        if cell_size is not None and (image.shape[0], image.shape[1]) != (cell_size,) * 2:
+            image = tf.image.resize(image, (cell_size, cell_size), antialias=True)
         if flip:
             do_flip = (rand // cells) % 2 == 1
             image = tf.cond(do_flip, lambda: tf.image.flip_left_right(image), lambda: image)
@@ -119,7 +126,10 @@ def make_grid(
 
         def spread(image, label):
             canvases = tf.data.Dataset.range(cells).map(
-                lambda cell: (paste(prepare(image, cell), cell, grid_size), label_of(cell, label))
+                lambda cell: (
+                    paste(prepare(image, cell), cell, grid_size, fill),
+                    label_of(cell, label),
+                )
             )
             return canvases
 
@@ -131,7 +141,7 @@ def make_grid(
         image, label = example
         rand = tf.abs(rand)
         cell = rand % cells
-        return paste(prepare(image, rand), cell, grid_size), label_of(cell, label)
+        return paste(prepare(image, rand), cell, grid_size, fill), label_of(cell, label)
 
     return tf.data.Dataset.zip((dataset, randoms)).map(
         place, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True

@@ -6,7 +6,7 @@ import numbers
 import keras
 from keras import ops
 
-from tfposenc.layers.padding2d import normalize_data_format
+from tfposenc.validation import normalize_data_format
 
 # The polyphase components in index order: index = 2 * dy + dx.
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))

@@ -6,12 +6,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfposenc.layers.padding2d import (
-    PADDING_MODES,
-    check_mode,
-    check_pad_fits,
+from tfposenc.layers.padding2d import PADDING_MODES, check_pad_fits, pad_spatial
+from tfposenc.validation import (
+    channel_axis,
+    check_choice,
+    check_positive_int,
     normalize_data_format,
-    pad_spatial,
+    spatial_axes,
+    spatial_shape,
 )
 
 
@@ -66,26 +68,18 @@ class BlurPool2D(keras.layers.Layer):
             raise ValueError(
                 f"`filter_size` must be an int from 1 to 7. Received: filter_size={filter_size!r}"
             )
-        if not isinstance(strides, int) or isinstance(strides, bool) or strides < 1:
-            raise ValueError(f"`strides` must be a positive int. Received: strides={strides!r}")
         self.filter_size = filter_size
-        self.strides = strides
-        self.padding_mode = check_mode(padding_mode, PADDING_MODES, "padding_mode")
+        self.strides = check_positive_int(strides, "strides")
+        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
         self.data_format = normalize_data_format(data_format)
         before, after = (filter_size - 1) // 2, math.ceil((filter_size - 1) / 2)
         self.pad_sizes = ((before, after), (before, after))
 
-    def _channel_axis(self):
-        return 3 if self.data_format == "channels_last" else 1
-
     def build(self, input_shape):
-        spatial = (
-            tuple(input_shape[1:3])
-            if self.data_format == "channels_last"
-            else tuple(input_shape[2:4])
+        check_pad_fits(
+            self.pad_sizes, spatial_shape(input_shape, self.data_format), self.padding_mode
         )
-        check_pad_fits(self.pad_sizes, spatial, self.padding_mode)
-        channels = input_shape[self._channel_axis()]
+        channels = input_shape[channel_axis(self.data_format)]
         if channels is None:
             raise ValueError(
                 f"BlurPool2D needs a known channel count. Received: input_shape={input_shape}"
@@ -105,8 +99,7 @@ class BlurPool2D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
-        axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
-        for axis in axes:
+        for axis in spatial_axes(self.data_format):
             if shape[axis] is not None:
                 shape[axis] = -(-shape[axis] // self.strides)
         return tuple(shape)

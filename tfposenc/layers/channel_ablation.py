@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfposenc.layers.padding2d import normalize_data_format
+from tfposenc.validation import channel_axis, normalize_data_format
 
 
 def _normalize_channels(channels):
@@ -64,11 +64,6 @@ class ChannelAblation(keras.layers.Layer):
         self.num_channels = None
         self.mask = None
 
-    def _axis(self, rank):
-        if rank == 2 or self.data_format == "channels_last":
-            return rank - 1
-        return 1
-
     def _check(self, channels):
         if self.num_channels is not None:
             bad = [c for c in channels if c >= self.num_channels]
@@ -85,7 +80,7 @@ class ChannelAblation(keras.layers.Layer):
 
     def build(self, input_shape):
         self.rank = len(input_shape)
-        self.num_channels = input_shape[self._axis(self.rank)]
+        self.num_channels = input_shape[channel_axis(self.data_format, self.rank)]
         if self.num_channels is None:
             raise ValueError(
                 f"ChannelAblation needs a known channel count. Received: input_shape={input_shape}"
@@ -117,7 +112,7 @@ class ChannelAblation(keras.layers.Layer):
 
     def call(self, inputs):
         shape = [1] * len(inputs.shape)
-        shape[self._axis(len(inputs.shape))] = self.num_channels
+        shape[channel_axis(self.data_format, len(inputs.shape))] = self.num_channels
         return inputs * ops.reshape(ops.cast(self.mask, inputs.dtype), shape)
 
     def compute_output_shape(self, input_shape):

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from tfposenc.layers.padding2d import normalize_data_format
 from tfposenc.layers.seed_state import SavesSeedState
+from tfposenc.validation import channel_axis, normalize_data_format
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")
@@ -51,13 +51,8 @@ class ChannelShuffle(SavesSeedState, keras.layers.Layer):
         self.data_format = normalize_data_format(data_format)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def _axis(self, rank):
-        if rank == 2 or self.data_format == "channels_last":
-            return rank - 1
-        return 1
-
     def build(self, input_shape):
-        channels = input_shape[self._axis(len(input_shape))]
+        channels = input_shape[channel_axis(self.data_format, len(input_shape))]
         if channels is None:
             raise ValueError(
                 f"ChannelShuffle needs a known channel count. Received: input_shape={input_shape}"
@@ -70,10 +65,10 @@ class ChannelShuffle(SavesSeedState, keras.layers.Layer):
 
     def apply_permutation(self, inputs, permutation):
         """Reorders the channel axis of `inputs` by `permutation` (`out[c] = in[perm[c]]`)."""
-        return ops.take(inputs, permutation, axis=self._axis(len(inputs.shape)))
+        return ops.take(inputs, permutation, axis=channel_axis(self.data_format, len(inputs.shape)))
 
     def call(self, inputs):
-        axis = self._axis(len(inputs.shape))
+        axis = channel_axis(self.data_format, len(inputs.shape))
         return self.apply_permutation(inputs, self.sample_permutation(inputs.shape[axis]))
 
     def compute_output_shape(self, input_shape):

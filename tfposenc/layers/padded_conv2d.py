@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from tfposenc.layers.padding2d import PADDING_MODES, check_mode, check_pad_fits, pad_spatial
+from tfposenc.layers.padding2d import PADDING_MODES, check_pad_fits, pad_spatial
+from tfposenc.validation import check_choice, check_positive_int, spatial_axes, spatial_shape
 
 CONV_PADDING_MODES = PADDING_MODES + ("partial", "valid")
 
@@ -63,8 +64,7 @@ class PaddedConv2D(keras.layers.Conv2D):
                 "PaddedConv2D sets its padding from `padding_mode`; do not pass "
                 f"`padding`. Received: padding={kwargs['padding']!r}"
             )
-        if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
-            raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
+        check_positive_int(filters, "filters")
         super().__init__(
             filters,
             kernel_size,
@@ -73,7 +73,7 @@ class PaddedConv2D(keras.layers.Conv2D):
             dilation_rate=dilation_rate,
             **kwargs,
         )
-        self.padding_mode = check_mode(padding_mode, CONV_PADDING_MODES, "padding_mode")
+        self.padding_mode = check_choice(padding_mode, CONV_PADDING_MODES, "padding_mode")
         if padding_mode == "valid":
             pads = (0, 0)
         else:
@@ -92,12 +92,11 @@ class PaddedConv2D(keras.layers.Conv2D):
         # heap in the input gradient of 1x1 stride-2 convs on some sizes (e.g. 118).
         self.subsample_first = self.kernel_size == (1, 1) and self.strides != (1, 1)
 
-    def _spatial(self, shape):
-        return tuple(shape[1:3]) if self.data_format == "channels_last" else tuple(shape[2:4])
-
     def build(self, input_shape):
         if self.padding_mode in ("reflect", "circular"):
-            check_pad_fits(self.pad_sizes, self._spatial(input_shape), self.padding_mode)
+            check_pad_fits(
+                self.pad_sizes, spatial_shape(input_shape, self.data_format), self.padding_mode
+            )
         super().build(input_shape)
 
     def _explicit_pad(self):
@@ -105,15 +104,7 @@ class PaddedConv2D(keras.layers.Conv2D):
 
     def _partial_ratio(self, inputs):
         """Window size over the count of real pixels under each output window."""
-        shape = ops.shape(inputs)
-        height, width = (
-            (shape[1], shape[2])
-            if self.data_format == "channels_last"
-            else (
-                shape[2],
-                shape[3],
-            )
-        )
+        height, width = spatial_shape(ops.shape(inputs), self.data_format)
         mask = ops.ones((1, height, width, 1), dtype=self.compute_dtype)
         mask = pad_spatial(mask, self.pad_sizes, "zero", "channels_last")
         window = ops.ones(self.kernel_size + (1, 1), dtype=self.compute_dtype)
@@ -161,8 +152,7 @@ class PaddedConv2D(keras.layers.Conv2D):
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
         if self._explicit_pad():
-            axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
-            for axis, (before, after) in zip(axes, self.pad_sizes):
+            for axis, (before, after) in zip(spatial_axes(self.data_format), self.pad_sizes):
                 if shape[axis] is not None:
                     shape[axis] += before + after
         return super().compute_output_shape(tuple(shape))

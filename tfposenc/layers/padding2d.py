@@ -3,19 +3,9 @@
 import keras
 from keras import ops
 
+from tfposenc.validation import check_choice, normalize_data_format, spatial_axes, spatial_shape
+
 PADDING_MODES = ("zero", "reflect", "replicate", "circular")
-
-
-def normalize_data_format(data_format):
-    """Returns `"channels_last"` or `"channels_first"`, raising on anything else."""
-    if data_format is None:
-        data_format = keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first'. "
-            f"Received: data_format={data_format!r}"
-        )
-    return data_format
 
 
 def normalize_padding(padding, name="padding"):
@@ -48,24 +38,18 @@ def normalize_padding(padding, name="padding"):
     return (tuple(padding[0]), tuple(padding[1]))
 
 
-def check_mode(mode, allowed=PADDING_MODES, name="mode"):
-    if mode not in allowed:
-        raise ValueError(f"`{name}` must be one of {allowed}. Received: {name}={mode!r}")
-    return mode
-
-
-def check_pad_fits(padding, spatial_shape, mode, name="padding"):
+def check_pad_fits(padding, sizes, padding_mode, name="padding"):
     """Raises if a reflect or circular pad is too wide for a known spatial size."""
-    for (before, after), size, axis in zip(padding, spatial_shape, ("height", "width")):
+    for (before, after), size, axis in zip(padding, sizes, ("height", "width")):
         if size is None:
             continue
         widest = max(before, after)
-        if mode == "reflect" and widest >= size:
+        if padding_mode == "reflect" and widest >= size:
             raise ValueError(
                 f"A reflect pad must be smaller than the padded dimension ({axis} {size}), "
                 f"as in PyTorch. Received: {name}={padding} for input {axis} {size}"
             )
-        if mode == "circular" and widest > size:
+        if padding_mode == "circular" and widest > size:
             raise ValueError(
                 f"A circular pad must not exceed the padded dimension ({axis} {size}). "
                 f"Received: {name}={padding} for input {axis} {size}"
@@ -99,16 +83,17 @@ def _pad_axis(x, axis, before, after, mode):
     return ops.concatenate(parts, axis=axis)
 
 
-def pad_spatial(x, padding, mode="zero", data_format="channels_last"):
+def pad_spatial(x, padding, padding_mode="zero", data_format="channels_last"):
     """Pads the two spatial axes of a 4D tensor; `padding` is `((top, bottom), (left, right))`.
 
     The result equals `np.pad` with mode constant (zero), reflect, edge (replicate) or
     wrap (circular) whenever each pad is smaller than the padded dimension.
     """
+    mode = padding_mode
     (top, bottom), (left, right) = padding
     if top == bottom == left == right == 0:
         return x
-    h_axis, w_axis = (1, 2) if data_format == "channels_last" else (2, 3)
+    h_axis, w_axis = spatial_axes(data_format)
     if mode in ("reflect", "circular"):
         # Sizes unknown when the model was built are known when it is traced on data:
         # fail here with a clear message rather than inside TensorFlow's MirrorPad.
@@ -133,7 +118,7 @@ class Padding2D(keras.layers.Layer):
         padding: int, tuple of 2 ints or tuple of 2 tuples of 2 ints. An int pads every
             side equally; `(pad_h, pad_w)` pads top and bottom by `pad_h`, left and right
             by `pad_w`; `((top, bottom), (left, right))` sets each side. Defaults to `1`.
-        mode: string, one of `"zero"`, `"reflect"`, `"replicate"`, `"circular"`; the
+        padding_mode: string, one of `"zero"`, `"reflect"`, `"replicate"`, `"circular"`; the
             same as `np.pad` modes `"constant"`, `"reflect"`, `"edge"` and `"wrap"`.
             A reflect pad must be smaller than the padded dimension and a circular pad
             no larger than it. Defaults to `"zero"`.
@@ -150,7 +135,7 @@ class Padding2D(keras.layers.Layer):
     Example:
 
     >>> x = np.arange(1, 17, dtype="float32").reshape((1, 4, 4, 1))
-    >>> y = Padding2D(1, mode="replicate")(x)
+    >>> y = Padding2D(1, padding_mode="replicate")(x)
     >>> y.shape
     (1, 6, 6, 1)
 
@@ -158,31 +143,37 @@ class Padding2D(keras.layers.Layer):
         - [Islam et al., 2021](https://arxiv.org/abs/2108.07884)
     """
 
-    def __init__(self, padding=1, mode="zero", data_format=None, **kwargs):
+    def __init__(self, padding=1, padding_mode="zero", data_format=None, **kwargs):
+        if "mode" in kwargs:  # the name before 0.2, still found in saved configs
+            padding_mode = kwargs.pop("mode")
         super().__init__(**kwargs)
         self.padding = normalize_padding(padding)
-        self.mode = check_mode(mode)
+        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
         self.data_format = normalize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def build(self, input_shape):
-        check_pad_fits(self.padding, self._spatial(input_shape), self.mode)
-
-    def _spatial(self, shape):
-        return tuple(shape[1:3]) if self.data_format == "channels_last" else tuple(shape[2:4])
+        check_pad_fits(
+            self.padding, spatial_shape(input_shape, self.data_format), self.padding_mode
+        )
 
     def call(self, inputs):
-        return pad_spatial(inputs, self.padding, self.mode, self.data_format)
+        return pad_spatial(inputs, self.padding, self.padding_mode, self.data_format)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
-        axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
-        for axis, (before, after) in zip(axes, self.padding):
+        for axis, (before, after) in zip(spatial_axes(self.data_format), self.padding):
             if shape[axis] is not None:
                 shape[axis] = shape[axis] + before + after
         return tuple(shape)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"padding": self.padding, "mode": self.mode, "data_format": self.data_format})
+        config.update(
+            {
+                "padding": self.padding,
+                "padding_mode": self.padding_mode,
+                "data_format": self.data_format,
+            }
+        )
         return config

@@ -1,7 +1,11 @@
-"""Shifted views, shift consistency and per-cell location accuracy."""
+"""Shift consistency and per-cell location accuracy.
 
+The shifted views themselves are augmentation: `tfposenc.augment` (re-exported here for
+code written against earlier versions).
+"""
+
+from tfposenc.augment import apply_shift, sample_offsets, shift_views
 from tfposenc.metrics.per_cell_accuracy import PerCellAccuracy
-from tfposenc.metrics.shift import apply_shift, sample_offsets, shift_views
 
 __all__ = [
     "PerCellAccuracy",

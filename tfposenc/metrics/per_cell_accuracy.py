@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfposenc.validation import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="tfposenc")
 class PerCellAccuracy(keras.metrics.Metric):
@@ -20,9 +22,7 @@ class PerCellAccuracy(keras.metrics.Metric):
 
     def __init__(self, grid_size, name="per_cell_accuracy", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        if not isinstance(grid_size, int) or isinstance(grid_size, bool) or grid_size < 1:
-            raise ValueError(f"`grid_size` must be an int >= 1. Received: grid_size={grid_size!r}")
-        self.grid_size = grid_size
+        self.grid_size = check_positive_int(grid_size, "grid_size")
         cells = grid_size * grid_size
         self.correct = self.add_variable((cells,), initializer="zeros", name="correct")
         self.count = self.add_variable((cells,), initializer="zeros", name="count")

@@ -3,13 +3,16 @@
 from tfposenc.models.aug_shift import AugShift
 from tfposenc.models.backbone import Backbone
 from tfposenc.models.classifier import Classifier
+from tfposenc.models.factory import BACKBONES, build_backbone
 from tfposenc.models.gap_net import GAPNet
 from tfposenc.models.nin_backbone import NiNBackbone
-from tfposenc.models.permute_net import PermuteNet
-from tfposenc.models.resnet_backbone import ResNetBackbone
+from tfposenc.models.permute_net import PermuteNet, SortNet
+from tfposenc.models.resnet_backbone import STEMS, ResNetBackbone
 from tfposenc.models.task import Task
 
 __all__ = [
+    "BACKBONES",
+    "STEMS",
     "AugShift",
     "Backbone",
     "Classifier",
@@ -17,5 +20,7 @@ __all__ = [
     "NiNBackbone",
     "PermuteNet",
     "ResNetBackbone",
+    "SortNet",
     "Task",
+    "build_backbone",
 ]

@@ -3,23 +3,7 @@
 import keras
 
 from tfposenc.layers.padded_conv2d import CONV_PADDING_MODES
-from tfposenc.layers.padding2d import check_mode
-
-
-def check_positive_int(value, name):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return value
-
-
-def check_input_shape(input_shape):
-    shape = tuple(input_shape)
-    if len(shape) != 3 or shape[-1] is None:
-        raise ValueError(
-            "`input_shape` must be (height, width, channels) with known channels; "
-            f"height and width may be None. Received: input_shape={input_shape!r}"
-        )
-    return shape
+from tfposenc.validation import check_choice, check_input_shape, check_positive_int  # noqa: F401  (re-exported)
 
 
 class Backbone(keras.Model):
@@ -54,4 +38,4 @@ class Backbone(keras.Model):
 
     @staticmethod
     def check_padding_mode(padding_mode):
-        return check_mode(padding_mode, CONV_PADDING_MODES, "padding_mode")
+        return check_choice(padding_mode, CONV_PADDING_MODES, "padding_mode")

@@ -7,12 +7,13 @@ from tfposenc.models.task import Task
 
 @keras.saving.register_keras_serializable(package="tfposenc")
 class Classifier(Task):
-    """Backbone, global average pooling, dense: the network AugShift trains and the
-    channel attack ranks.
+    """Backbone, global average pooling, dense: the network AugShift trains, the channel
+    attack ranks, and the un-shuffled control of `PermuteNet`.
 
     Args:
         backbone: a `tfposenc.models.Backbone`.
         num_classes: int, the number of classes.
+        **kwargs: `mean`, `std` (see `Task`), `name`, ...
 
     Example:
 

@@ -3,9 +3,9 @@
 import keras
 
 from tfposenc.layers import BatchNormalization, BlurPool2D, PaddedConv2D, Padding2D
-from tfposenc.layers.padding2d import check_mode
-from tfposenc.models.backbone import Backbone, check_input_shape, check_positive_int
+from tfposenc.models.backbone import Backbone
 from tfposenc.models.resnet_backbone import DOWNSAMPLING
+from tfposenc.validation import check_choice, check_input_shape, check_number, check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")
@@ -46,9 +46,10 @@ class NiNBackbone(Backbone):
     ):
         Backbone.check_padding_mode(padding_mode)
         check_positive_int(width, "width")
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
-        check_mode(downsampling, DOWNSAMPLING, "downsampling")
+        check_number(dropout, "dropout", 0.0)
+        if dropout >= 1:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+        check_choice(downsampling, DOWNSAMPLING, "downsampling")
         input_shape = check_input_shape(input_shape)
 
         # === Layers ===

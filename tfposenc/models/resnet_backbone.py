@@ -4,12 +4,20 @@ import keras
 from keras import ops
 
 from tfposenc.layers import BatchNormalization, BlurPool2D, PaddedConv2D, Padding2D
-from tfposenc.layers.padding2d import PADDING_MODES, check_mode
-from tfposenc.models.backbone import Backbone, check_input_shape, check_positive_int
+from tfposenc.layers.padding2d import PADDING_MODES
+from tfposenc.models.backbone import Backbone
+from tfposenc.validation import check_choice, check_input_shape, check_positive_int
 
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 STEMS = ("paper", "imagenet", "cifar")
 DOWNSAMPLING = ("stride", "blur")
+NATURAL_STRIDE = {"paper": 16, "imagenet": 32, "cifar": 8}
+
+
+def blur_padding_for(padding_mode):
+    """BlurPool's border mode that follows a conv `padding_mode`: the same mode where
+    BlurPool has it (so a circular network stays circular), else reflect (Zhang's)."""
+    return padding_mode if padding_mode in PADDING_MODES else "reflect"
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")
@@ -60,7 +68,17 @@ class ResNetBackbone(Backbone):
             paper stem's strided 7x7 conv is blurred the same way (the reference keeps
             the ImageNet stem conv strided). Defaults to `"stride"`.
         blur_filter_size: int, `BlurPool2D` filter size. Defaults to `4`.
-        blur_padding_mode: string, `BlurPool2D` border mode. Defaults to `"reflect"`.
+        blur_padding_mode: string or None, `BlurPool2D` border mode. None follows
+            `padding_mode` (reflect for `"partial"` and `"valid"`), so circular
+            padding is not undone by a reflect-padded blur. Zhang's reference blurs
+            with reflect padding under zero-padded convs: pass `"reflect"` for that.
+            Defaults to `None`.
+        output_stride: int or None, the total stride of the output (DeepLab's
+            `replace_stride_with_dilation`): the last stages keep stride 1 and dilate
+            their 3x3 convs instead (the first block's first conv keeps the previous
+            dilation, as torchvision does). Must divide the stem's natural stride
+            (16 paper, 32 imagenet, 8 cifar) and be at least the stride before stage 2.
+            None keeps the natural stride. Defaults to `None`.
         input_shape: tuple `(height, width, channels)`; height and width may be None.
             Defaults to `(None, None, 3)`.
 
@@ -85,7 +103,8 @@ class ResNetBackbone(Backbone):
         padding_mode="zero",
         downsampling="stride",
         blur_filter_size=4,
-        blur_padding_mode="reflect",
+        blur_padding_mode=None,
+        output_stride=None,
         input_shape=(None, None, 3),
         **kwargs,
     ):
@@ -93,11 +112,14 @@ class ResNetBackbone(Backbone):
             raise ValueError(
                 f"`depth` must be one of {tuple(STAGE_BLOCKS)}. Received: depth={depth!r}"
             )
-        check_mode(stem, STEMS, "stem")
+        check_choice(stem, STEMS, "stem")
         check_positive_int(width, "width")
         Backbone.check_padding_mode(padding_mode)
-        check_mode(downsampling, DOWNSAMPLING, "downsampling")
-        check_mode(blur_padding_mode, PADDING_MODES, "blur_padding_mode")
+        check_choice(downsampling, DOWNSAMPLING, "downsampling")
+        if blur_padding_mode is not None:
+            check_choice(blur_padding_mode, PADDING_MODES, "blur_padding_mode")
+        blur_mode = blur_padding_mode or blur_padding_for(padding_mode)
+        stage_strides = ResNetBackbone._stage_strides(stem, output_stride)
         # Validate the filter size now, not at the first blur layer.
         BlurPool2D(filter_size=blur_filter_size)
         input_shape = check_input_shape(input_shape)
@@ -105,11 +127,12 @@ class ResNetBackbone(Backbone):
         # === Layers ===
         blur = downsampling == "blur"
 
-        def conv(x, filters, kernel, stride, name):
+        def conv(x, filters, kernel, stride, name, dilation=1):
             return PaddedConv2D(
                 filters,
                 kernel,
                 strides=stride,
+                dilation_rate=dilation,
                 padding_mode=padding_mode,
                 use_bias=False,
                 kernel_initializer="he_normal",
@@ -123,7 +146,7 @@ class ResNetBackbone(Backbone):
             return keras.layers.ReLU(name=name)(x)
 
         def blurpool(x, name):
-            return BlurPool2D(blur_filter_size, 2, blur_padding_mode, name=name)(x)
+            return BlurPool2D(blur_filter_size, 2, blur_mode, name=name)(x)
 
         def shortcut(x, filters, stride, name):
             if stride == 1 and x.shape[-1] == filters:
@@ -134,22 +157,22 @@ class ResNetBackbone(Backbone):
             x = conv(x, filters, 1, stride, f"{name}_conv")
             return bn(x, f"{name}_bn")
 
-        def basic_block(x, filters, stride, name):
+        def basic_block(x, filters, stride, name, dilation=(1, 1)):
             residual = shortcut(x, filters, stride, f"{name}_shortcut")
-            y = conv(x, filters, 3, 1 if blur else stride, f"{name}_conv1")
+            y = conv(x, filters, 3, 1 if blur else stride, f"{name}_conv1", dilation[0])
             y = relu(bn(y, f"{name}_bn1"), f"{name}_relu1")
             if blur and stride != 1:
                 y = blurpool(y, f"{name}_blur")
-            y = bn(conv(y, filters, 3, 1, f"{name}_conv2"), f"{name}_bn2")
+            y = bn(conv(y, filters, 3, 1, f"{name}_conv2", dilation[1]), f"{name}_bn2")
             if padding_mode == "valid":
                 residual = CenterCropLike(name=f"{name}_crop")([y, residual])
             y = keras.layers.Add(name=f"{name}_add")([y, residual])
             return relu(y, f"{name}_out")
 
-        def bottleneck_block(x, filters, stride, name):
+        def bottleneck_block(x, filters, stride, name, dilation=(1, 1)):
             residual = shortcut(x, filters * 4, stride, f"{name}_shortcut")
             y = relu(bn(conv(x, filters, 1, 1, f"{name}_conv1"), f"{name}_bn1"), f"{name}_relu1")
-            y = conv(y, filters, 3, 1 if blur else stride, f"{name}_conv2")
+            y = conv(y, filters, 3, 1 if blur else stride, f"{name}_conv2", dilation[0])
             y = relu(bn(y, f"{name}_bn2"), f"{name}_relu2")
             if blur and stride != 1:
                 y = blurpool(y, f"{name}_blur")
@@ -180,11 +203,16 @@ class ResNetBackbone(Backbone):
                     x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
         stages["stem"] = x
         block = bottleneck_block if depth == 50 else basic_block
+        dilation = 1
         for index, blocks in enumerate(STAGE_BLOCKS[depth]):
             filters = width * 2**index
+            previous = dilation
+            if index > 0 and stage_strides[index] == 1:
+                dilation *= 2
             for b in range(blocks):
-                stride = 2 if (b == 0 and index > 0) else 1
-                x = block(x, filters, stride, f"stage{index + 1}_block{b + 1}")
+                stride = stage_strides[index] if b == 0 else 1
+                rates = (previous if b == 0 else dilation, dilation)
+                x = block(x, filters, stride, f"stage{index + 1}_block{b + 1}", rates)
             stages[f"stage{index + 1}"] = x
         super().__init__(inputs, stages, padding_mode, **kwargs)
 
@@ -195,7 +223,28 @@ class ResNetBackbone(Backbone):
         self.downsampling = downsampling
         self.blur_filter_size = blur_filter_size
         self.blur_padding_mode = blur_padding_mode
+        self.output_stride = output_stride
         self.image_shape = input_shape
+
+    @staticmethod
+    def _stage_strides(stem, output_stride):
+        """Strides of stages 1-4 for `output_stride` (1 where a stage dilates)."""
+        natural = NATURAL_STRIDE[stem]
+        if output_stride is None:
+            return (1, 2, 2, 2)
+        before = natural // 8  # the stride entering stage 2
+        allowed = tuple(before * 2**i for i in range(4) if before * 2**i <= natural)
+        if output_stride not in allowed:
+            raise ValueError(
+                f"`output_stride` must be one of {allowed} or None for stem {stem!r}. "
+                f"Received: output_stride={output_stride!r}"
+            )
+        strides, total = [1], before
+        for _ in range(3):
+            step = 2 if total < output_stride else 1
+            strides.append(step)
+            total *= step
+        return tuple(strides)
 
     def get_config(self):
         return {
@@ -208,6 +257,7 @@ class ResNetBackbone(Backbone):
             "downsampling": self.downsampling,
             "blur_filter_size": self.blur_filter_size,
             "blur_padding_mode": self.blur_padding_mode,
+            "output_stride": self.output_stride,
             "input_shape": self.image_shape,
         }
 
