@@ -1,6 +1,7 @@
 """Input pipelines: the embedded digits, tensorflow-datasets sources, grid canvases."""
 
 from tfposenc.data.grid import make_grid, normalize, paste
+from tfposenc.data.segmentation import make_segmentation
 from tfposenc.data.sources import (
     DATASETS,
     DatasetInfo,
@@ -18,6 +19,7 @@ __all__ = [
     "load",
     "load_digits_arrays",
     "make_grid",
+    "make_segmentation",
     "normalize",
     "paste",
 ]

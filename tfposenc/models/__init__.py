@@ -8,6 +8,7 @@ from tfposenc.models.gap_net import GAPNet
 from tfposenc.models.nin_backbone import NiNBackbone
 from tfposenc.models.permute_net import PermuteNet, SortNet
 from tfposenc.models.resnet_backbone import STEMS, ResNetBackbone
+from tfposenc.models.segmenter import Segmenter
 from tfposenc.models.task import Task
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "NiNBackbone",
     "PermuteNet",
     "ResNetBackbone",
+    "Segmenter",
     "SortNet",
     "Task",
     "build_backbone",

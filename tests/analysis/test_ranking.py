@@ -1,0 +1,115 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from tests.analysis.fakes import FakeTask, symmetric_patterns
+from tfposenc.analysis import RANKING_METHODS, rank_position_channels
+from tfposenc.models import GAPNet, ResNetBackbone
+
+
+def images(n=12, size=8, seed=1):
+    return np.random.default_rng(seed).uniform(0, 255, size=(n, size, size, 3)).astype("float32")
+
+
+def planted_model(channel=3, channels=6, size=8):
+    patterns = symmetric_patterns(channels, size, size)
+    patterns[channel] = np.broadcast_to(np.linspace(-1, 1, size), (size, size))
+    return FakeTask(patterns)
+
+
+def test_planted_ramp_channel_ranks_first_for_every_flip_method():
+    model, x = planted_model(), images()
+    order, scores = rank_position_channels(model, x, "flip")
+    assert order[0] == 3
+    assert scores[3] > 0.1
+    np.testing.assert_allclose(np.delete(scores, 3), 0.0, atol=1e-9)
+    # The signed variants agree in magnitude and differ in sign.
+    _, left = rank_position_channels(model, x, "flip_left")
+    _, right = rank_position_channels(model, x, "flip_right")
+    np.testing.assert_allclose(left, -right)
+    assert abs(left[3]) > 0.01
+
+
+def test_scores_match_a_direct_computation_over_batches():
+    model, x = planted_model(), images(10)
+    # Oracle: per-image pooled features of x and of its mirror image, by hand.
+    intensity = x.astype("float64").mean(axis=-1)
+    z1 = np.einsum("bhw,chw->bc", intensity, model.patterns) / 64
+    z2 = np.einsum("bhw,chw->bc", intensity[:, :, ::-1], model.patterns) / 64
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(10, "int64"))).batch(3)
+    order, scores = rank_position_channels(model, dataset, "flip")
+    np.testing.assert_allclose(scores, np.abs(z1 - z2).mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(order, np.argsort(-scores, kind="stable"))
+    _, left = rank_position_channels(model, dataset, "flip_left")
+    np.testing.assert_allclose(left, (z1 - z2).mean(axis=0), rtol=1e-6, atol=1e-9)
+
+
+def test_flip_symmetric_channels_score_zero():
+    model = FakeTask(symmetric_patterns(5))
+    for method in ("flip", "flip_left", "flip_right"):
+        order, scores = rank_position_channels(model, images(), method)
+        np.testing.assert_allclose(scores, 0.0, atol=1e-9)
+        assert sorted(order.tolist()) == list(range(5))
+
+
+def test_label_method_is_eta_squared_against_anova():
+    rng = np.random.default_rng(0)
+    patterns = rng.normal(size=(4, 8, 8))
+    model = FakeTask(patterns)
+    x = images(30, seed=2)
+    labels = np.arange(30) % 3
+    x[labels == 1] *= 0.5  # channel values now depend on the label through intensity
+    order, scores = rank_position_channels(
+        model, [(x[:16], labels[:16]), (x[16:], labels[16:])], "label"
+    )
+    pooled = model.pooled_features(x)
+    for c in range(4):
+        groups = [pooled[labels == g, c] for g in range(3)]
+        f = stats.f_oneway(*groups).statistic
+        eta = f * 2 / (f * 2 + (30 - 3))
+        assert scores[c] == pytest.approx(eta, rel=1e-6)
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_label_method_scores_a_constant_channel_zero():
+    patterns = np.zeros((2, 8, 8))
+    patterns[1] = 1.0
+    model = FakeTask(patterns)
+    _, scores = rank_position_channels(model, [(images(6), np.arange(6) % 2)], "label")
+    assert scores[0] == 0.0
+
+
+def test_real_gapnet_in_inference_mode():
+    keras.utils.set_random_seed(0)
+    model = GAPNet(ResNetBackbone(stem="cifar", width=4), 4)
+    x = images(6, size=32)
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(6) % 4))  # unbatched
+    order, scores = rank_position_channels(model, dataset)
+    z1 = keras.ops.convert_to_numpy(model.pooled_features(x, training=False))
+    z2 = keras.ops.convert_to_numpy(model.pooled_features(x[:, :, ::-1], training=False))
+    np.testing.assert_allclose(scores, np.abs(z1 - z2).mean(axis=0), rtol=1e-4, atol=1e-6)
+    assert scores.shape == (32,) and sorted(order.tolist()) == list(range(32))
+    assert scores.max() > 0  # zero padding: some channel tells left from right
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m: rank_position_channels(m, images(), "vertical"), "Received: method='vertical'"),
+        (lambda m: rank_position_channels(m, [(images(), None)][:0]), "empty"),
+        (lambda m: rank_position_channels(m, images(), "label"), "one integer label"),
+        (
+            lambda m: rank_position_channels(m, [(images(2), np.zeros((2, 8, 8)))], "label"),
+            r"labels of shape \(2, 8, 8\)",
+        ),
+    ],
+)
+def test_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(planted_model())
+
+
+def test_methods_listed():
+    assert RANKING_METHODS == ("flip", "flip_left", "flip_right", "label")

@@ -1,0 +1,45 @@
+"""The position attack: rank position-encoding channels, remove them, measure by region;
+feature maps and border artifacts."""
+
+from tfposenc.analysis.ablation_sweep import DEFAULT_FRACTIONS, ablation_sweep
+from tfposenc.analysis.border_artifacts import border_artifact_scores
+from tfposenc.analysis.evaluators import GridRegionAccuracy, SegmentationRegionIoU, accuracy
+from tfposenc.analysis.feature_maps import feature_maps, plot_feature_maps
+from tfposenc.analysis.ranking import RANKING_METHODS, rank_position_channels
+from tfposenc.analysis.region_metrics import (
+    RegionConfusion,
+    confusion_matrix,
+    grid_region_accuracy,
+    mean_iou,
+    region_mean_iou,
+)
+from tfposenc.analysis.regions import (
+    COLUMN_REGIONS,
+    GRID_REGIONS,
+    border_cells,
+    column_regions,
+    ring_mask,
+)
+
+__all__ = [
+    "COLUMN_REGIONS",
+    "DEFAULT_FRACTIONS",
+    "GRID_REGIONS",
+    "RANKING_METHODS",
+    "GridRegionAccuracy",
+    "RegionConfusion",
+    "SegmentationRegionIoU",
+    "ablation_sweep",
+    "accuracy",
+    "border_artifact_scores",
+    "border_cells",
+    "column_regions",
+    "confusion_matrix",
+    "feature_maps",
+    "grid_region_accuracy",
+    "mean_iou",
+    "plot_feature_maps",
+    "rank_position_channels",
+    "region_mean_iou",
+    "ring_mask",
+]

@@ -1,0 +1,176 @@
+"""The position attack: remove the top-ranked channels vs random ones, fraction by fraction."""
+
+import math
+import numbers
+
+import numpy as np
+
+from tfposenc.analysis.evaluators import accuracy
+from tfposenc.validation import check_positive_int
+
+# Fractions of the backbone's output channels removed (0 to 95 %), as in issue 11.
+DEFAULT_FRACTIONS = (0.0, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95)
+
+
+def _check_order(order):
+    original = order
+    order = np.asarray(order)
+    if (
+        order.ndim != 1
+        or order.size == 0
+        or not np.issubdtype(order.dtype, np.integer)
+        or not np.array_equal(np.sort(order), np.arange(order.size))
+    ):
+        raise ValueError(
+            "`order` must be a ranking of all channels: a permutation of 0..C-1. "
+            f"Received: order={original!r}"
+        )
+    return order.astype("int64")
+
+
+def _check_fractions(fractions):
+    fractions = tuple(fractions)
+    if not fractions or any(
+        isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0 <= f <= 1 for f in fractions
+    ):
+        raise ValueError(
+            f"`fractions` must be numbers in [0, 1]. Received: fractions={fractions!r}"
+        )
+    return tuple(float(f) for f in fractions)
+
+
+def _as_results(value):
+    if isinstance(value, dict):
+        results = dict(value)
+    else:
+        results = {"overall": value}
+    for name, number in results.items():
+        if isinstance(number, bool) or not isinstance(number, numbers.Real):
+            raise TypeError(
+                "`evaluate` must return a float or a dict of named floats. "
+                f"Received: {name}={number!r}"
+            )
+    return {name: float(number) for name, number in results.items()}
+
+
+def count_for(fraction, num_channels):
+    """The number of channels removed at `fraction`: `fraction * C` rounded half up."""
+    return int(math.floor(fraction * num_channels + 0.5))
+
+
+def random_draws_for(num_channels, count, draws, seed):
+    """`draws` distinct random subsets (sorted lists) of `count` of `num_channels` channels.
+
+    Seeded by `(seed, count)` alone, so a fraction's draws do not depend on the other
+    fractions of the sweep. Fewer are returned when fewer distinct subsets exist.
+    """
+    rng = np.random.default_rng([seed, count])
+    wanted = min(draws, math.comb(num_channels, count))
+    subsets, seen = [], set()
+    while len(subsets) < wanted:
+        subset = tuple(sorted(rng.choice(num_channels, size=count, replace=False).tolist()))
+        if subset not in seen:
+            seen.add(subset)
+            subsets.append(list(subset))
+    return subsets
+
+
+def ablation_sweep(
+    model,
+    dataset,
+    order,
+    fractions=DEFAULT_FRACTIONS,
+    random_draws=5,
+    evaluate=None,
+    seed=0,
+    metric=None,
+):
+    """Removes the top-ranked vs random channels at each fraction and evaluates the damage.
+
+    At each fraction `f`, `n = round(f * C)` channels are zeroed at every position of the
+    backbone output with `model.ablate(channels)` (replacing any ablation the model had),
+    and `evaluate(model, dataset)` is measured: once for the first `n` channels of `order`
+    ("ranked"), and once for each of `random_draws` distinct random sets of `n` channels
+    ("random", reported as mean and population std over the draws). No retraining.
+    Identical channel sets are evaluated once. The model's previous ablation is restored
+    afterwards, also when `evaluate` raises.
+
+    Args:
+        model: a tfposenc `Task` (anything with `ablate(channels)` and
+            `ablated_channels`).
+        dataset: evaluation data, passed unchanged to `evaluate`.
+        order: the ranking, a permutation of all `C` channel indices (the first
+            output of `rank_position_channels`).
+        fractions: numbers in [0, 1], the fractions of the channels to remove.
+            Defaults to `DEFAULT_FRACTIONS` (0, 1, 2.5, 5, 10, 20, 40, 60, 80, 90, 95 %).
+        random_draws: int >= 1, random channel sets per fraction. Defaults to `5`.
+        evaluate: callable `(model, dataset) -> float | {region: float}`. Defaults to
+            top-1 accuracy (`tfposenc.analysis.accuracy`); see also
+            `GridRegionAccuracy` and `SegmentationRegionIoU`.
+        seed: int, seeds the random draws (per `(seed, n)`). Defaults to `0`.
+        metric: string, the metric name written into the records. Defaults to
+            `evaluate.metric` if it has one, else `"value"`.
+
+    Returns:
+        A list of records, one per fraction, selection and region (a float result is
+        region `"overall"`), each `{"selection": "ranked" | "random", "fraction",
+        "num_channels", "region", "metric", "value", "std", "values"}`: `value` is the
+        ranked result or the mean over the draws, `std` is 0 for ranked, `values` the
+        result of each draw (one for ranked). Add `padding` and `task` for a results
+        file.
+    """
+    order = _check_order(order)
+    fractions = _check_fractions(fractions)
+    check_positive_int(random_draws, "random_draws")
+    if evaluate is None:
+        evaluate = accuracy
+    if not callable(evaluate):
+        raise ValueError(f"`evaluate` must be callable. Received: evaluate={evaluate!r}")
+    if metric is None:
+        metric = getattr(evaluate, "metric", "value")
+    num_channels = order.size
+    cache = {}
+
+    def measure(channels):
+        key = tuple(sorted(channels))
+        if key not in cache:
+            model.ablate(list(key))
+            cache[key] = _as_results(evaluate(model, dataset))
+        return cache[key]
+
+    records = []
+    previous = list(model.ablated_channels)
+    try:
+        for fraction in fractions:
+            count = count_for(fraction, num_channels)
+            ranked = measure(order[:count].tolist())
+            draws = [
+                measure(subset)
+                for subset in random_draws_for(num_channels, count, random_draws, seed)
+            ]
+            for region, value in ranked.items():
+                base = {"fraction": fraction, "num_channels": count, "region": region}
+                values = [draw[region] for draw in draws]
+                records.append(
+                    {
+                        "selection": "ranked",
+                        **base,
+                        "metric": metric,
+                        "value": value,
+                        "std": 0.0,
+                        "values": [value],
+                    }
+                )
+                records.append(
+                    {
+                        "selection": "random",
+                        **base,
+                        "metric": metric,
+                        "value": float(np.mean(values)),
+                        "std": float(np.std(values)),
+                        "values": values,
+                    }
+                )
+    finally:
+        model.ablate(previous)
+    return records

@@ -1,0 +1,88 @@
+"""Ranking the channels of a trained task by how much they encode position."""
+
+import numpy as np
+
+from tfposenc.analysis._batches import iterate_batches, pooled
+from tfposenc.validation import check_choice
+
+RANKING_METHODS = ("flip", "flip_left", "flip_right", "label")
+
+
+def rank_position_channels(model, dataset, method="flip"):
+    """Ranks the pooled backbone channels of `model` by position information.
+
+    Every image goes through `model.pooled_features(images, training=False)` (inference
+    mode; after the model's current ablation), giving `z1`; for the flip methods its
+    left-right mirror image gives `z2`. Per channel `c`:
+
+    - `"flip"` (the authors' attack): mean over images of `|z1[c] - z2[c]|`.
+    - `"flip_left"`: mean of `z1[c] - z2[c]` (signed: channels stronger on the images as
+      they are than on their mirror images).
+    - `"flip_right"`: mean of `z2[c] - z1[c]`.
+    - `"label"` (beyond the paper, for grid tasks whose label is the cell): the
+      between-cell share of the channel's variance over canvases,
+      `sum_g n_g (mean_g - mean)^2 / sum_i (z_i - mean)^2` (eta squared, in [0, 1];
+      0 for a constant channel). Needs one integer label per image.
+
+    Rank on data that is not the evaluation split (e.g. training canvases).
+
+    Args:
+        model: a tfposenc `Task` (anything with `pooled_features(images, training)`),
+            channels_last.
+        dataset: a `tf.data.Dataset` of images or `(images, labels)` (batched or not),
+            an iterable of such batches, or a numpy array of images.
+        method: string, one of `RANKING_METHODS`. Defaults to `"flip"`.
+
+    Returns:
+        `(order, scores)`: `order`, int64 `[C]`, the channels by descending score (ties
+        by channel index); `scores`, float64 `[C]`, the score of each channel, indexed
+        by channel.
+    """
+    check_choice(method, RANKING_METHODS, "method")
+    if method == "label":
+        scores = _label_scores(model, dataset)
+    else:
+        scores = _flip_scores(model, dataset, method)
+    order = np.argsort(-scores, kind="stable").astype("int64")
+    return order, scores
+
+
+def _flip_scores(model, dataset, method):
+    total, count = None, 0
+    for images, _, _ in iterate_batches(dataset):
+        difference = pooled(model, images) - pooled(model, np.ascontiguousarray(images[:, :, ::-1]))
+        if method == "flip":
+            difference = np.abs(difference)
+        elif method == "flip_right":
+            difference = -difference
+        batch_sum = difference.sum(axis=0)
+        total = batch_sum if total is None else total + batch_sum
+        count += len(difference)
+    if count == 0:
+        raise ValueError("`dataset` must hold at least one image. Received: an empty dataset")
+    return total / count
+
+
+def _label_scores(model, dataset):
+    features, labels = [], []
+    for images, batch_labels, _ in iterate_batches(dataset):
+        if batch_labels is None or batch_labels.ndim != 1:
+            shape = None if batch_labels is None else batch_labels.shape
+            raise ValueError(
+                '`method="label"` needs one integer label (the cell) per image. '
+                f"Received: labels of shape {shape}"
+            )
+        features.append(pooled(model, images))
+        labels.append(batch_labels.astype("int64"))
+    if not features:
+        raise ValueError("`dataset` must hold at least one image. Received: an empty dataset")
+    features, labels = np.concatenate(features), np.concatenate(labels)
+    centred = features - features.mean(axis=0)
+    total = (centred**2).sum(axis=0)
+    between = np.zeros_like(total)
+    for label in np.unique(labels):
+        group = centred[labels == label]
+        between += len(group) * group.mean(axis=0) ** 2
+    scale = np.maximum(np.abs(features).max(axis=0), 1e-30) ** 2 * len(features)
+    constant = total <= 1e-12 * scale
+    return np.where(constant, 0.0, between / np.where(constant, 1.0, total))
