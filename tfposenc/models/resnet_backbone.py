@@ -3,14 +3,20 @@
 import keras
 from keras import ops
 
-from tfposenc.layers import BatchNormalization, BlurPool2D, PaddedConv2D, Padding2D
+from tfposenc.layers import (
+    AdaptivePolyphaseSampling2D,
+    BatchNormalization,
+    BlurPool2D,
+    PaddedConv2D,
+    Padding2D,
+)
 from tfposenc.layers.padding2d import PADDING_MODES
 from tfposenc.models.backbone import Backbone
 from tfposenc.validation import check_choice, check_input_shape, check_positive_int
 
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 STEMS = ("paper", "imagenet", "cifar")
-DOWNSAMPLING = ("stride", "blur")
+DOWNSAMPLING = ("stride", "blur", "aps")
 NATURAL_STRIDE = {"paper": 16, "imagenet": 32, "cifar": 8}
 
 
@@ -66,7 +72,14 @@ class ResNetBackbone(Backbone):
             `BlurPool2D`; a 1x1 projection shortcut becomes `BlurPool2D` then conv 1x1;
             the ImageNet max-pool becomes max-pool 2x2 stride 1 then `BlurPool2D`. The
             paper stem's strided 7x7 conv is blurred the same way (the reference keeps
-            the ImageNet stem conv strided). Defaults to `"stride"`.
+            the ImageNet stem conv strided). `"aps"`: adaptive polyphase sampling
+            (Chaman & Dokmanic, 2021): every strided conv becomes conv stride 1, BN,
+            ReLU, `AdaptivePolyphaseSampling2D`, and the block's shortcut is sampled
+            with the main branch's polyphase index before its 1x1 conv, so with
+            `padding_mode="circular"` the pooled output is exactly invariant to
+            circular shifts of the input (sizes must stay even down to the last
+            downsampling; ties between component norms aside). The ImageNet max-pool
+            becomes pad + max-pool 3x3 stride 1 + APS. Defaults to `"stride"`.
         blur_filter_size: int, `BlurPool2D` filter size. Defaults to `4`.
         blur_padding_mode: string or None, `BlurPool2D` border mode. None follows
             `padding_mode` (reflect for `"partial"` and `"valid"`), so circular
@@ -126,6 +139,7 @@ class ResNetBackbone(Backbone):
 
         # === Layers ===
         blur = downsampling == "blur"
+        aps = downsampling == "aps"
 
         def conv(x, filters, kernel, stride, name, dilation=1):
             return PaddedConv2D(
@@ -157,12 +171,21 @@ class ResNetBackbone(Backbone):
             x = conv(x, filters, 1, stride, f"{name}_conv")
             return bn(x, f"{name}_bn")
 
+        def polyphase(y, x, name):
+            """APS of the main branch `y`; the block input `x` shares its index."""
+            return AdaptivePolyphaseSampling2D(name=name)([y, x])
+
         def basic_block(x, filters, stride, name, dilation=(1, 1)):
-            residual = shortcut(x, filters, stride, f"{name}_shortcut")
-            y = conv(x, filters, 3, 1 if blur else stride, f"{name}_conv1", dilation[0])
+            sample = aps and stride != 1
+            if not sample:
+                residual = shortcut(x, filters, stride, f"{name}_shortcut")
+            y = conv(x, filters, 3, 1 if blur or aps else stride, f"{name}_conv1", dilation[0])
             y = relu(bn(y, f"{name}_bn1"), f"{name}_relu1")
             if blur and stride != 1:
                 y = blurpool(y, f"{name}_blur")
+            if sample:
+                y, x = polyphase(y, x, f"{name}_aps")
+                residual = shortcut(x, filters, 1, f"{name}_shortcut")
             y = bn(conv(y, filters, 3, 1, f"{name}_conv2", dilation[1]), f"{name}_bn2")
             if padding_mode == "valid":
                 residual = CenterCropLike(name=f"{name}_crop")([y, residual])
@@ -170,12 +193,17 @@ class ResNetBackbone(Backbone):
             return relu(y, f"{name}_out")
 
         def bottleneck_block(x, filters, stride, name, dilation=(1, 1)):
-            residual = shortcut(x, filters * 4, stride, f"{name}_shortcut")
+            sample = aps and stride != 1
+            if not sample:
+                residual = shortcut(x, filters * 4, stride, f"{name}_shortcut")
             y = relu(bn(conv(x, filters, 1, 1, f"{name}_conv1"), f"{name}_bn1"), f"{name}_relu1")
-            y = conv(y, filters, 3, 1 if blur else stride, f"{name}_conv2", dilation[0])
+            y = conv(y, filters, 3, 1 if blur or aps else stride, f"{name}_conv2", dilation[0])
             y = relu(bn(y, f"{name}_bn2"), f"{name}_relu2")
             if blur and stride != 1:
                 y = blurpool(y, f"{name}_blur")
+            if sample:
+                y, x = polyphase(y, x, f"{name}_aps")
+                residual = shortcut(x, filters * 4, 1, f"{name}_shortcut")
             y = bn(conv(y, filters * 4, 1, 1, f"{name}_conv3"), f"{name}_bn3")
             if padding_mode == "valid":
                 residual = CenterCropLike(name=f"{name}_crop")([y, residual])
@@ -188,13 +216,20 @@ class ResNetBackbone(Backbone):
         if stem == "cifar":
             x = relu(bn(conv(inputs, width, 3, 1, "stem_conv"), "stem_bn"), "stem_relu")
         else:
-            strided_stem = not blur or stem == "imagenet"
+            strided_stem = downsampling == "stride" or (blur and stem == "imagenet")
             x = conv(inputs, width, 7, 2 if strided_stem else 1, "stem_conv")
             x = relu(bn(x, "stem_bn"), "stem_relu")
-            if not strided_stem:
+            if blur and not strided_stem:
                 x = blurpool(x, "stem_blur")
+            if aps:
+                x = AdaptivePolyphaseSampling2D(name="stem_aps")(x)
             if stem == "imagenet":
-                if blur:
+                if aps:
+                    pool_pad = padding_mode if padding_mode in PADDING_MODES else "zero"
+                    x = Padding2D(1, pool_pad, name="stem_pool_pad")(x)
+                    x = keras.layers.MaxPooling2D(3, strides=1, name="stem_pool")(x)
+                    x = AdaptivePolyphaseSampling2D(name="stem_pool_aps")(x)
+                elif blur:
                     x = keras.layers.MaxPooling2D(2, strides=1, name="stem_pool")(x)
                     x = blurpool(x, "stem_pool_blur")
                 else:
