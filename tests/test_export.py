@@ -83,3 +83,70 @@ def test_classifier_export_has_both_signatures(tmp_path):
     out = loaded.signatures["serving_default"](images=tf.constant(images(2, 8)))
     assert out["probabilities"].shape == (2, 3)
     np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+def read_warmup(path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    file = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
+    return [
+        prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(file)
+    ]
+
+
+def test_export_carries_warmup_requests_that_replay(model, tmp_path):
+    path = export_saved_model(model, str(tmp_path), image_shape=(16, 16))
+    logs = read_warmup(path)
+    requests = [log.predict_log.request for log in logs]
+    assert all(log.WhichOneof("log_type") == "predict_log" for log in logs)
+    by_signature = {}
+    for request in requests:
+        images = tf.make_ndarray(request.inputs["images"])
+        by_signature.setdefault(request.model_spec.signature_name, []).append(images)
+    assert sorted(by_signature) == ["pooled_features", "serving_default"]
+    for batches in by_signature.values():
+        assert [b.shape for b in batches] == [(1, 16, 16, 3), (1, 16, 16, 3), (8, 16, 16, 3)]
+        assert all(b.dtype == np.uint8 for b in batches)
+        assert np.all(batches[0] == 128)  # mid-grey
+        assert len(np.unique(batches[2])) > 200  # random pixels
+    loaded = tf.saved_model.load(path)
+    for request in requests:
+        signature = loaded.signatures[request.model_spec.signature_name]
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        outputs = signature(**inputs)
+        for value in outputs.values():
+            assert value.shape[0] == inputs["images"].shape[0]
+            assert np.all(np.isfinite(value.numpy()))
+        if request.model_spec.signature_name == "serving_default":
+            pixels = inputs["images"].numpy().astype("float32")
+            np.testing.assert_allclose(
+                outputs["logits"].numpy(),
+                keras.ops.convert_to_numpy(model(pixels)),
+                rtol=1e-5,
+                atol=1e-5,
+            )
+    # Nothing but the versions is left in the base path: the file was staged with them.
+    assert os.listdir(tmp_path) == ["1"]
+
+
+def test_warmup_uses_the_default_size_for_any_size_signatures(tmp_path):
+    from tfposenc.export import WARMUP_IMAGE_SIZE
+
+    model = Classifier(ResNetBackbone(width=2, stem="cifar"), 3)
+    logs = read_warmup(export_saved_model(model, str(tmp_path)))
+    shapes = {tf.make_ndarray(log.predict_log.request.inputs["images"]).shape for log in logs}
+    size = WARMUP_IMAGE_SIZE
+    assert shapes == {(1, size, size, 3), (8, size, size, 3)}
+
+
+def test_failed_warmup_leaves_nothing(model, tmp_path, monkeypatch):
+    import tfposenc.export as export_module
+
+    def broken(path):
+        raise ValueError("no warm-up")
+
+    monkeypatch.setattr(export_module, "write_warmup_requests", broken)
+    with pytest.raises(ValueError, match="no warm-up"):
+        export_saved_model(model, str(tmp_path))
+    assert os.listdir(tmp_path) == []

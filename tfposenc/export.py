@@ -1,4 +1,4 @@
-"""SavedModel export in TF Serving's layout, written atomically.
+"""SavedModel export in TF Serving's layout, written atomically, with warm-up records.
 
 `export_saved_model(model, base_path)` writes `base_path/<version>/` with two signatures:
 
@@ -8,9 +8,16 @@
 - `pooled_features`: `images` -> `pooled_features`, the globally averaged backbone
   channels (for models that have `pooled_features`, i.e. every tfposenc task).
 
-The SavedModel is written to a hidden temporary directory inside `base_path` and renamed
-to its version number only when complete, so a server polling `base_path` (TF Serving
-ignores non-integer names) never sees a half-written version.
+Every version carries `assets.extra/tf_serving_warmup_requests`: TF Serving's warm-up
+file, a TFRecord of `PredictionLog` records (`tensorflow-serving-api`), which TF Serving
+and `serving.server` replay when they load the version, before it answers requests, so
+the first client request does not pay the model's warm-up. `write_warmup_requests`
+writes it for any SavedModel from its signature definitions.
+
+The SavedModel is written to a hidden temporary directory inside `base_path` (warm-up
+file included) and renamed to its version number only when complete, so a server
+polling `base_path` (TF Serving ignores non-integer names) never sees a half-written
+version.
 """
 
 import os
@@ -19,7 +26,16 @@ import shutil
 import uuid
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# Size used for warm-up images where a signature accepts any height or width: the size
+# of the paper's CIFAR-10 images, and of 4 x 4 grids of 8-px digits.
+WARMUP_IMAGE_SIZE = 32
+# (batch size, content) of the warm-up requests of each signature: a mid-grey image, a
+# random one, and a small batch of random ones.
+WARMUP_REQUESTS = ((1, "grey"), (1, "random"), (8, "random"))
 
 
 def _versions(base_path):
@@ -34,8 +50,88 @@ def next_version(base_path):
     return versions[-1] + 1 if versions else 1
 
 
+def signature_defs(path, tag="serve"):
+    """`{name: SignatureDef}` of the meta graph tagged `tag` in `path/saved_model.pb`."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        if tag in meta_graph.meta_info_def.tags:
+            return dict(meta_graph.signature_def)
+    raise ValueError(f"SavedModel at {path} has no meta graph tagged {tag!r}")
+
+
+def example_input(tensor_info, batch_size, content="random", seed=0, image_size=None):
+    """A numpy input for a signature input: `batch_size` examples of `content`.
+
+    Args:
+        tensor_info: `TensorInfo` of the input (its dtype and shape, `-1` for any size).
+        batch_size: int. Replaces an unknown first dimension.
+        content: `"grey"` (uint8 128, float 0.5) or `"random"` (uniform uint8, or
+            floats in [0, 1)). Defaults to `"random"`.
+        seed: int. Seed of the random content. Defaults to 0.
+        image_size: int or None. Replaces the other unknown dimensions. Defaults to
+            `WARMUP_IMAGE_SIZE`.
+    """
+    dtype = tf.dtypes.as_dtype(tensor_info.dtype)
+    if not (dtype.is_integer or dtype.is_floating):
+        raise ValueError(f"Warm-up inputs must be numeric. Received: dtype={dtype.name}")
+    if tensor_info.tensor_shape.unknown_rank:
+        raise ValueError("Warm-up inputs need a known rank. Received: an input of unknown rank")
+    size = WARMUP_IMAGE_SIZE if image_size is None else image_size
+    dims = [d.size for d in tensor_info.tensor_shape.dim]
+    shape = [batch_size if i == 0 and d < 0 else (size if d < 0 else d) for i, d in enumerate(dims)]
+    rng = np.random.default_rng(seed)
+    if dtype.is_integer:
+        high = min(256, dtype.max + 1)
+        values = np.full(shape, high // 2) if content == "grey" else rng.integers(0, high, shape)
+    else:
+        values = np.full(shape, 0.5) if content == "grey" else rng.random(shape)
+    return values.astype(dtype.as_numpy_dtype)
+
+
+def warmup_requests(path):
+    """The `PredictionLog` records of `WARMUP_REQUESTS` for each signature of the
+    SavedModel at `path` (a list, in signature-name order)."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    logs = []
+    for name, signature in sorted(signature_defs(path).items()):
+        if name.startswith("__"):  # __saved_model_init_op and the like
+            continue
+        for seed, (batch_size, content) in enumerate(WARMUP_REQUESTS):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = name
+            for key, info in signature.inputs.items():
+                value = example_input(info, batch_size, content, seed)
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            logs.append(
+                prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request)
+                )
+            )
+    return logs
+
+
+def write_warmup_requests(path):
+    """Writes `path/assets.extra/tf_serving_warmup_requests` for the SavedModel at
+    `path` (replacing any); returns how many records it holds."""
+    logs = warmup_requests(path)
+    target = os.path.join(path, WARMUP_FILE)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with tf.io.TFRecordWriter(target + ".tmp") as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    os.replace(target + ".tmp", target)
+    return len(logs)
+
+
 def export_saved_model(model, base_path, version=None, image_shape=(None, None)):
     """Exports `model` to `base_path/<version>/` for TF Serving; returns that path.
+
+    The version holds the SavedModel and its warm-up records (see the module docstring).
 
     Args:
         model: a Keras model mapping raw pixels (float, 0..255) to logits; every
@@ -44,7 +140,8 @@ def export_saved_model(model, base_path, version=None, image_shape=(None, None))
         version: int >= 1 or None (the next free version). An existing version is never
             overwritten.
         image_shape: `(height, width)` the signature accepts; None entries accept any
-            size. Defaults to `(None, None)`.
+            size (warm-up requests then use `WARMUP_IMAGE_SIZE`). Defaults to
+            `(None, None)`.
     """
     if version is None:
         version = next_version(base_path)
@@ -85,6 +182,7 @@ def export_saved_model(model, base_path, version=None, image_shape=(None, None))
     staging = os.path.join(base_path, f".tmp-{version}-{uuid.uuid4().hex}")
     try:
         archive.write_out(staging, verbose=False)
+        write_warmup_requests(staging)
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
