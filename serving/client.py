@@ -1,9 +1,11 @@
-"""A client for TF Serving's REST API (the real server or `serving.server`).
+"""A client for TF Serving's REST and gRPC APIs (the real server or `serving.server`).
 
     python -m serving.client --url http://127.0.0.1:8501 --model_name gapnet digit.png ...
+    python -m serving.client --grpc 127.0.0.1:8500 --model_name gapnet digit.png ...
 
-prints the top classes of each image. `predict()` is the library call; server errors
-come back as `ServingError` with the HTTP status and the server's message.
+prints the top classes of each image. `predict()` (REST) and `grpc_predict()` (gRPC,
+with the stubs of `tensorflow-serving-api`) are the library calls; server errors come
+back as `ServingError` with the HTTP status (or gRPC code name) and the server's message.
 """
 
 import argparse
@@ -16,7 +18,7 @@ import numpy as np
 
 
 class ServingError(Exception):
-    """The server answered an error: `status` (HTTP code) and `message` (its text)."""
+    """The server answered an error: `status` (HTTP code or gRPC code name) and `message`."""
 
     def __init__(self, status, message, url):
         super().__init__(f"HTTP {status} from {url}: {message}")
@@ -71,6 +73,62 @@ def predict(url, model_name, images, version=None, signature_name=None, columnar
     return reply["outputs"] if columnar else reply["predictions"]
 
 
+def _grpc_call(target, method, request, timeout):
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            return getattr(stub, method)(request, timeout=timeout)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNAVAILABLE:
+                raise ConnectionError(f"cannot reach {target}: {error.details()}") from None
+            raise ServingError(error.code().name, error.details(), target) from None
+
+
+def _model_spec(spec, model_name, version=None, signature_name=None):
+    spec.name = model_name
+    if version is not None:
+        spec.version.value = int(version)
+    if signature_name:
+        spec.signature_name = signature_name
+
+
+def grpc_predict(
+    target, model_name, images, version=None, signature_name=None, input_name=None, timeout=60
+):
+    """Sends `images` (uint8 `[batch, H, W, 3]`) to `PredictionService.Predict` at `target`
+    ("host:port") as the signature's one input (`input_name`, default: asked from the
+    metadata); returns `{output name: numpy array}`."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    batch = np.asarray(images, dtype=np.uint8)
+    if batch.ndim == 3:
+        batch = batch[None]
+    request = predict_pb2.PredictRequest()
+    _model_spec(request.model_spec, model_name, version, signature_name)
+    if input_name is None:
+        meta = grpc_metadata(target, model_name, version, timeout)
+        name = signature_name or "serving_default"
+        (input_name,) = meta["metadata"]["signature_def"]["signature_def"][name]["inputs"]
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(batch))
+    response = _grpc_call(target, "Predict", request, timeout)
+    return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+
+def grpc_metadata(target, model_name, version=None, timeout=60):
+    """`GetModelMetadata` over gRPC, as the same dict the REST API answers."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    from serving.metadata import metadata_json
+
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    _model_spec(request.model_spec, model_name, version)
+    return metadata_json(_grpc_call(target, "GetModelMetadata", request, timeout))
+
+
 def _read_image(path, size=None):
     from PIL import Image
 
@@ -89,7 +147,8 @@ def _input_size(meta):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Top classes of images from a TF Serving REST API")
-    parser.add_argument("--url", default="http://127.0.0.1:8501")
+    parser.add_argument("--url", default="http://127.0.0.1:8501", help="REST API")
+    parser.add_argument("--grpc", default=None, metavar="HOST:PORT", help="use the gRPC API")
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--version", type=int, default=None)
     parser.add_argument("--signature_name", default=None)
@@ -97,9 +156,20 @@ def main(argv=None):
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     args = parser.parse_args(argv)
     try:
-        size = _input_size(metadata(args.url, args.model_name, args.version))
-        batch = np.stack([_read_image(p, size) for p in args.images])
-        predictions = predict(args.url, args.model_name, batch, args.version, args.signature_name)
+        if args.grpc:
+            meta = grpc_metadata(args.grpc, args.model_name, args.version)
+        else:
+            meta = metadata(args.url, args.model_name, args.version)
+        batch = np.stack([_read_image(p, _input_size(meta)) for p in args.images])
+        if args.grpc:
+            outputs = grpc_predict(
+                args.grpc, args.model_name, batch, args.version, args.signature_name
+            )
+            predictions = [{"probabilities": p} for p in outputs["probabilities"]]
+        else:
+            predictions = predict(
+                args.url, args.model_name, batch, args.version, args.signature_name
+            )
     except (ServingError, ConnectionError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

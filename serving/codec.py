@@ -1,203 +1,222 @@
-"""JSON <-> tensors: TF Serving's REST request and reply formats over a signature."""
+"""JSON <-> tensors: TF Serving's REST request and reply formats over a signature.
+
+`predict_inputs` turns a `:predict` body (row "instances" or columnar "inputs") into
+numpy arrays of the signature's dtypes; `predict_reply` renders the outputs as
+"predictions" or "outputs". Long integer arrays skip Python lists both ways
+(`serving.fastjson`, orjson's numpy support). Extension: `{"b64": ...}` values sent to a
+uint8 image input are decoded as PNG/JPEG/BMP/GIF images (`serving.images`).
+"""
 
 import base64
 import binascii
-from http import HTTPStatus
 
 import numpy as np
+import orjson
 import tensorflow as tf
 
-from serving.errors import RequestError
+from serving import fastjson
+from serving.errors import RequestError, invalid_argument
+from serving.images import MAX_IMAGE_PIXELS, MAX_IMAGES_PER_REQUEST, decode_image
+
+CLASSIFY = "tensorflow/serving/classify"
+REGRESS = "tensorflow/serving/regress"
 
 
-def _dtype_name(dtype):
-    return "DT_" + tf.as_dtype(dtype).name.upper().replace("FLOAT", "FLOAT").replace("BOOL", "BOOL")
+class Limits:
+    """Per-request caps on encoded images."""
+
+    def __init__(self, max_images=MAX_IMAGES_PER_REQUEST, max_pixels=MAX_IMAGE_PIXELS):
+        self.max_images = max_images
+        self.max_pixels = max_pixels
 
 
-def _tensor_info(spec, tensor_name):
-    shape = spec.shape
-    if shape.rank is None:
-        shape_json = {"dim": [], "unknown_rank": True}
-    else:
-        shape_json = {
-            "dim": [{"size": str(-1 if d is None else d), "name": ""} for d in shape.as_list()],
-            "unknown_rank": False,
-        }
-    return {"dtype": _dtype_name(spec.dtype), "tensor_shape": shape_json, "name": tensor_name}
-
-
-def signature_def(function):
-    inputs = function.structured_input_signature[1]
-    outputs = function.structured_outputs
-    return {
-        "inputs": {k: _tensor_info(s, f"{k}:0") for k, s in sorted(inputs.items())},
-        "outputs": {
-            k: _tensor_info(tf.TensorSpec(t.shape, t.dtype), f"{k}:0")
-            for k, t in sorted(outputs.items())
-        },
-        "method_name": "tensorflow/serving/predict",
-    }
-
-
-def _decode_b64(value, spec, input_name):
+def parse_json(raw):
     try:
-        raw = base64.b64decode(value["b64"], validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        raise RequestError(
-            HTTPStatus.BAD_REQUEST, f"input '{input_name}': invalid base64 value"
-        ) from None
-    if spec.dtype == tf.string:
-        return raw
-    if spec.dtype == tf.uint8:
+        return fastjson.loads(raw)
+    except (orjson.JSONDecodeError, RecursionError) as error:
+        raise invalid_argument(f"JSON Parse error: {error}") from None
+
+
+def dumps(payload):
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class _Images:
+    def __init__(self, limits):
+        self.limits = limits
+        self.count = 0
+
+    def decode(self, value, spec, input_name):
         try:
-            return tf.io.decode_image(raw, channels=3, expand_animations=False).numpy()
-        except (tf.errors.InvalidArgumentError, ValueError):
-            raise RequestError(
-                HTTPStatus.BAD_REQUEST,
-                f"input '{input_name}': b64 value is not a PNG/JPEG/BMP/GIF image",
-            ) from None
-    raise RequestError(
-        HTTPStatus.BAD_REQUEST,
-        f"input '{input_name}': b64 values need a string or uint8 image input",
-    )
+            raw = base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise invalid_argument(f"input '{input_name}': invalid base64 value") from None
+        if spec.dtype == tf.string:
+            return raw
+        if spec.dtype != tf.uint8:
+            raise invalid_argument(
+                f"input '{input_name}': b64 values need a string or uint8 image input"
+            )
+        self.count += 1
+        if self.count > self.limits.max_images:
+            raise invalid_argument(
+                f"request holds more than {self.limits.max_images} encoded images"
+            )
+        return decode_image(raw, spec, input_name, self.limits.max_pixels)
+
+    def resolve(self, value, spec, input_name):
+        if isinstance(value, dict):
+            if set(value) == {"b64"}:
+                return self.decode(value, spec, input_name)
+            raise invalid_argument(f"input '{input_name}': unexpected object {sorted(value)}")
+        if isinstance(value, list):
+            return [self.resolve(v, spec, input_name) for v in value]
+        return value
 
 
-def _resolve_b64(value, spec, input_name):
-    if isinstance(value, dict):
-        if set(value) == {"b64"}:
-            return _decode_b64(value, spec, input_name)
-        raise RequestError(
-            HTTPStatus.BAD_REQUEST, f"input '{input_name}': unexpected object {sorted(value)}"
-        )
-    if isinstance(value, list):
-        return [_resolve_b64(v, spec, input_name) for v in value]
-    return value
-
-
-def to_tensor(value, spec, input_name, batched=True):
-    """Converts a JSON value to a numpy array of `spec`'s dtype, checking its shape."""
-    value = _resolve_b64(value, spec, input_name)
+def to_tensor(value, spec, input_name, images):
+    """Converts a JSON value to a numpy array of `spec`'s dtype (shape is checked later)."""
     dtype = tf.as_dtype(spec.dtype)
     try:
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if array.dtype == object or (array.dtype.kind in "US" and dtype != tf.string):
+            array = np.asarray(images.resolve(value, spec, input_name))
         if dtype == tf.string:
-            array = np.array(value, dtype=object)
-        else:
-            array = np.asarray(value)
-            if array.dtype == object or array.dtype.kind in "US":
-                raise ValueError("ragged or non-numeric")
-    except ValueError:
-        raise RequestError(
-            HTTPStatus.BAD_REQUEST,
+            if array.dtype.kind not in "OSU":
+                raise ValueError("not strings")
+            return np.asarray(array, dtype=object)
+        if array.dtype == object or array.dtype.kind in "US":
+            raise ValueError("ragged or non-numeric")
+    except (ValueError, TypeError, RecursionError):
+        raise invalid_argument(
             f"input '{input_name}': values must be a rectangular array of {dtype.name} "
-            "(rows of different lengths or non-numbers received)",
+            "(rows of different lengths or non-numbers received)"
         ) from None
-    if dtype != tf.string:
-        if dtype.is_integer or dtype == tf.bool:
-            if array.dtype.kind == "f" and not np.all(
-                np.isfinite(array) & (array == np.round(array))
-            ):
-                raise RequestError(
-                    HTTPStatus.BAD_REQUEST,
-                    f"input '{input_name}': expected dtype {dtype.name}, received non-integer values",
-                )
-            if (
-                dtype.is_integer
-                and array.size
-                and (array.min() < dtype.min or array.max() > dtype.max)
-            ):
-                raise RequestError(
-                    HTTPStatus.BAD_REQUEST,
-                    f"input '{input_name}': values out of range for dtype {dtype.name} "
-                    f"[{dtype.min}, {dtype.max}]",
-                )
-        elif array.dtype.kind not in "biuf":
-            raise RequestError(
-                HTTPStatus.BAD_REQUEST, f"input '{input_name}': expected dtype {dtype.name}"
+    if dtype.is_integer or dtype == tf.bool:
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.round(array))):
+            raise invalid_argument(
+                f"input '{input_name}': expected dtype {dtype.name}, received non-integer values"
             )
-        array = array.astype(dtype.as_numpy_dtype)
-    if not spec.shape.is_compatible_with(array.shape):
-        expected = [-1 if d is None else d for d in spec.shape.as_list()]
-        raise RequestError(
-            HTTPStatus.BAD_REQUEST,
-            f"input '{input_name}': expected shape {expected}, received shape {list(array.shape)}",
-        )
-    return array
+        if dtype.is_integer and array.size and (array.min() < dtype.min or array.max() > dtype.max):
+            raise invalid_argument(
+                f"input '{input_name}': values out of range for dtype {dtype.name} "
+                f"[{dtype.min}, {dtype.max}]"
+            )
+    elif array.dtype.kind not in "biuf":
+        raise invalid_argument(f"input '{input_name}': expected dtype {dtype.name}")
+    return array.astype(dtype.as_numpy_dtype, copy=False)
 
 
-def to_json(array):
-    array = np.asarray(array)
-    if array.dtype == object or array.dtype.kind == "S":
-        return np.vectorize(lambda b: {"b64": base64.b64encode(b).decode()}, otypes=[object])(
-            array
-        ).tolist()
-    return array.tolist()
+def _signature_name(body):
+    name = body.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid_argument("'signature_name' key must be a string value")
+    return name
 
 
-def _check_input_names(given, names, what):
-    if sorted(given) != names:
-        raise RequestError(
-            HTTPStatus.BAD_REQUEST,
-            f"{what} {sorted(given)} do not match the signature inputs {names}",
-        )
-
-
-def predict(loaded, body):
-    """Runs a predict request body (a dict) on a loaded version; returns the reply dict."""
+def _body_object(body):
     if not isinstance(body, dict):
-        raise RequestError(HTTPStatus.BAD_REQUEST, "JSON body must be an object")
+        raise invalid_argument("JSON Value is not an object: the request body must be an object")
+    return body
+
+
+def predict_inputs(body, servable, limits):
+    """Returns `(signature name, {input name: numpy array}, row format?)` of a body."""
+    body = _body_object(body)
     has_rows, has_columns = "instances" in body, "inputs" in body
     if has_rows and has_columns:
-        raise RequestError(
-            HTTPStatus.BAD_REQUEST,
-            "Request cannot have both 'instances' and 'inputs' keys; use one",
-        )
+        raise invalid_argument("Request cannot have both 'instances' and 'inputs' keys; use one")
     if not has_rows and not has_columns:
-        raise RequestError(HTTPStatus.BAD_REQUEST, "Missing 'inputs' or 'instances' key")
-    _, function = loaded.signature(body.get("signature_name"))
-    specs = function.structured_input_signature[1]
-    names = sorted(specs)
+        raise invalid_argument("Missing 'inputs' or 'instances' key")
+    signature_name = _signature_name(body)
+    signature = servable.signature(signature_name)
+    specs, names = signature.specs, signature.input_names
     if has_rows:
         instances = body["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise RequestError(HTTPStatus.BAD_REQUEST, "'instances' must be a non-empty list")
-        columns = {name: [] for name in names}
-        for instance in instances:
-            if isinstance(instance, dict) and set(instance) != {"b64"}:
-                _check_input_names(instance, names, "instance inputs")
-                for name in names:
-                    columns[name].append(instance[name])
-            elif len(names) == 1:
-                columns[names[0]].append(instance)
-            else:
-                raise RequestError(
-                    HTTPStatus.BAD_REQUEST, f"each instance must be an object with inputs {names}"
-                )
+        if not isinstance(instances, (list, np.ndarray)) or len(instances) == 0:
+            raise invalid_argument("'instances' must be a non-empty list")
+        if (
+            isinstance(instances, list)
+            and isinstance(instances[0], dict)
+            and set(instances[0]) != {"b64"}
+        ):
+            columns = {name: [] for name in instances[0]}
+            for instance in instances:
+                if not isinstance(instance, dict) or set(instance) != set(columns):
+                    raise invalid_argument(
+                        "Expecting object but got list at item 0 of input list; every instance "
+                        f"must be an object with the same keys {sorted(columns)}"
+                    )
+                for name, value in instance.items():
+                    columns[name].append(value)
+        elif len(names) == 1:
+            columns = {names[0]: instances}
+        else:
+            raise invalid_argument(f"each instance must be an object with inputs {names}")
     else:
         inputs = body["inputs"]
         if isinstance(inputs, dict) and set(inputs) != {"b64"}:
-            _check_input_names(inputs, names, "inputs")
             columns = inputs
         elif len(names) == 1:
             columns = {names[0]: inputs}
         else:
-            raise RequestError(
-                HTTPStatus.BAD_REQUEST, f"'inputs' must be an object with inputs {names}"
-            )
-    tensors = {name: to_tensor(columns[name], specs[name], name) for name in names}
-    try:
-        outputs = function(**{k: tf.constant(v) for k, v in tensors.items()})
-    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"model rejected the input: {error}") from None
-    outputs = {k: v.numpy() for k, v in outputs.items()}
-    if has_rows:
-        batch = len(next(iter(tensors.values())))
+            raise invalid_argument(f"'inputs' must be an object with inputs {names}")
+    images = _Images(limits)
+    tensors = {}
+    for name, value in columns.items():
+        if name in specs:
+            tensors[name] = to_tensor(value, specs[name], name, images)
+        else:  # reported with every other mismatch by the signature's check
+            tensors[name] = np.zeros(0)
+    return signature_name, tensors, has_rows
+
+
+def _json_ready(name, array):
+    array = np.asarray(array)
+    if array.dtype == object or array.dtype.kind == "S":
+        if name.endswith("_bytes"):
+            convert = lambda b: {"b64": base64.b64encode(b).decode()}  # noqa: E731
+        else:
+            convert = lambda b: b.decode("utf-8", "backslashreplace") if isinstance(b, bytes) else b  # noqa: E731
+        return np.vectorize(convert, otypes=[object])(array).tolist()
+    if array.dtype.kind == "f" and array.dtype.itemsize == 2 or array.dtype.kind == "V":
+        array = array.astype(np.float32)
+    if array.dtype.kind == "c":
+        raise RequestError("UNIMPLEMENTED", f"output '{name}': complex values have no JSON form")
+    return np.ascontiguousarray(array) if array.ndim else array.item()
+
+
+def predict_reply(outputs, rows):
+    """The reply body (bytes) for `outputs` in row or columnar format."""
+    if not rows:
         if len(outputs) == 1:
-            (value,) = outputs.values()
-            return {"predictions": to_json(value)}
-        return {
-            "predictions": [{k: to_json(v[i]) for k, v in outputs.items()} for i in range(batch)]
-        }
+            ((name, value),) = outputs.items()
+            return dumps({"outputs": _json_ready(name, value)})
+        return dumps({"outputs": {k: _json_ready(k, v) for k, v in outputs.items()}})
+    sizes = {k: (v.shape[0] if np.ndim(v) else None) for k, v in outputs.items()}
+    batch = next(iter(sizes.values()))
+    if batch is None or any(s != batch for s in sizes.values()):
+        raise invalid_argument(
+            f"outputs {sizes} do not share a batch size: ask for the columnar format ('inputs')"
+        )
     if len(outputs) == 1:
-        (value,) = outputs.values()
-        return {"outputs": to_json(value)}
-    return {"outputs": {k: to_json(v) for k, v in outputs.items()}}
+        ((name, value),) = outputs.items()
+        return dumps({"predictions": _json_ready(name, value)})
+    ready = {k: _json_ready(k, v) for k, v in outputs.items()}
+    return dumps({"predictions": [{k: v[i] for k, v in ready.items()} for i in range(batch)]})
+
+
+def check_classify_regress(body, servable, verb):
+    """Answers `:classify`/`:regress` as TF Serving does for the signature named."""
+    body = _body_object(body)
+    if "examples" not in body:
+        raise invalid_argument("Missing 'examples' key")
+    signature = servable.signature(_signature_name(body))
+    kind, method = ("classification", CLASSIFY) if verb == "classify" else ("regression", REGRESS)
+    if signature.method_name != method:
+        raise invalid_argument(
+            f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
+        )
+    raise RequestError(
+        "UNIMPLEMENTED", f"{kind} signatures (tf.Example inputs) are not served by this server"
+    )

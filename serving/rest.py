@@ -1,141 +1,132 @@
-"""HTTP routing: TF Serving's REST endpoints over the version repository."""
+"""HTTP routing: TF Serving's REST endpoints over the version repository.
 
-import json
+    GET  /v1/models/{name}[/versions/{v} | /labels/{label}]             model status
+    GET  /v1/models/{name}[/versions/{v} | /labels/{label}]/metadata    signature defs
+    POST /v1/models/{name}[/versions/{v} | /labels/{label}]:predict     row or columnar
+    POST ...:classify, ...:regress                                     as for predict-only signatures
+
+Paths are matched case-insensitively with TF Serving's own expressions and model names
+URL-decoded; anything else under `/v1/` is answered 400 "Malformed request", other paths
+404, methods other than GET and POST 405, all with TF Serving's `{"error": ...}` body.
+"""
+
 import re
-import threading
+import urllib.parse
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from serving.codec import predict, signature_def
-from serving.errors import RequestError
-
-PATH = re.compile(
-    r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(?:/(metadata)|:(predict|classify|regress))?$"
+from serving.codec import (
+    Limits,
+    check_classify_regress,
+    dumps,
+    parse_json,
+    predict_inputs,
+    predict_reply,
 )
+from serving.errors import RequestError, invalid_argument, not_found
+from serving.http11 import HttpServer
+from serving.metadata import metadata_json, metadata_response, status_response, to_dict
+
+PREDICTION = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
+)
+STATUS = re.compile(
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?"
+)
+V1 = re.compile(r"(?i)/v1/.*")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "tfposenc-serving/0.1"
-    # Headers and body go out in separate writes; with Nagle's algorithm on, a
-    # keep-alive client's delayed ACK stalls every reply by ~40 ms.
-    disable_nagle_algorithm = True
+def _version(text):
+    if not text:
+        return None
+    if len(text) > 18:
+        raise invalid_argument(f"Failed to convert version: {text} to numeric.")
+    return int(text)
 
-    def log_message(self, format, *args):  # quiet by default; errors are in the replies
-        if self.server.verbose:
-            super().log_message(format, *args)
 
-    def _reply(self, status, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class RestApi:
+    """The request handler: `(method, path, body) -> (HTTP status, JSON bytes, headers)`."""
 
-    def _route(self):
-        match = PATH.match(self.path.split("?", 1)[0])
-        if not match:
-            raise RequestError(
-                HTTPStatus.NOT_FOUND, f"Malformed request: {self.command} {self.path}"
-            )
-        name, version, metadata, verb = match.groups()
-        model = self.server.models.get(name)
+    def __init__(self, models, limits=None):
+        self.models = models  # name -> ServedModel
+        self.limits = limits or Limits()
+
+    def __call__(self, request):
+        path = request.target.split("?", 1)[0]
+        try:
+            if request.method not in ("GET", "POST"):
+                raise RequestError(
+                    "INVALID_ARGUMENT",
+                    f"Malformed request: {request.method} {path} (method not allowed; the "
+                    "REST API answers GET and POST)",
+                    http_status=HTTPStatus.METHOD_NOT_ALLOWED,
+                )
+            if not V1.fullmatch(path):
+                raise RequestError(
+                    "NOT_FOUND", f"Not found: {request.method} {path}", HTTPStatus.NOT_FOUND
+                )
+            payload = self.route(request.method, path, request.body)
+            return HTTPStatus.OK, payload, []
+        except RequestError as error:
+            headers = [("Allow", "GET, POST")] if error.http_status == 405 else []
+            return error.http_status, dumps({"error": error.message}), headers
+        except Exception as error:  # noqa: BLE001 - a model failure: the only 500
+            return 500, dumps({"error": f"{type(error).__name__}: {error}"}), []
+
+    def _model(self, name, version, label, request_kind):
+        name = urllib.parse.unquote(name or "")
+        if not name:
+            raise invalid_argument("Missing model name in request.")
+        model = self.models.get(name)
         if model is None:
-            raise RequestError(
-                HTTPStatus.NOT_FOUND, f"Servable not found for request: Latest({name})"
-            )
-        return model, (int(version) if version else None), metadata, verb
+            if label:
+                raise invalid_argument(f"Unrecognized servable version label: {label}")
+            if request_kind == "status":
+                raise not_found(f"Could not find any versions of model {name}")
+            spec = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+            raise not_found(f"Servable not found for request: {spec}")
+        return model
 
-    def do_GET(self):
+    def route(self, method, path, body):
+        match = PREDICTION.fullmatch(path) if method == "POST" else None
+        if match:
+            name, version, label, verb = match.groups()
+            version = _version(version)
+            label = urllib.parse.unquote(label) if label else None
+            if verb not in ("predict", "classify", "regress"):  # TF Serving compares exactly
+                raise invalid_argument(f"Malformed request: {method} {path}")
+            model = self._model(name, version, label, "predict")
+            version = model.resolve(version, label)
+            return self.predict(model, version, parse_json(body), verb)
+        match = STATUS.fullmatch(path) if method == "GET" else None
+        if not match:
+            raise invalid_argument(f"Malformed request: {method} {path}")
+        name, version, label, metadata = match.groups()
+        version = _version(version)
+        label = urllib.parse.unquote(label) if label else None
+        kind = "metadata" if metadata == "metadata" else "status"
+        model = self._model(name, version, label, kind)
+        version = model.resolve(version, label)
+        if kind == "status":
+            return dumps(to_dict(status_response(model.name, model.status(version))))
+        servable = model.acquire(version)
         try:
-            model, version, metadata, verb = self._route()
-            if verb:
-                raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f":{verb} needs POST")
-            if not metadata:
-                self._reply(HTTPStatus.OK, model.status(version))
-                return
-            loaded = model.acquire(version)
-            try:
-                payload = {
-                    "model_spec": {
-                        "name": model.name,
-                        "signature_name": "",
-                        "version": str(loaded.version),
-                    },
-                    "metadata": {
-                        "signature_def": {
-                            "signature_def": {
-                                k: signature_def(f) for k, f in sorted(loaded.signatures.items())
-                            }
-                        }
-                    },
-                }
-            finally:
-                model.release(loaded)
-            self._reply(HTTPStatus.OK, payload)
-        except RequestError as error:
-            self._reply(error.status, {"error": error.message})
+            response = metadata_response(model.name, servable.version, servable.signature_defs)
+        finally:
+            model.release(servable)
+        return dumps(metadata_json(response))
 
-    def do_POST(self):
+    def predict(self, model, version, body, verb):
+        servable = model.acquire(version)
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        try:
-            if length < 0:
-                raise RequestError(HTTPStatus.BAD_REQUEST, "invalid Content-Length")
-            if length > self.server.max_request_bytes:
-                self.close_connection = True
-                raise RequestError(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    f"request body of {length} bytes exceeds the limit of {self.server.max_request_bytes}",
-                )
-            raw = self.rfile.read(length)
-            model, version, metadata, verb = self._route()
             if verb != "predict":
-                raise RequestError(
-                    HTTPStatus.NOT_FOUND, f"Malformed request: POST {self.path} (only :predict)"
-                )
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise RequestError(HTTPStatus.BAD_REQUEST, f"JSON Parse error: {error}") from None
-            loaded = model.acquire(version)
-            try:
-                reply = predict(loaded, body)
-            finally:
-                model.release(loaded)
-            self._reply(HTTPStatus.OK, reply)
-        except RequestError as error:
-            self._reply(error.status, {"error": error.message})
-        except Exception as error:  # never let one request take the server down
-            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {error}"})
+                check_classify_regress(body, servable, verb)
+            signature_name, inputs, rows = predict_inputs(body, servable, self.limits)
+            _, outputs = servable.run(signature_name, inputs)
+            return predict_reply(outputs, rows)
+        finally:
+            model.release(servable)
 
 
-class ModelServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self, address, models, poll_seconds=2.0, max_request_bytes=64 << 20, verbose=False
-    ):
-        super().__init__(address, Handler)
-        self.models = {m.name: m for m in models}
-        self.poll_seconds = poll_seconds
-        self.max_request_bytes = max_request_bytes
-        self.verbose = verbose
-        self._stop = threading.Event()
-        for model in self.models.values():
-            model.poll()
-        self._poller = threading.Thread(target=self._poll_loop, daemon=True)
-        self._poller.start()
-
-    def _poll_loop(self):
-        while not self._stop.wait(self.poll_seconds):
-            for model in self.models.values():
-                model.poll()
-
-    def server_close(self):
-        self._stop.set()
-        super().server_close()
+def rest_server(address, models, num_threads, timeout, max_request_bytes, limits=None):
+    """An `HttpServer` answering TF Serving's REST API for `models` (name -> ServedModel)."""
+    return HttpServer(address, RestApi(models, limits), num_threads, timeout, max_request_bytes)

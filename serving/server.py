@@ -1,19 +1,15 @@
-"""A REST server with TF Serving's API over SavedModel base paths.
+"""A model server with TF Serving's REST and gRPC APIs over SavedModel base paths.
 
-    python -m serving.server --model_name gapnet --model_base_path runs/channelwise/exports/k3-zero-gapnet-location
+    tfposenc-model-server --model_name gapnet --model_base_path runs/channelwise/exports/k3-zero-gapnet-location
+    python -m serving.server --model_config_file models.config --enable_batching
 
-Flags mean what they mean for `tensorflow_model_server`; endpoints and JSON follow TF
-Serving's REST API reference (`api_rest.md` in tensorflow/serving):
-
-    GET  /v1/models/{name}[/versions/{v}]              model status
-    GET  /v1/models/{name}[/versions/{v}]/metadata     signature defs
-    POST /v1/models/{name}[/versions/{v}]:predict      row ("instances") or columnar ("inputs")
-
-Version policy (TF Serving's default, "latest"): the highest integer version under the
-base path is served; a new version is picked up within the poll interval, and the old
-one is unloaded only after its in-flight requests finish. Extensions: `{"b64": ...}`
-values sent to a uint8 image input are decoded as PNG/JPEG/BMP/GIF images, and
-`--max_request_bytes` answers 413 to larger bodies. This module imports TensorFlow but
+Flags mean what they mean for `tensorflow_model_server`. REST on `--rest_api_port`
+(`serving.rest`), gRPC on `--port` (`serving.grpc_api`), both over one version
+repository (`serving.repository`): each model serves the versions its policy picks from
+its base path (default: the latest), follows the directory as versions are added,
+replaced or deleted, retries failed loads a bounded number of times with the error in
+status, and replays a version's warm-up requests before serving it. `--enable_batching`
+merges concurrent requests (`serving.batching`). This package imports TensorFlow but
 not tfposenc: it serves any SavedModel.
 """
 
@@ -23,88 +19,193 @@ import signal
 import sys
 import threading
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from serving.model_config import parse_model_config  # noqa: E402
-from serving.repository import ServedModel  # noqa: E402
-from serving.rest import ModelServer  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: quiet start-up
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description="REST server with TF Serving's API")
-    parser.add_argument("--model_name", default=None, help="name of the single model to serve")
-    parser.add_argument(
-        "--model_base_path", default=None, help="its base path (integer version subdirectories)"
+    parser = argparse.ArgumentParser(
+        description="Model server with TF Serving's REST and gRPC APIs",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--model_config_file", default=None, help="TF Serving text model_config_list file"
+    add = parser.add_argument
+    add("--model_name", default="default", help="name of the single model to serve")
+    add("--model_base_path", default=None, help="its base path (integer version subdirectories)")
+    add("--model_config_file", default=None, help="TF Serving text ModelServerConfig file")
+    add("--port", type=int, default=8500, help="gRPC port; 0 turns the gRPC API off")
+    add("--rest_api_port", type=int, default=8501, help="REST port; 0 turns the REST API off")
+    add(
+        "--rest_api_host",
+        default="127.0.0.1",
+        help="bind address of both APIs (TF Serving: 0.0.0.0)",
     )
-    parser.add_argument("--rest_api_port", type=int, default=8501)
-    parser.add_argument(
-        "--rest_api_host", default="127.0.0.1", help="bind address (TF Serving: 0.0.0.0)"
+    add("--rest_api_num_threads", type=int, default=None, help="REST workers (default: 4 per CPU)")
+    add("--rest_api_timeout_in_ms", type=int, default=30000, help="time to send a request, or idle")
+    add("--grpc_max_threads", type=int, default=None, help="gRPC workers (default: 4 per CPU)")
+    add("--max_request_bytes", type=int, default=64 << 20, help="413 (REST) above this body size")
+    add("--file_system_poll_wait_seconds", type=float, default=1.0)
+    add("--max_num_load_retries", type=int, default=5, help="retries after a failed load")
+    add("--load_retry_interval_micros", type=int, default=60_000_000)
+    add(
+        "--enable_model_warmup",
+        type=_bool,
+        default=True,
+        help="replay assets.extra warm-up requests",
     )
-    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=2.0)
-    parser.add_argument(
-        "--max_request_bytes", type=int, default=64 << 20, help="413 above this body size"
-    )
-    parser.add_argument(
-        "--port", type=int, default=None, help="gRPC port of TF Serving: accepted, unused"
-    )
-    parser.add_argument(
-        "--rest_api_num_threads", type=int, default=None, help="accepted; one thread per request"
-    )
-    parser.add_argument("--verbose", action="store_true", help="log every request")
+    add("--enable_batching", action="store_true", help="merge concurrent requests")
+    add("--batching_parameters_file", default=None, help="TF Serving BatchingParameters text proto")
+    add("--max_images_per_request", type=int, default=1024, help="encoded (b64) images per request")
+    add("--max_image_pixels", type=int, default=4096 * 4096, help="pixels of one encoded image")
+    add("--verbose", action="store_true", help="log every request")
     return parser
 
 
-def models_from_args(args, parser):
+def _bool(text):
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, received {text!r}")
+
+
+def _check_args(args, parser):
+    positive = [
+        "rest_api_timeout_in_ms",
+        "max_request_bytes",
+        "load_retry_interval_micros",
+        "max_images_per_request",
+        "max_image_pixels",
+    ]
+    for name in positive + ["rest_api_num_threads", "grpc_max_threads"]:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name} must be > 0, received {value}")
+    if args.file_system_poll_wait_seconds <= 0:
+        parser.error(
+            f"--file_system_poll_wait_seconds must be > 0, received {args.file_system_poll_wait_seconds}"
+        )
+    if args.max_num_load_retries < 0:
+        parser.error(f"--max_num_load_retries must be >= 0, received {args.max_num_load_retries}")
+    if args.batching_parameters_file and not args.enable_batching:
+        parser.error("--batching_parameters_file needs --enable_batching")
+    if not args.port and not args.rest_api_port:
+        parser.error("--port and --rest_api_port are both 0: no API to serve")
+
+
+def model_configs(args, parser):
+    from serving.model_config import ModelConfig, read_model_config
+
     if args.model_config_file:
         if args.model_base_path:
             parser.error("use either --model_config_file or --model_base_path, not both")
-        with open(args.model_config_file) as f:
-            try:
-                configs = parse_model_config(f.read())
-            except ValueError as error:
-                parser.error(str(error))
+        try:
+            configs = read_model_config(args.model_config_file)
+        except (OSError, ValueError) as error:
+            parser.error(str(error))
     else:
         if not args.model_base_path:
             parser.error("--model_base_path (or --model_config_file) is required")
-        configs = [{"name": args.model_name or "default", "base_path": args.model_base_path}]
+        configs = [ModelConfig(args.model_name, os.path.abspath(args.model_base_path))]
     for config in configs:
-        if not os.path.isdir(config["base_path"]):
+        if not os.path.isdir(config.base_path):
             parser.error(
-                f"base path of model {config['name']!r} is not a directory: {config['base_path']}"
+                f"base path of model {config.name!r} is not a directory: {config.base_path}"
             )
-    return [ServedModel(c["name"], os.path.abspath(c["base_path"])) for c in configs]
+    return configs
+
+
+def batcher_from_args(args, parser):
+    if not args.enable_batching:
+        return None
+    from serving.batching import Batcher, BatchingOptions
+
+    try:
+        if args.batching_parameters_file:
+            with open(args.batching_parameters_file, encoding="utf-8") as f:
+                options = BatchingOptions.from_text(f.read())
+        else:
+            options = BatchingOptions()
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    return Batcher(options)
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.file_system_poll_wait_seconds <= 0:
-        parser.error(
-            f"--file_system_poll_wait_seconds must be > 0, received {args.file_system_poll_wait_seconds}"
+    _check_args(args, parser)
+    configs = model_configs(args, parser)
+
+    from serving.codec import Limits
+    from serving.http11 import default_num_threads
+    from serving.repository import Poller, ServedModel
+    from serving.servable import Servable
+
+    batcher = batcher_from_args(args, parser)
+
+    def load(version, path):
+        return Servable(version, path, batcher, warmup=args.enable_model_warmup)
+
+    models = {
+        c.name: ServedModel(
+            c, load, args.max_num_load_retries, args.load_retry_interval_micros / 1e6
         )
-    models = models_from_args(args, parser)
-    server = ModelServer(
-        (args.rest_api_host, args.rest_api_port),
-        models,
-        args.file_system_poll_wait_seconds,
-        args.max_request_bytes,
-        args.verbose,
-    )
+        for c in configs
+    }
+    poller = Poller(list(models.values()), args.file_system_poll_wait_seconds)
+    poller.poll_all()
+    poller.start()
+    threads = args.rest_api_num_threads or default_num_threads()
+    host = args.rest_api_host
+    grpc_server = rest = None
+    if args.port:
+        from serving.grpc_api import grpc_server as make_grpc_server
+
+        grpc_threads = args.grpc_max_threads or default_num_threads()
+        grpc_server, grpc_port = make_grpc_server(
+            f"{host}:{args.port}", models, grpc_threads, args.max_request_bytes
+        )
+        grpc_server.start()
+        print(f"gRPC API at {host}:{grpc_port}", flush=True)
+    if args.rest_api_port:
+        from serving.rest import rest_server
+
+        limits = Limits(args.max_images_per_request, args.max_image_pixels)
+        rest = rest_server(
+            (host, args.rest_api_port),
+            models,
+            threads,
+            args.rest_api_timeout_in_ms / 1000,
+            args.max_request_bytes,
+            limits,
+        )
+        rest_host, rest_port = rest.server_address[:2]
+        print(
+            f"REST API at http://{rest_host}:{rest_port}/v1/models/ ({', '.join(models)})",
+            flush=True,
+        )
+    stopped = threading.Event()
 
     def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        stopped.set()
+        if rest is not None:
+            threading.Thread(target=rest.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    host, port = server.server_address[:2]
-    print(f"REST API at http://{host}:{port}/v1/models/ ({', '.join(server.models)})", flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
+        if rest is not None:
+            rest.serve_forever()
+        else:
+            while not stopped.wait(0.5):
+                pass
     finally:
-        server.server_close()
+        poller.stop()
+        if rest is not None:
+            rest.server_close()
+        if grpc_server is not None:
+            grpc_server.stop(grace=2).wait(5)
+        if batcher is not None:
+            batcher.stop()
     print("server stopped", flush=True)
     return 0
 

@@ -11,25 +11,7 @@ import pytest
 import tensorflow as tf
 
 from serving import client
-from serving.model_config import parse_model_config
 from tests.serving.savedmodels import ROOT, Server, call, images, write_version
-
-
-@pytest.fixture(scope="module")
-def base_path(tmp_path_factory):
-    base = tmp_path_factory.mktemp("exports") / "tiny"
-    write_version(str(base), 0)
-    return str(base)
-
-
-@pytest.fixture(scope="module")
-def server(base_path):
-    server = Server(
-        "--model_name", "tiny", "--model_base_path", base_path, "--max_request_bytes", "200000"
-    )
-    yield server
-    code, output = server.stop()
-    assert code == 0 and "server stopped" in output
 
 
 def post(url, body, raw=False):
@@ -52,7 +34,7 @@ def test_status_and_metadata(server):
     code, meta = get(f"{server.url}/v1/models/tiny/metadata")
     assert code == 200 and meta["model_spec"]["version"] == "1"
     signatures = meta["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == {"serving_default", "pooled_features"}
+    assert set(signatures) == {"serving_default", "pooled_features", "__saved_model_init_op"}
     images_info = signatures["serving_default"]["inputs"]["images"]
     assert images_info["dtype"] == "DT_UINT8"
     assert [d["size"] for d in images_info["tensor_shape"]["dim"]] == ["-1", "16", "16", "3"]
@@ -109,7 +91,12 @@ BAD = [
         400,
         r"input 'images': expected shape \[-1, 16, 16, 3\], received shape \[1, 8, 16, 3\]",
     ),
-    ({"inputs": {"pixels": images(1).tolist()}}, 400, "do not match the signature inputs"),
+    (
+        {"inputs": {"pixels": images(1).tolist()}},
+        400,
+        r"input size does not match signature: 1!=1 len\(\{pixels\}\) != len\(\{images\}\)\. "
+        r"Sent extra: \{pixels\}\. Missing but required: \{images\}\.",
+    ),
     ({"instances": [[1, 2], [3]]}, 400, "rectangular"),
     ({"instances": [{"b64": "%%%"}]}, 400, "invalid base64"),
 ]
@@ -209,16 +196,20 @@ def test_new_version_is_picked_up_without_failed_requests(tmp_path):
     stop, failures, versions = threading.Event(), [], set()
     x = images(1)
 
-    def hammer():
+    def hammer(api):
         while not stop.is_set():
             try:
-                client.predict(server.url, "m", x)
-                meta = client.metadata(server.url, "m")
-                versions.add(meta["model_spec"]["version"])
+                if api == "rest":
+                    client.predict(server.url, "m", x)
+                    meta = client.metadata(server.url, "m")
+                else:
+                    client.grpc_predict(server.grpc_target, "m", x, input_name="images")
+                    meta = client.grpc_metadata(server.grpc_target, "m")
+                versions.add((api, meta["model_spec"]["version"]))
             except Exception as error:  # noqa: BLE001
                 failures.append(repr(error))
 
-    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    threads = [threading.Thread(target=hammer, args=(api,)) for api in ("rest", "grpc")]
     for t in threads:
         t.start()
     time.sleep(1.0)
@@ -237,8 +228,9 @@ def test_new_version_is_picked_up_without_failed_requests(tmp_path):
     status = client.status(server.url, "m")["model_version_status"]
     code, _ = server.stop()
     assert failures == []
-    assert versions == {"1", "2"}
+    assert versions == {(api, v) for api in ("rest", "grpc") for v in ("1", "2")}
     assert picked_up < 0.5 + 5.0  # poll interval plus the time to load a SavedModel
+    assert len(status) == 2
     assert status[0]["version"] == "2" and status[0]["state"] == "AVAILABLE"
     assert {s["version"]: s["state"] for s in status}["1"] == "END"
     assert code == 0
@@ -258,33 +250,6 @@ def test_model_config_file_serves_several_models(tmp_path, base_path):
         assert len(client.predict(server.url, "b", images(1))) == 1
     finally:
         server.stop()
-
-
-def test_model_config_parser():
-    models = parse_model_config(
-        """# two models
-        model_config_list {
-          config { name: "x" base_path: "/m/x" model_platform: "tensorflow"
-                   model_version_policy { latest { num_versions: 1 } } }
-          config { name: 'y' base_path: '/m/y' }
-        }"""
-    )
-    assert models == [{"name": "x", "base_path": "/m/x"}, {"name": "y", "base_path": "/m/y"}]
-    for bad, match in [
-        ("model_config_list { config { name: 'x' } }", "needs name and base_path"),
-        ("model_config_list { }", "holds no config"),
-        ("config { }", "exactly one model_config_list"),
-        (
-            "model_config_list { config { name: 'x' base_path: '/a' model_platform: 'onnx' } }",
-            "onnx",
-        ),
-        (
-            "model_config_list { config { name: 'x' base_path: '/a' } config { name: 'x' base_path: '/b' } }",
-            "unique",
-        ),
-    ]:
-        with pytest.raises(ValueError, match=match):
-            parse_model_config(bad)
 
 
 def test_server_refuses_bad_flags(tmp_path):

@@ -1,0 +1,150 @@
+"""The gRPC API: TF Serving's `PredictionService` and `ModelService` services.
+
+Implemented with the stubs of `tensorflow-serving-api`, so a stock TF Serving gRPC client
+works unchanged: `Predict`, `GetModelMetadata` (field "signature_def") and
+`GetModelStatus`; `Classify` and `Regress` answer as for predict-only signatures. Errors
+carry TF Serving's canonical codes (NOT_FOUND, INVALID_ARGUMENT, ...).
+"""
+
+from concurrent import futures
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving.errors import RequestError, invalid_argument, not_found
+from serving.metadata import SIGNATURE_DEF, metadata_response, status_response
+
+
+def _tensor(array):
+    if array.dtype == object:
+        return tf.make_tensor_proto(array.tolist(), dtype=tf.string, shape=array.shape)
+    return tf.make_tensor_proto(array)
+
+
+class _Handler:
+    def __init__(self, models):
+        self.models = models
+
+    def _model_version(self, spec):
+        model = self.models.get(spec.name)
+        label = spec.version_label if spec.WhichOneof("version_choice") == "version_label" else None
+        version = spec.version.value if spec.HasField("version") else None
+        if not spec.name:
+            raise invalid_argument("Missing model name in request.")
+        if model is None:
+            if label:
+                raise invalid_argument(f"Unrecognized servable version label: {label}")
+            what = (
+                f"Latest({spec.name})" if version is None else f"Specific({spec.name}, {version})"
+            )
+            raise not_found(f"Servable not found for request: {what}")
+        return model, model.resolve(version, label)
+
+    def call(self, context, function):
+        try:
+            return function()
+        except RequestError as error:
+            context.abort(grpc.StatusCode[error.code], error.message)
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _Handler):
+    def Predict(self, request, context):
+        return self.call(context, lambda: self._predict(request))
+
+    def _predict(self, request):
+        model, version = self._model_version(request.model_spec)
+        servable = model.acquire(version)
+        try:
+            try:
+                inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            except (TypeError, ValueError) as error:
+                raise invalid_argument(f"input tensor could not be converted: {error}") from None
+            signature, outputs = servable.run(
+                request.model_spec.signature_name, inputs, tuple(request.output_filter)
+            )
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = model.name
+            response.model_spec.version.value = servable.version
+            response.model_spec.signature_name = signature.name
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(_tensor(value))
+            return response
+        finally:
+            model.release(servable)
+
+    def GetModelMetadata(self, request, context):
+        return self.call(context, lambda: self._metadata(request))
+
+    def _metadata(self, request):
+        if not request.metadata_field:
+            raise invalid_argument(
+                "GetModelMetadataRequest must specify at least one metadata_field"
+            )
+        for field in request.metadata_field:
+            if field != SIGNATURE_DEF:
+                raise invalid_argument(f"Metadata field {field} is not supported")
+        model, version = self._model_version(request.model_spec)
+        servable = model.acquire(version)
+        try:
+            return metadata_response(model.name, servable.version, servable.signature_defs)
+        finally:
+            model.release(servable)
+
+    def Classify(self, request, context):
+        return self.call(context, lambda: self._unsupported(request, "classification"))
+
+    def Regress(self, request, context):
+        return self.call(context, lambda: self._unsupported(request, "regression"))
+
+    def _unsupported(self, request, kind):
+        model, version = self._model_version(request.model_spec)
+        servable = model.acquire(version)
+        try:
+            signature = servable.signature(request.model_spec.signature_name)
+        finally:
+            model.release(servable)
+        method = f"tensorflow/serving/{'classify' if kind == 'classification' else 'regress'}"
+        if signature.method_name != method:
+            raise invalid_argument(
+                f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
+            )
+        raise RequestError("UNIMPLEMENTED", f"{kind} signatures are not served by this server")
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer, _Handler):
+    def GetModelStatus(self, request, context):
+        return self.call(context, lambda: self._status(request))
+
+    def _status(self, request):
+        spec = request.model_spec
+        if not spec.name:
+            raise invalid_argument("Missing model name in request.")
+        model = self.models.get(spec.name)
+        if model is None:
+            raise not_found(f"Could not find any versions of model {spec.name}")
+        label = spec.version_label if spec.WhichOneof("version_choice") == "version_label" else None
+        version = model.resolve(spec.version.value if spec.HasField("version") else None, label)
+        return status_response(model.name, model.status(version))
+
+
+def grpc_server(address, models, num_threads, max_message_bytes):
+    """A started-on-`start()` gRPC server for `models` on `address` ("host:port")."""
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", -1),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(num_threads), options=options)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(models), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models), server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind the gRPC API to {address}")
+    return server, port

@@ -1,0 +1,224 @@
+import os
+import threading
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving import client
+from serving.batching import BatchingOptions
+from tests.serving.savedmodels import Server, images, write_version
+
+
+def stubs(server):
+    channel = grpc.insecure_channel(server.grpc_target)
+    return (
+        prediction_service_pb2_grpc.PredictionServiceStub(channel),
+        model_service_pb2_grpc.ModelServiceStub(channel),
+    )
+
+
+def predict_request(x, name="tiny", version=None, signature_name="", input_name="images"):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = version
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(x))
+    return request
+
+
+def test_grpc_predict_equals_rest_and_saved_model_load(server, base_path):
+    x = images(3, seed=5)
+    reference = tf.saved_model.load(os.path.join(base_path, "1")).signatures["serving_default"](
+        images=tf.constant(x)
+    )
+    prediction, _ = stubs(server)
+    response = prediction.Predict(predict_request(x), timeout=30)
+    assert response.model_spec.name == "tiny" and response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+    outputs = {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+    rest = client.predict(server.url, "tiny", x, columnar=True)
+    for name in ("probabilities", "logits", "classes"):
+        np.testing.assert_array_equal(outputs[name], reference[name].numpy())
+        np.testing.assert_allclose(rest[name], outputs[name], rtol=1e-6, atol=1e-7)
+    filtered = prediction.Predict(
+        predict_pb2.PredictRequest(
+            model_spec=predict_request(x).model_spec,
+            inputs=predict_request(x).inputs,
+            output_filter=["classes"],
+        ),
+        timeout=30,
+    )
+    assert set(filtered.outputs) == {"classes"}
+
+
+def test_grpc_metadata_and_status_match_rest(server):
+    prediction, model = stubs(server)
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "tiny"
+    meta = prediction.GetModelMetadata(request, timeout=30)
+    assert client.grpc_metadata(server.grpc_target, "tiny") == client.metadata(server.url, "tiny")
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    meta.metadata["signature_def"].Unpack(signatures)
+    assert signatures.signature_def["serving_default"].inputs["images"].dtype == tf.uint8
+    status = model.GetModelStatus(
+        get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "tiny"}), timeout=30
+    )
+    assert [(s.version, s.state) for s in status.model_version_status] == [
+        (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+    ]
+
+
+GRPC_ERRORS = [
+    (
+        dict(name="missing"),
+        grpc.StatusCode.NOT_FOUND,
+        r"Servable not found for request: Latest\(missing\)",
+    ),
+    (dict(version=7), grpc.StatusCode.NOT_FOUND, r"Specific\(tiny, 7\)"),
+    (dict(input_name="pixels"), grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: {pixels}"),
+    (
+        dict(x=np.zeros((1, 16, 16, 3), np.float32)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "to be uint8 but float is provided",
+    ),
+    (
+        dict(x=np.zeros((1, 8, 16, 3), np.uint8)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        r"expected shape \[-1, 16, 16, 3\]",
+    ),
+    (
+        dict(signature_name="nope"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        'signature name: "nope" not found',
+    ),
+]
+
+
+@pytest.mark.parametrize("change, code, match", GRPC_ERRORS, ids=[f"bad{i}" for i in range(6)])
+def test_grpc_errors_use_tf_serving_codes(server, change, code, match):
+    import re
+
+    prediction, _ = stubs(server)
+    arguments = dict(x=images(1), name="tiny", version=None, signature_name="", input_name="images")
+    arguments.update(change)
+    with pytest.raises(grpc.RpcError) as error:
+        prediction.Predict(predict_request(**arguments), timeout=30)
+    assert error.value.code() == code and re.search(match, error.value.details())
+    assert len(client.grpc_predict(server.grpc_target, "tiny", images(1))["classes"]) == 1
+
+
+def test_grpc_concurrent_load(server):
+    errors, done = [], []
+    x = images(1)
+
+    def worker():
+        prediction, _ = stubs(server)
+        for _ in range(50):
+            try:
+                response = prediction.Predict(predict_request(x), timeout=30)
+                done.append(len(tf.make_ndarray(response.outputs["classes"])))
+            except Exception as error:  # noqa: BLE001
+                errors.append(repr(error))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and done == [1] * 400
+
+
+def test_batching_parameters_parse_tf_serving_files():
+    options = BatchingOptions.from_text(
+        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 20000 }\n"
+        "max_enqueued_batches { value: 4 }\nnum_batch_threads { value: 2 }\n"
+        "allowed_batch_sizes: 4 allowed_batch_sizes: 8\n"
+        "pad_variable_length_inputs: false\n"
+    )
+    assert (options.max_batch_size, options.batch_timeout, options.num_batch_threads) == (
+        8,
+        0.02,
+        2,
+    )
+    assert options.allowed_batch_sizes == [4, 8]
+    for text, match in [
+        ("max_batch_size: 8", "max_batch_size"),
+        ("max_batch_size { value: 0 }", "must be a positive integer"),
+        ("max_batch_size { value: 8 } allowed_batch_sizes: 4", "end with max_batch_size"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            BatchingOptions.from_text(text)
+
+
+def test_batching_gives_the_unbatched_answers_and_refuses_large_requests(tmp_path, server):
+    base = tmp_path / "m"
+    write_version(str(base), 0)
+    parameters = tmp_path / "batching.config"
+    parameters.write_text(
+        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 50000 }\n"
+        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 100 }\n"
+    )
+    batched = Server(
+        "--model_name",
+        "tiny",
+        "--model_base_path",
+        str(base),
+        "--enable_batching",
+        "--batching_parameters_file",
+        str(parameters),
+    )
+    try:
+        inputs = [images(1 + i % 3, seed=10 + i) for i in range(8)]
+        unbatched = [client.predict(server.url, "tiny", x, columnar=True) for x in inputs]
+        answers, errors = [None] * 8, []
+        barrier = threading.Barrier(8)
+
+        def worker(i):
+            barrier.wait()
+            try:
+                if i % 2:
+                    answers[i] = client.predict(batched.url, "tiny", inputs[i], columnar=True)
+                else:
+                    answers[i] = client.grpc_predict(
+                        batched.grpc_target, "tiny", inputs[i], input_name="images"
+                    )
+            except Exception as error:  # noqa: BLE001
+                errors.append(repr(error))
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        for got, want in zip(answers, unbatched):
+            for name, dtype in [
+                ("probabilities", "float32"),
+                ("logits", "float32"),
+                ("classes", "int64"),
+            ]:
+                # JSON carries float32 values exactly (shortest round-trip form)
+                np.testing.assert_array_equal(
+                    np.asarray(got[name], dtype), np.asarray(want[name], dtype)
+                )
+        with pytest.raises(
+            client.ServingError, match="Task size 9 is larger than maximum input batch size 8"
+        ) as error:
+            client.predict(batched.url, "tiny", images(9))
+        assert error.value.status == 400
+        with pytest.raises(client.ServingError, match="Task size 9") as error:
+            client.grpc_predict(batched.grpc_target, "tiny", images(9), input_name="images")
+        assert error.value.status == "INVALID_ARGUMENT"
+    finally:
+        code, output = batched.stop()
+    assert code == 0, output
