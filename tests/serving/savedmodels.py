@@ -158,3 +158,27 @@ def wait_for(condition, timeout, interval=0.05):
             return value
         time.sleep(interval)
     return condition()
+
+
+def write_warmup(version_path, batches, signature_name="serving_default", raw=None):
+    """Writes TF Serving's `assets.extra/tf_serving_warmup_requests` (PredictionLog
+    records, one predict request per uint8 batch), or `raw` bytes as that file."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    path = os.path.join(str(version_path), "assets.extra", "tf_serving_warmup_requests")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if raw is not None:
+        with open(path, "wb") as f:
+            f.write(raw)
+        return path
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in batches:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "warmup"
+            request.model_spec.signature_name = signature_name
+            request.inputs["images"].CopyFrom(tf.make_tensor_proto(batch))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return path

@@ -1,0 +1,298 @@
+"""What an attack on the server found (issue "Hardening", server items 1-7)."""
+
+import base64
+import os
+import shutil
+import socket
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving import client
+from tests.serving.savedmodels import (
+    Server,
+    call,
+    images,
+    save,
+    wait_for,
+    write_version,
+)
+
+
+class AnySize(tf.Module):
+    """Mean pixel of uint8 images of any size: an input without static height/width."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve(self, images):
+        return {"mean": tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3])}
+
+
+def png_declaring(width, height):
+    """A PNG whose header declares `width` x `height`, with 64 KB of compressed zero rows."""
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = zlib.compress(b"\x00" * (8 << 20), 9)[: 64 << 10]
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hardening")
+    write_version(str(root / "tiny"), 0)
+    os.makedirs(root / "any")
+    save(AnySize(), str(root / "any" / "1"), signatures={"serving_default": AnySize().serve})
+    config = root / "models.config"
+    config.write_text(
+        "model_config_list {\n"
+        f'  config {{ name: "tiny" base_path: "{root / "tiny"}" }}\n'
+        f'  config {{ name: "any" base_path: "{root / "any"}" }}\n'
+        "}\n"
+    )
+    server = Server(
+        "--model_config_file", str(config), "--rest_api_timeout_in_ms", "1500",
+        "--rest_api_num_threads", "2", "--max_images_per_request", "4", grpc=False,
+    )  # fmt: skip
+    yield server
+    server.stop()
+
+
+def test_decompression_bomb_is_refused_from_its_header(hardened):
+    import io
+
+    from PIL import Image
+
+    bomb = base64.b64encode(png_declaring(20000, 20000)).decode()
+    before = hardened.peak_memory_mb()
+    for model in ("tiny", "any"):
+        start = time.time()
+        code, reply = call(
+            f"{hardened.url}/v1/models/{model}:predict",
+            {"instances": [{"b64": bomb}, {"b64": bomb}]},
+        )
+        assert code == 400 and time.time() - start < 2.0
+        assert "20000x20000" in reply["error"], reply
+    assert hardened.peak_memory_mb() - before < 300
+    buffer = io.BytesIO()
+    Image.fromarray(images(1, size=20)[0]).save(buffer, format="PNG")
+    small = {"b64": base64.b64encode(buffer.getvalue()).decode()}
+    code, reply = call(f"{hardened.url}/v1/models/any:predict", {"instances": [small]})
+    assert code == 200 and len(reply["predictions"]) == 1
+    code, reply = call(f"{hardened.url}/v1/models/any:predict", {"instances": [small] * 5})
+    assert code == 400 and "more than 4 encoded images" in reply["error"]
+
+
+def raw_exchange(port, data, shutdown=False, timeout=5.0):
+    """Sends raw bytes; returns everything the server sends until it closes (or timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if shutdown:
+            s.shutdown(socket.SHUT_WR)
+        received = b""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                part = s.recv(65536)
+            except TimeoutError:
+                return received, False
+            if not part:
+                return received, True
+            received += part
+        return received, False
+
+
+def predict_bytes(n=1):
+    import json
+
+    return json.dumps({"instances": images(n).tolist()}).encode()
+
+
+FRAMING = [
+    ("chunked", None, 200, False),
+    ("gzip", "Transfer-Encoding: gzip\r\n", 501, True),
+    ("both", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400, True),
+    ("duplicate", "Content-Length: {n}\r\nContent-Length: 3\r\n", 400, True),
+    ("list", "Content-Length: {n}, {n}\r\n", 400, True),
+    ("no length", "", 411, True),
+    ("bad length", "Content-Length: -1\r\n", 400, True),
+]
+
+
+@pytest.mark.parametrize("name, headers, status, closed", FRAMING, ids=[f[0] for f in FRAMING])
+def test_http_framing(hardened, name, headers, status, closed):
+    body = predict_bytes()
+    head = "POST /v1/models/tiny:predict HTTP/1.1\r\nHost: x\r\n"
+    if name == "chunked":
+        half = len(body) // 2
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:half], body[half:]))
+        smuggled = b"GET /v1/models/tiny HTTP/1.1\r\n\r\n"
+        data = (head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+        data += chunks + b"0\r\n\r\n"
+        reply, _ = raw_exchange(hardened.port, data)
+        assert reply.startswith(b"HTTP/1.1 200 ") and reply.count(b"HTTP/1.1") == 1
+        assert b'"predictions"' in reply
+        # chunk bytes never become a request of their own
+        data = (head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+        data += b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+        reply, _ = raw_exchange(hardened.port, data)
+        assert reply.count(b"HTTP/1.1 ") == 1 and b"model_version_status" not in reply
+        return
+    data = (head + headers.format(n=len(body)) + "\r\n").encode() + body
+    reply, was_closed = raw_exchange(hardened.port, data)
+    assert reply.startswith(b"HTTP/1.1 %d " % status), reply[:200]
+    assert b'{"error": ' in reply
+    assert was_closed == closed
+
+
+def test_short_body_is_refused_and_closed(hardened):
+    body = predict_bytes()
+    data = b"POST /v1/models/tiny:predict HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (len(body) + 10)
+    reply, closed = raw_exchange(hardened.port, data + body, shutdown=True)
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"ended before its body" in reply and closed
+
+
+def test_held_connections_are_closed_and_cost_no_thread(hardened):
+    def threads():
+        with open(f"/proc/{hardened.proc.pid}/status") as f:
+            return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+    before = threads()
+    idle = [socket.create_connection(("127.0.0.1", hardened.port)) for _ in range(100)]
+    half = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", hardened.port))
+        s.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+        half.append(s)
+    start = time.time()
+    try:
+        assert threads() - before < 5
+        assert len(client.predict(hardened.url, "tiny", images(1))) == 1
+        assert time.time() - start < 1.0
+        for s in half:
+            s.settimeout(5)
+            reply = s.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 408 "), reply[:100]
+        assert time.time() - start < 1.5 + 1.5
+        for s in idle[:5]:
+            s.settimeout(5)
+            assert s.recv(100) == b""
+    finally:
+        for s in idle + half:
+            s.close()
+
+
+NO_500 = [
+    ("deep nesting", b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ("huge integer", b'{"instances": [[[[' + b"7" * 5000 + b"]]]]}"),
+    ("signature name list", b'{"instances": [1], "signature_name": [1]}'),
+    ("not an object", b"[1, 2, 3]"),
+    ("instances object", b'{"instances": {"a": 1}}'),
+    ("null", b"null"),
+    ("float image", b'{"inputs": {"images": [[[[1e400]]]]}}'),
+    ("string image", b'{"instances": [["a"]]}'),
+]
+
+
+@pytest.mark.parametrize("name, body", NO_500, ids=[n[0] for n in NO_500])
+def test_no_request_gets_a_500(hardened, name, body):
+    code, reply = call(f"{hardened.url}/v1/models/tiny:predict", body, raw=True)
+    assert code == 400 and reply["error"], reply
+    code, reply = call(
+        f"{hardened.url}/v1/models/tiny/versions/{'1' * 5000}:predict", body, raw=True
+    )
+    assert code == 400 and "Failed to convert version" in reply["error"]
+
+
+def versions_served(server, name="m"):
+    code, body = call(f"{server.url}/v1/models/{name}")
+    if code != 200:
+        return {}
+    return {int(s["version"]): s for s in body["model_version_status"]}
+
+
+def test_version_set_on_disk_is_followed(tmp_path):
+    base = tmp_path / "m"
+    write_version(str(base), 1, version=1)
+    write_version(str(base), 2, version=2)
+    os.makedirs(base / "²")
+    shutil.copy(base / "1" / "saved_model.pb", base / "²" / "saved_model.pb")
+    server = Server(
+        "--model_name", "m", "--model_base_path", str(base),
+        "--file_system_poll_wait_seconds", "0.3", grpc=False,
+    )  # fmt: skip
+    x = images(2, seed=4)
+
+    def logits(version):
+        module = tf.saved_model.load(str(base / str(version)))
+        return module.signatures["serving_default"](images=tf.constant(x))["logits"].numpy()
+
+    def served_logits():
+        code, body = call(f"{server.url}/v1/models/m:predict", {"inputs": x.tolist()})
+        return np.asarray(body["outputs"]["logits"]) if code == 200 else code
+
+    try:
+        v1, v2 = logits(1), logits(2)
+        np.testing.assert_allclose(served_logits(), v2, rtol=1e-6)
+        # rollback: delete the serving version, the previous one answers
+        shutil.rmtree(base / "2")
+        start = time.time()
+        assert wait_for(lambda: np.allclose(served_logits(), v1, rtol=1e-6), 10)
+        assert time.time() - start < 0.3 + 5
+        states = versions_served(server)
+        assert states[1]["state"] == "AVAILABLE" and states[2]["state"] == "END"
+        # a re-created version number with another model is reloaded
+        write_version(str(base), 7, version=1)
+        v1_new = logits(1)
+        assert wait_for(lambda: np.allclose(served_logits(), v1_new, rtol=1e-6), 10)
+        # the poll thread survived '²' all along: a new version is picked up
+        write_version(str(base), 3, version=3)
+        assert wait_for(lambda: versions_served(server).get(3, {}).get("state") == "AVAILABLE", 10)
+        # deleting every version unloads everything
+        for version in ("1", "3"):
+            shutil.rmtree(base / version)
+        assert wait_for(lambda: isinstance(served_logits(), int), 10)
+        assert served_logits() == 404
+        assert {s["state"] for s in versions_served(server).values()} == {"END"}
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "Traceback" not in output, output
+
+
+def test_broken_newest_version_is_retried_a_bounded_number_of_times(tmp_path):
+    base = tmp_path / "m"
+    write_version(str(base), 1, version=1)
+    server = Server(
+        "--model_name", "m", "--model_base_path", str(base),
+        "--file_system_poll_wait_seconds", "0.2", "--max_num_load_retries", "2",
+        "--load_retry_interval_micros", "200000", grpc=False,
+    )  # fmt: skip
+    try:
+        os.makedirs(base / "2")
+        (base / "2" / "saved_model.pb").write_bytes(b"garbage")
+        assert wait_for(lambda: versions_served(server).get(2, {}).get("state") == "END", 10)
+        status = versions_served(server)
+        assert status[2]["status"]["error_code"] != "OK"
+        assert "attempt 3 of 3" in status[2]["status"]["error_message"]
+        assert status[1]["state"] == "AVAILABLE"
+        assert len(client.predict(server.url, "m", images(1))) == 1
+        time.sleep(1.0)  # no further attempts
+        # a version with truncated variables: the same, and version 1 keeps serving
+        shutil.copytree(base / "1", base / "3")
+        data = base / "3" / "variables" / "variables.data-00000-of-00001"
+        data.write_bytes(data.read_bytes()[:10])
+        assert wait_for(lambda: versions_served(server).get(3, {}).get("state") == "END", 10)
+        assert versions_served(server)[1]["state"] == "AVAILABLE"
+        assert client.metadata(server.url, "m")["model_spec"]["version"] == "1"
+    finally:
+        code, output = server.stop()
+    assert output.count("version: 2} failed") == 3, output
+    assert code == 0
