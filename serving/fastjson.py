@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 MIN_RUN = 1024
+MAX_DIMS = 32  # numpy's limit is 64; deeper arrays are left to orjson
 _RUN = re.compile(rb"\[[0-9\[\],\- ]{%d,}\]" % (MIN_RUN - 2))
 _INT64 = np.iinfo(np.int64)
 _NONCE = os.urandom(8).hex()
@@ -26,7 +27,7 @@ def _skeleton_shape(skeleton):
     """The shape of a rectangular array from its brackets and commas, else `None`."""
     depth = len(skeleton) - len(skeleton.lstrip(b"["))
     close = skeleton.find(b"]")
-    if depth == 0 or close < 0:
+    if depth == 0 or depth > MAX_DIMS or close < 0:
         return None
     unit = skeleton[depth - 1 : close + 1]
     shape = [unit.count(b",") + 1]
