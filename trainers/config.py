@@ -1,135 +1,167 @@
-"""Experiment configs: dataclasses whose fields are every knob, with presets and a CLI.
+"""Experiment configs: dataclasses whose fields are every knob, presets, and the command line.
 
-Each field's default lives in the dataclass; a preset is a dict of overrides; the command
-line overrides the preset (`--grid-sizes 3 5`, `--no-flip`, ...). The resolved config is
-written to the run directory and checked on resume.
+A field's default, help, allowed values and bounds live in the field itself:
+
+    grid_sizes: tuple[int, ...] = option((3, 5, 7), "grid sizes k")
+    backbone: str = option("resnet18", "backbone", choices=vocabulary.BACKBONES)
+
+`TrainConfig` holds the knobs every trainer shares (data, optimiser, seed, strategy,
+precision, export, run directory); an experiment subclasses it. Fields are validated from
+their metadata when the config is made (`validate`, which an experiment may extend). A
+preset is a dict of overrides; command-line flags override the preset. `main` is the
+entry point of every trainer: it parses before importing TensorFlow (so `--help` is
+instant), answers a bad flag, an unusable `--out` or a missing dataset with one line and
+exit code 2, and leaves nothing behind for them.
 """
 
-import argparse
 import dataclasses
 import json
+import math
 import os
+import types
+import typing
+
+from trainers import vocabulary
 
 
-def _field_kind(field):
-    text = str(field.type)
-    if "tuple" in text:
-        inner = "int" if "int" in text else "float" if "float" in text else "str"
-        return "tuple", inner
-    if "bool" in text:
-        return "bool", None
-    if "int" in text:
-        return "int", None
-    if "float" in text:
-        return "float", None
-    return "str", None
+def option(default, help, choices=None, minimum=None, aliases=()):
+    """A config field: `help` text, allowed `choices`, numeric `minimum`, extra flags."""
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "aliases": aliases}
+    if isinstance(default, (list, dict)):
+        raise ValueError(f"Use a tuple default. Received: default={default!r}")
+    return dataclasses.field(default=default, metadata=metadata)
 
 
-def _parse_scalar(kind, text):
-    if text is None or text.lower() == "none":
-        return None
-    return {"int": int, "float": float, "str": str}[kind](text)
+def field_kind(field):
+    """`(kind, optional)`: kind is int|float|str|bool or ("tuple", element kind)."""
+    annotation, optional = field.type, False
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation, optional = args[0], True
+    if typing.get_origin(annotation) is tuple:
+        return ("tuple", typing.get_args(annotation)[0].__name__), optional
+    return annotation.__name__, optional
 
 
-def add_arguments(parser, config_cls):
-    """Adds one `--flag` per field of `config_cls` (dashes for underscores)."""
-    for field in dataclasses.fields(config_cls):
-        flag = "--" + field.name.replace("_", "-")
-        kind, inner = _field_kind(field)
-        doc = field.metadata.get("help", "")
-        default = (
-            field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        )
-        help_text = f"{doc} (default: {default!r})"
-        if kind == "tuple":
-            parser.add_argument(
-                flag, nargs="+", default=None, help=help_text, metavar=inner.upper()
-            )
-        elif kind == "bool":
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
-        else:
-            parser.add_argument(flag, default=None, help=help_text, metavar=kind.upper())
+@dataclasses.dataclass
+class TrainConfig:
+    """The knobs every trainer shares; experiments subclass it and add their own."""
+
+    dataset: str = option("digits", "image source", choices=vocabulary.DATASETS)
+    data_dir: str | None = option(None, "tensorflow-datasets directory (tfds default)")
+    epochs: int = option(6, "training epochs of every combination")
+    batch_size: int = option(48, "global training batch size")
+    eval_batch_size: int = option(256, "batch size of the final test pass")
+    learning_rate: float = option(1e-3, "Adam learning rate (> 0)", minimum=0.0)
+    beta_1: float = option(0.5, "Adam beta_1 in [0, 1)", minimum=0.0)
+    beta_2: float = option(0.999, "Adam beta_2 in [0, 1)", minimum=0.0)
+    seed: int = option(0, "random seed", minimum=0)
+    strategy: str = option("auto", "tf.distribute strategy", choices=vocabulary.STRATEGIES)
+    devices: tuple[str, ...] = option((), "devices of the mirrored strategy; () means all GPUs")
+    precision: str = option("float32", "Keras dtype policy", choices=vocabulary.PRECISIONS)
+    jit_compile: bool = option(False, "XLA (slower on CPU: measure first)")
+    export: bool = option(True, "export a SavedModel per combination")
+    out: str = option("runs/run", "run directory (resumed when it exists)")
+    verbose: str = option("auto", "Keras verbosity", choices=vocabulary.VERBOSITIES)
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if field_kind(field)[0][0] == "tuple" and isinstance(getattr(self, field.name), list):
+                setattr(self, field.name, tuple(getattr(self, field.name)))
+        self.validate()
+
+    def validate(self):
+        """Checks every field against its type and metadata; extend for cross-field rules."""
+        from tfposenc.validation import check_choice, check_number, check_positive_int
+
+        for field in dataclasses.fields(self):
+            name, value = field.name, getattr(self, field.name)
+            (kind, optional), meta = field_kind(field), field.metadata
+            if value is None and optional:
+                continue
+            if kind[0] == "tuple":
+                if not isinstance(value, tuple) or (not value and field.default != ()):
+                    raise ValueError(
+                        f"`{name}` must be a non-empty tuple. Received: {name}={value!r}"
+                    )
+                items = [(f"{name}", v) for v in value]
+                kind = kind[1]
+            else:
+                items = [(name, value)]
+            for label, item in items:
+                if meta.get("choices") is not None:
+                    check_choice(item, meta["choices"], label)
+                elif kind == "int":
+                    check_positive_int(item, label, **_minimum(meta, 1))
+                elif kind == "float":
+                    check_number(item, label, **_minimum(meta, None))
+                elif kind == "bool" and not isinstance(item, bool):
+                    raise ValueError(f"`{label}` must be True or False. Received: {label}={item!r}")
+                elif kind == "str" and not isinstance(item, str):
+                    raise ValueError(f"`{label}` must be a string. Received: {label}={item!r}")
+        for name in ("learning_rate", "beta_1", "beta_2"):
+            value, limit = getattr(self, name), (math.inf if name == "learning_rate" else 1.0)
+            if not 0 <= value < limit or (name == "learning_rate" and value == 0):
+                bounds = "> 0" if name == "learning_rate" else "in [0, 1)"
+                raise ValueError(f"`{name}` must be {bounds}. Received: {name}={value!r}")
+
+    def epochs_for(self, combination):
+        """Epochs of one combination; override in a config for per-network budgets."""
+        return self.epochs
 
 
-def from_args(config_cls, args, presets):
-    """Builds a config from parsed args: preset overrides, then explicit flags."""
-    values = dict(presets[args.preset])
-    for field in dataclasses.fields(config_cls):
-        given = getattr(args, field.name, None)
-        if given is None:
-            continue
-        kind, inner = _field_kind(field)
-        if kind == "tuple":
-            values[field.name] = tuple(_parse_scalar(inner, v) for v in given)
-        elif kind == "bool":
-            values[field.name] = bool(given)
-        else:
-            try:
-                values[field.name] = _parse_scalar(kind, given)
-            except ValueError:
-                raise ValueError(
-                    f"`--{field.name.replace('_', '-')}` must be {kind}. Received: {given!r}"
-                ) from None
-    return config_cls(**values)
+def _minimum(meta, fallback):
+    minimum = meta.get("minimum", fallback)
+    return {} if minimum is None else {"minimum": minimum}
 
 
 def to_dict(config):
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def write_or_check(config, run_dir, experiment, ignore=("out",)):
-    """Writes `config.json` to a new run directory, or checks it matches on resume.
+def flag(name):
+    return "--" + name.replace("_", "-")
 
-    Raises:
-        ValueError: the directory holds another experiment's config, or the same
-            experiment with different settings.
-    """
-    path = os.path.join(run_dir, "config.json")
+
+def check_resume(config, experiment):
+    """Raises ValueError unless `config.out` is new or holds this very config (resume)."""
+    path = os.path.join(config.out, "config.json")
+    if not os.path.exists(path):
+        return
     resolved = {"experiment": experiment, **to_dict(config)}
-    if os.path.exists(path):
+    try:
         with open(path) as f:
             existing = json.load(f)
-        if existing.get("experiment") != experiment:
-            raise ValueError(
-                f"Run directory {run_dir} holds a config of experiment "
-                f"{existing.get('experiment')!r}, not {experiment!r}. Choose another --out."
-            )
-        different = sorted(
-            k
-            for k in set(existing) | set(resolved)
-            if k not in ignore and existing.get(k) != resolved.get(k)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"`out` holds an unreadable config.json ({error}); choose another --out. "
+            f"Received: out={config.out!r}"
+        ) from None
+    if existing.get("experiment") != experiment:
+        raise ValueError(
+            f"`out` holds a config of experiment {existing.get('experiment')!r}, not "
+            f"{experiment!r}; choose another --out. Received: out={config.out!r}"
         )
-        if different:
-            details = ", ".join(
-                f"{k}: {existing.get(k)!r} -> {resolved.get(k)!r}" for k in different
-            )
-            raise ValueError(
-                f"Run directory {run_dir} holds a different {experiment} config ({details}). "
-                "Resume with the same settings or choose another --out."
-            )
-        return resolved
-    os.makedirs(run_dir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(resolved, f, indent=2)
-    os.replace(tmp, path)
-    return resolved
-
-
-def parser_for(config_cls, presets, description):
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    different = sorted(
+        k
+        for k in set(existing) | set(resolved)
+        if k != "out" and existing.get(k) != resolved.get(k)
     )
-    parser.add_argument(
-        "--preset",
-        choices=sorted(presets),
-        default="default",
-        help="named starting point; flags override it",
-    )
-    add_arguments(parser, config_cls)
-    return parser
+    if different:
+        details = ", ".join(f"{k}: {existing.get(k)!r} -> {resolved.get(k)!r}" for k in different)
+        raise ValueError(
+            f"`out` holds a different {experiment} config ({details}); resume with the same "
+            f"settings or choose another --out. Received: out={config.out!r}"
+        )
 
 
-__all__ = ["add_arguments", "from_args", "parser_for", "to_dict", "write_or_check"]
+def write_config(config, experiment):
+    """Writes the resolved config to `config.out/config.json` (atomically)."""
+    os.makedirs(config.out, exist_ok=True)
+    path = os.path.join(config.out, "config.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump({"experiment": experiment, **to_dict(config)}, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+__all__ = ["TrainConfig", "check_resume", "field_kind", "flag", "option", "to_dict", "write_config"]

@@ -1,23 +1,31 @@
-"""The trainer core: strategy, precision, callbacks and a resumable `fit`.
+"""The trainer core: strategy, precision, callbacks, atomic files and a resumable `fit`.
 
-TensorFlow-only by design (tf.distribute, TensorBoard, SavedModel). Training always runs
-inside a `tf.distribute` strategy scope; `make_strategy` is the single place that picks
-one, so a multi-worker branch can be added there (note: `model.fit` under
+TensorFlow-only by design (tf.distribute, TensorBoard). Training always runs inside a
+`tf.distribute` strategy scope; `make_strategy` is the single place that picks one, so a
+multi-worker branch can be added there (note: `model.fit` under
 `MultiWorkerMirroredStrategy` is broken in Keras 3.15, keras-team/keras#20585).
 """
 
-import io
 import json
+import math
 import os
 import shutil
+import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+from trainers.vocabulary import PRECISIONS, STRATEGIES
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; nothing of that epoch is kept."""
+
+
+class BrokenBackupError(RuntimeError):
+    """A training backup was incomplete or unreadable and has been set aside."""
 
 
 def cpu_supports_bfloat16():
@@ -64,6 +72,62 @@ def make_strategy(name="auto", devices=()):
     return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
 
 
+def check_writable(path, name="out"):
+    """Raises ValueError unless a directory can be created (or written) at `path`.
+
+    Probes with a temporary file in `path` or its nearest existing parent, which works
+    for root too (where permission bits say nothing), and creates nothing that stays.
+    """
+    path = os.path.abspath(path)
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    reason = None
+    if not os.path.isdir(probe):
+        reason = f"{probe} is a file, not a directory"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=probe):
+                pass
+        except OSError as error:
+            reason = f"{probe} is not writable ({error.strerror or error})"
+    if reason:
+        raise ValueError(
+            f"`{name}` must be a writable directory: {reason}. Received: {name}={path!r}"
+        )
+
+
+def write_json(path, value):
+    """Writes `value` as JSON to `path` atomically (a reader sees the old or the new file)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises `NonFiniteLossError` at the end of an epoch whose loss is NaN or infinite.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which ends `fit` normally (so the caller
+    would evaluate and export the broken model), this fails. Placed before the backup
+    callback, the diverged epoch is never committed.
+    """
+
+    def __init__(self, name=""):
+        super().__init__()
+        self.name = name
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(np.asarray(value))):
+                raise NonFiniteLossError(
+                    f"{self.name}: the training diverged ({key} {float(np.asarray(value))} in "
+                    f"epoch {epoch + 1}); no result is reported. Lower --learning-rate and "
+                    "use a new --out."
+                )
+
+
 class JsonLinesLogger(keras.callbacks.Callback):
     """Appends one JSON object per epoch (`epoch`, every log value, `extra`) to a file."""
 
@@ -100,16 +164,6 @@ class LearningRateLogger(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def figure_to_image(figure):
-    """A matplotlib figure as a `[1, H, W, 4]` uint8 tensor for `tf.summary.image`."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    return tf.expand_dims(tf.image.decode_png(buffer.getvalue(), channels=4), 0)
-
-
 def write_hparams(log_dir, hparams):
     from tensorboard.plugins.hparams import api as hp
 
@@ -122,13 +176,18 @@ def write_hparams(log_dir, hparams):
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` whose backups survive a kill at any instant.
+    """`BackupAndRestore` whose backups survive a kill at any instant, and are checked.
 
     Keras writes the weights file and the epoch counter in place, so a kill during the
     write leaves a truncated HDF5 file (seen in this project's kill test). Here each
     backup is written to `incoming/`, then swapped in by renames (`state` -> `state.old`,
     `incoming` -> `state`); on start an interrupted swap is rolled forward or back, so
     the weights and the epoch counter always come from the same finished epoch.
+
+    A backup is used only when complete and loadable. A `state/` with a missing,
+    truncated or foreign weights file or an unreadable epoch counter is renamed to
+    `broken-<time>/` and `BrokenBackupError` is raised, naming both: the caller rebuilds
+    the model and trains that combination from the start.
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
@@ -145,9 +204,33 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         shutil.rmtree(self._old, ignore_errors=True)
         shutil.rmtree(self._incoming, ignore_errors=True)
 
+    def _problem(self):
+        if not os.path.isfile(self._weights_path):
+            return "the weights file latest.weights.h5 is missing"
+        try:
+            with open(self._training_metadata_path) as f:
+                epoch = json.load(f)["epoch"]
+            if not isinstance(epoch, int) or epoch < 0:
+                raise ValueError(f"epoch={epoch!r}")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return f"training_metadata.json is unreadable ({type(error).__name__}: {error})"
+        try:
+            self._load_model()
+        except Exception as error:  # h5py, shape or structure mismatch: all mean unusable
+            return f"the weights do not load ({type(error).__name__}: {error})"
+        return None
+
     def on_train_begin(self, logs=None):
         self._recover()
-        self._load_model()
+        if not os.path.isdir(self._state):
+            return  # a fresh start
+        problem = self._problem()
+        if problem:
+            aside = os.path.join(self.backup_dir, time.strftime("broken-%Y%m%d-%H%M%S"))
+            os.rename(self._state, aside)
+            raise BrokenBackupError(
+                f"The backup {self._state} is unusable: {problem}. Set aside as {aside}."
+            )
 
     def _save_model(self):
         shutil.rmtree(self._incoming, ignore_errors=True)
@@ -177,7 +260,8 @@ def fit_resumable(
     Started again with the same `run_dir`, it resumes after the last finished epoch and
     trains exactly `epochs` epochs in all. The final backup is kept by default, so a
     process killed after training (while evaluating or exporting) restarts without
-    training again; delete `run_dir` once the results are safe.
+    training again; delete `run_dir` once the results are safe. A NaN or infinite loss
+    raises `NonFiniteLossError`; an unusable backup raises `BrokenBackupError`.
     """
     backup = AtomicBackupAndRestore(
         os.path.join(run_dir, "backup"), delete_checkpoint=delete_backup
@@ -187,9 +271,10 @@ def fit_resumable(
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=validation,
-        # Backup last: an epoch is logged before it is committed, so a kill in between
-        # retrains (and re-logs) that epoch instead of losing its record.
-        callbacks=[*callbacks, backup],
+        # The divergence check first (a diverged epoch is neither logged nor committed);
+        # the backup last: an epoch is logged before it is committed, so a kill in
+        # between retrains (and re-logs) that epoch instead of losing its record.
+        callbacks=[StopOnNonFiniteLoss(os.path.basename(run_dir)), *callbacks, backup],
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )

@@ -1,0 +1,131 @@
+"""The command line of every trainer: flags from the config's fields, presets, `main`.
+
+`main(experiment, argv)` parses before importing TensorFlow (so `--help` is instant and
+quiet), silences TensorFlow's C++ start-up chatter unless `TF_CPP_MIN_LOG_LEVEL` is set,
+and answers a bad flag, an unusable `--out`, a model that cannot be built or a missing
+dataset with one line naming the flag and exit code 2, leaving no run directory behind.
+Each field becomes `--field-name` (plus its `aliases`); its help shows the default once
+and the allowed values of every choice.
+"""
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+import time
+
+from trainers.config import field_kind, flag
+
+
+class Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one line (and exit code 2)."""
+
+    def error(self, message):
+        message = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _converter(kind, optional):
+    def convert(text):
+        if optional and text.lower() == "none":
+            return None
+        if kind == "float":
+            value = float(text)
+            if not math.isfinite(value):
+                raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+            return value
+        return {"int": int, "str": str}[kind](text)
+
+    convert.__name__ = kind  # argparse says "invalid int value: 'foo'"
+    return convert
+
+
+def _shown(value):
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value) or "()"
+    return str(value)
+
+
+def make_parser(config_class, presets, description, prog=None):
+    parser = Parser(prog=prog, description=description)
+    parser.add_argument(
+        "--preset",
+        choices=sorted(presets),
+        default="default",
+        help="named starting point; flags override it. Choices: "
+        f"{', '.join(sorted(presets))}. (default: default)",
+    )
+    for field in dataclasses.fields(config_class):
+        (kind, optional), meta = field_kind(field), field.metadata
+        text = meta.get("help", "")
+        if meta.get("choices"):
+            text += f". Choices: {', '.join(map(str, meta['choices']))}"
+        text = f"{text}. (default: {_shown(field.default)})".replace("%", "%%")
+        names = [flag(field.name), *meta.get("aliases", ())]
+        common = dict(dest=field.name, default=None, help=text)
+        if kind == "bool":
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
+            continue
+        element = kind[1] if kind[0] == "tuple" else kind
+        metavar = field.name.upper().rstrip("S") if kind[0] == "tuple" else element.upper()
+        parser.add_argument(
+            *names,
+            type=_converter(element, optional),
+            nargs="+" if kind[0] == "tuple" else None,
+            metavar=metavar,
+            **common,
+        )
+    return parser
+
+
+def from_args(config_class, args, presets):
+    """The config of parsed `args`: the preset's overrides, then the explicit flags."""
+    values = dict(presets[args.preset])
+    for field in dataclasses.fields(config_class):
+        given = getattr(args, field.name, None)
+        if given is not None:
+            values[field.name] = tuple(given) if isinstance(given, list) else given
+    return config_class(**values)
+
+
+def _naming_the_flag(error, config_class):
+    message = " ".join(str(error).split())
+    if isinstance(error, FileNotFoundError):  # tfposenc.data.DatasetNotFoundError
+        return f"argument --dataset: {message}"
+    for field in dataclasses.fields(config_class):
+        if f"`{field.name}`" in message:
+            return f"argument {flag(field.name)}: {message}"
+    return message
+
+
+def main(experiment, argv=None):
+    """Parses `argv`, runs (or resumes) `experiment`, prints its results; returns 0.
+
+    Usage errors exit with code 2 before anything is written; a diverged training
+    (non-finite loss) returns 1 with one line naming the combination.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config_class = experiment.config_class
+    parser = make_parser(config_class, experiment.presets, experiment.description, experiment.prog)
+    args = parser.parse_args(argv)
+    try:
+        config = from_args(config_class, args, experiment.presets)
+        from trainers import runner  # TensorFlow from here on
+
+        plan = runner.prepare(experiment, config)
+    except (ValueError, OSError) as error:
+        parser.error(_naming_the_flag(error, config_class))
+    start = time.time()
+    try:
+        runner.execute(plan)
+    except runner.core.NonFiniteLossError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    with open(os.path.join(config.out, "results.md")) as f:
+        print(f.read())
+    print(f"done in {time.time() - start:.0f} s; results in {config.out}")
+    return 0
+
+
+__all__ = ["Parser", "from_args", "main", "make_parser"]

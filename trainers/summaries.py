@@ -1,0 +1,52 @@
+"""TensorBoard images for grid experiments: sample canvases and a per-cell heat map."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainers import evaluators, reports
+
+
+class GridSummaries(keras.callbacks.Callback):
+    """Writes `samples` (pixel canvases, 0..255) once and, when `heatmap`, the per-cell
+    location accuracy on `validation` after every epoch, to `log_dir/images`.
+
+    Args:
+        log_dir: str, the combination's TensorBoard directory.
+        samples: `tf.data.Dataset` whose first batch holds the canvases to show.
+        validation: `tf.data.Dataset` of `(canvases, cell labels)` batches.
+        grid_size: int, cells per side.
+        heatmap: bool, write the per-cell heat map (location targets only).
+    """
+
+    def __init__(self, log_dir, samples, validation, grid_size, heatmap):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
+        self.samples = samples
+        self.validation = validation
+        self.grid_size = grid_size
+        self.heatmap = heatmap
+
+    def on_train_begin(self, logs=None):
+        pixels = next(iter(self.samples))[0].numpy()
+        with self.writer.as_default():
+            tf.summary.image(
+                "sample_canvases", np.clip(pixels / 255.0, 0, 1), step=0, max_outputs=len(pixels)
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.heatmap:
+            return
+        values = dict(evaluators.grid_location(self.model, self.validation, self.grid_size))
+        png = reports.figure_png(
+            reports.heatmap_figure(values["per_cell_accuracy"], f"epoch {epoch + 1}")
+        )
+        with self.writer.as_default():
+            image = tf.expand_dims(tf.image.decode_png(png, channels=4), 0)
+            tf.summary.image("per_cell_location_accuracy", image, step=epoch)
+        self.writer.flush()
+
+
+__all__ = ["GridSummaries"]
