@@ -1,61 +1,118 @@
-"""Training images/s of tfposenc models against the same architecture in PyTorch.
+"""Training and eval images/s of tfposenc models against PyTorch and the matmul ceiling.
 
     pip install -e ".[bench]"   # torch==2.13.0, CPU build, from this machine's disk
-    python -m benchmarks.train_throughput [--steps 5]
+    python -m benchmarks.train_throughput --steps 4
 
-Rows: ResNet-18 (cifar stem, 32x32, batch 128) in float32 and mixed_bfloat16, and the
-paper's GAPNet (ResNet-18 paper stem, 96x96 canvases, 9 outputs), each with Adam; PyTorch
-rows run the same architecture (torchvision-style BasicBlock ResNet-18) in the same
-process, with as many threads as TensorFlow uses. Targets (issue "Backbones"): tfposenc
-float32 at least as fast as PyTorch; mixed bfloat16 at least 2x float32 where the CPU
-has bf16 instructions.
+Rows (issue 16): ResNet-18 (cifar stem, 32x32, batch 128, 10 classes) and the paper's
+GAPNet (ResNet-18 paper stem, 96x96 canvases, batch 48, 9 outputs), each trained with
+Adam in tfposenc float32 and mixed_bfloat16 and in PyTorch float32 and bfloat16 autocast
+(the same torchvision-style BasicBlock architecture, same process, as many threads as
+TensorFlow uses). Eval is the inference forward pass (`predict_on_batch`; PyTorch
+`eval()` under `inference_mode`). The machine is shared and noisy, so every variant of
+a row is timed in alternating rounds and the medians compared within one run.
+
+The same run measures the matrix-multiply ceiling (a 2048^3 matmul in TensorFlow,
+float32 and bfloat16) and reports each row as a fraction of it: a training image costs
+3x the forward FLOPs (forward, input gradient, weight gradient), counted analytically
+from the convolutions and the dense layer; float32 rows are compared with the float32
+ceiling, bfloat16 rows with the bfloat16 one.
+
+Targets (issue 16): mixed bfloat16 >= PyTorch bf16 autocast on both rows and >= 2x
+tfposenc float32; float32 >= 1.2x PyTorch on both rows and >= 75% of the float32
+ceiling on the ResNet-18 row. `TFPOSENC_FUSED_BN=0` times Keras' own batch norm.
 """
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import report  # noqa: E402
+from benchmarks.common import interleaved, report  # noqa: E402
 from tfposenc.models import Classifier, GAPNet, ResNetBackbone  # noqa: E402
 
+WIDTHS = (64, 128, 256, 512)
+ROWS = {
+    # kind: (stem, image size, classes)
+    "resnet18": ("cifar", 32, 10),
+    "gapnet": ("paper", 96, 9),
+}
 
-def keras_rate(kind, precision, batch, size, steps, jit_compile=False):
-    keras.mixed_precision.set_global_policy(precision)
-    keras.utils.set_random_seed(0)
-    if kind == "resnet18":
-        model = Classifier(ResNetBackbone(18, "cifar", 64), 10)
-        classes = 10
+
+def resnet18_forward_flops(kind):
+    """Multiply-add FLOPs (2 per MAC) of one image's forward pass, convs and dense only."""
+    stem, size, classes = ROWS[kind]
+    macs = 0
+
+    def conv(cin, cout, kernel, out_size):
+        return out_size * out_size * kernel * kernel * cin * cout
+
+    if stem == "cifar":
+        macs += conv(3, 64, 3, size)
     else:
-        model = GAPNet(ResNetBackbone(18, "paper", 64), 9)
-        classes = 9
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=jit_compile,
-    )
+        size //= 2
+        macs += conv(3, 64, 7, size)
+    cin = 64
+    for index, width in enumerate(WIDTHS):
+        for block in range(2):
+            stride = 2 if (block == 0 and index > 0) else 1
+            size //= stride
+            macs += conv(cin, width, 3, size) + conv(width, width, 3, size)
+            if stride != 1 or cin != width:
+                macs += conv(cin, width, 1, size)
+            cin = width
+    if stem == "cifar":
+        macs += 512 * classes
+    else:
+        macs += conv(512, classes, 3, size)
+    return 2 * macs
+
+
+def matmul_ceiling(dtype, n=2048, repeats=10):
+    """FLOP/s of an n^3 TensorFlow matmul in `dtype`."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, size, size, 3)).astype("float32")
-    y = rng.integers(0, classes, size=batch)
-    for _ in range(2):
-        model.train_on_batch(x, y)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    keras.mixed_precision.set_global_policy("float32")
-    return batch * steps / (time.perf_counter() - start)
+    a = tf.constant(rng.normal(size=(n, n)), dtype=dtype)
+    b = tf.constant(rng.normal(size=(n, n)), dtype=dtype)
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    seconds = interleaved({"mm": lambda: matmul().numpy()}, rounds=1, warmup=2, repeats=repeats)
+    return 2 * n**3 / seconds["mm"]
 
 
-def torch_rate(kind, batch, size, steps, threads, bfloat16=False):
+def keras_fns(kind, precision, batch, jit_compile=False):
+    """(train step, eval step) of a compiled tfposenc model under `precision`."""
+    stem, size, classes = ROWS[kind]
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        keras.utils.set_random_seed(0)
+        backbone = ResNetBackbone(18, stem, 64)
+        if kind == "resnet18":
+            model = Classifier(backbone, classes)
+        else:
+            model = GAPNet(backbone, classes)
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(batch, size, size, 3)).astype("float32"))
+    y = tf.constant(rng.integers(0, classes, size=batch))
+    return (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
+
+
+def torch_fns(kind, batch, threads, bfloat16=False):
+    """(train step, eval step) of the same ResNet-18 in PyTorch."""
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    stem, size, classes = ROWS[kind]
 
     class Block(nn.Module):
         def __init__(self, cin, cout, stride):
@@ -75,91 +132,114 @@ def torch_rate(kind, batch, size, steps, threads, bfloat16=False):
             y = self.bn2(self.conv2(y))
             return torch.relu(y + (x if self.short is None else self.short(x)))
 
-    layers = []
-    if kind == "resnet18":
-        layers += [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+    if stem == "cifar":
+        layers = [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
     else:
-        layers += [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+        layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
     cin = 64
-    for i, width in enumerate((64, 128, 256, 512)):
-        for b in range(2):
-            layers.append(Block(cin, width, 2 if (b == 0 and i > 0) else 1))
+    for index, width in enumerate(WIDTHS):
+        for block in range(2):
+            layers.append(Block(cin, width, 2 if (block == 0 and index > 0) else 1))
             cin = width
-    if kind == "resnet18":
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10)]
-        classes = 10
+    if stem == "cifar":
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes)]
     else:
-        layers += [nn.Conv2d(512, 9, 3, 1, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        classes = 9
+        layers += [nn.Conv2d(512, classes, 3, 1, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     model = nn.Sequential(*layers)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, classes, (batch,))
 
-    def step():
+    def train():
+        model.train()
         optimizer.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
             loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
 
-    for _ in range(2):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - start)
+    def evaluate():
+        model.eval()
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            return model(x)
+
+    return train, evaluate
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=4, help="timed train steps per variant")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--gapnet-batch", type=int, default=48)
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--skip-torch", action="store_true")
     parser.add_argument("--xla", action="store_true", help="also time jit_compile=True")
+    parser.add_argument("--json", help="also write the table to this JSON file")
     args = parser.parse_args(argv)
-    threads = os.cpu_count() or 1
-    rows = []
-    cases = [("resnet18", args.batch, 32), ("gapnet", args.gapnet_batch, 96)]
-    for kind, batch, size in cases:
-        f32 = keras_rate(kind, "float32", batch, size, args.steps)
-        bf16 = keras_rate(kind, "mixed_bfloat16", batch, size, args.steps)
-        rows.append((f"tfposenc {kind} {size}x{size} float32", f"{f32:.1f} img/s"))
-        rows.append(
-            (
-                f"tfposenc {kind} {size}x{size} mixed_bfloat16",
-                f"{bf16:.1f} img/s",
-                f"{bf16 / f32:.2f}x float32",
-            )
-        )
+    threads = max(1, tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1)
+    ceiling = {"float32": matmul_ceiling("float32"), "bfloat16": matmul_ceiling("bfloat16")}
+    rows = [
+        (f"matmul 2048^3 {dtype}", f"{flops / 1e9:.0f} GFLOP/s") for dtype, flops in ceiling.items()
+    ]
+    repeats = max(1, args.steps // args.rounds)
+    for kind in args.rows:
+        batch = args.batch if kind == "resnet18" else args.gapnet_batch
+        size = ROWS[kind][1]
+        variants = {
+            "tfposenc float32": ("float32", keras_fns(kind, "float32", batch)),
+            "tfposenc mixed_bfloat16": ("bfloat16", keras_fns(kind, "mixed_bfloat16", batch)),
+        }
         if args.xla:
-            xla = keras_rate(kind, "float32", batch, size, args.steps, jit_compile=True)
-            rows.append(
-                (
-                    f"tfposenc {kind} {size}x{size} float32 XLA",
-                    f"{xla:.1f} img/s",
-                    f"{xla / f32:.2f}x plain",
-                )
+            variants["tfposenc float32 XLA"] = (
+                "float32",
+                keras_fns(kind, "float32", batch, jit_compile=True),
             )
         if not args.skip_torch:
             try:
-                t32 = torch_rate(kind, batch, size, args.steps, threads)
-                tbf = torch_rate(kind, batch, size, args.steps, threads, bfloat16=True)
+                variants["pytorch float32"] = ("float32", torch_fns(kind, batch, threads))
+                variants["pytorch bf16 autocast"] = (
+                    "bfloat16",
+                    torch_fns(kind, batch, threads, bfloat16=True),
+                )
             except ImportError:
                 rows.append(("pytorch", "not installed: pip install -e '.[bench]'"))
-                continue
+        fns = {}
+        for name, (_, (train, evaluate)) in variants.items():
+            fns[f"{name} train"] = train
+            fns[f"{name} eval"] = evaluate
+        seconds = interleaved(fns, rounds=args.rounds, warmup=2, repeats=repeats)
+        flops = resnet18_forward_flops(kind)
+        rate = {name: batch / s for name, s in seconds.items()}
+        title = f"{kind} {size}x{size} batch {batch}"
+        for name, (dtype, _) in variants.items():
+            train, evaluate = rate[f"{name} train"], rate[f"{name} eval"]
             rows.append(
                 (
-                    f"pytorch {kind} {size}x{size} float32",
-                    f"{t32:.1f} img/s",
-                    f"tfposenc/pytorch {f32 / t32:.2f}x",
+                    f"{title} {name}",
+                    f"train {train:6.1f} img/s ({3 * flops * train / ceiling[dtype]:4.0%} of {dtype} ceiling)",
+                    f"eval {evaluate:7.1f} img/s ({flops * evaluate / ceiling[dtype]:4.0%})",
                 )
             )
-            rows.append((f"pytorch {kind} {size}x{size} bf16 autocast", f"{tbf:.1f} img/s"))
+        ratios = [
+            ("mixed_bfloat16 / float32", "tfposenc mixed_bfloat16", "tfposenc float32"),
+            ("float32 / pytorch float32", "tfposenc float32", "pytorch float32"),
+            ("mixed_bfloat16 / pytorch bf16", "tfposenc mixed_bfloat16", "pytorch bf16 autocast"),
+        ]
+        for label, a, b in ratios:
+            if a in variants and b in variants:
+                rows.append(
+                    (
+                        f"{title} {label}",
+                        f"train {rate[f'{a} train'] / rate[f'{b} train']:.2f}x",
+                        f"eval {rate[f'{a} eval'] / rate[f'{b} eval']:.2f}x",
+                    )
+                )
     report(
-        f"Training throughput, batch {args.batch} (GAPNet batch {args.gapnet_batch}), {threads} threads",
+        f"Training and eval throughput, {threads} threads, {args.rounds} rounds x "
+        f"{repeats} steps per variant (medians)",
         rows,
+        args.json,
     )
 
 
