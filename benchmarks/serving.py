@@ -1,19 +1,24 @@
-"""Latency and throughput of `serving.server` against the direct in-process call.
+"""Latency and throughput of `serving.server` (REST, gRPC, batching) against the direct call.
 
     python -m benchmarks.serving [--requests 200]
 
 Exports a tfposenc GAPNet (ResNet-18 width 16, 3x3 grid of 8-px digits = 24x24 canvases)
-to a temporary base path, starts the server as a subprocess, and measures p50 / p99
-latency and requests/s for batch 1 and batch 32 under 1 and 8 concurrent clients
-(persistent HTTP/1.1 connections), beside the direct call of the same signature on a
-`tf.saved_model.load` of the same version in this process. Target (issue "Serving"):
-the server adds at most 5 ms at p50 to a batch-1 request.
+to a temporary base path, starts two servers as subprocesses (one plain, one with
+`--enable_batching`), and measures, in one run, p50 / p99 latency and requests/s for
+batch 1 and batch 32 under 1 and 8 concurrent clients over REST (persistent HTTP/1.1
+connections) and gRPC (one channel per client), beside the direct call of the same
+signature on a `tf.saved_model.load` of the same version in this process. Last, the
+latency of the first request after a version switch, with and without warm-up records.
+Targets (issue "Serving contract"): batch-32 REST p50 at most 2x the direct call;
+8 concurrent batch-1 clients with batching at least 1.5x the requests/s without it;
+gRPC batch-1 p50 at most 2 ms over the direct call.
 """
 
 import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,16 +37,22 @@ from tfposenc.export import export_saved_model  # noqa: E402
 from tfposenc.models import GAPNet, ResNetBackbone  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCHING = (
+    "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 0 }\n"
+    "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 100 }\n"
+)
 
 
 def percentile(values, q):
     return 1000 * float(np.percentile(values, q))
 
 
+def pixels(batch):
+    return np.random.default_rng(0).integers(0, 256, size=(batch, 24, 24, 3), dtype=np.uint8)
+
+
 def direct(signature, batch, requests):
-    x = tf.constant(
-        np.random.default_rng(0).integers(0, 256, size=(batch, 24, 24, 3), dtype=np.uint8)
-    )
+    x = tf.constant(pixels(batch))
     for _ in range(10):
         signature(images=x)
     latencies = []
@@ -53,16 +64,42 @@ def direct(signature, batch, requests):
     return latencies, requests / (time.perf_counter() - start)
 
 
-def over_http(port, batch, clients, requests):
-    x = np.random.default_rng(0).integers(0, 256, size=(batch, 24, 24, 3)).tolist()
-    body = json.dumps({"instances": x})
-    latencies, lock = [], threading.Lock()
+def concurrently(make_call, clients, requests):
+    """Runs `clients` threads, each `requests` timed calls (after 5 untimed)."""
+    latencies, lock, errors = [], threading.Lock(), []
 
     def worker():
+        try:
+            call = make_call()
+            mine = []
+            for i in range(requests + 5):
+                t = time.perf_counter()
+                call()
+                if i >= 5:
+                    mine.append(time.perf_counter() - t)
+            with lock:
+                latencies.extend(mine)
+        except Exception as error:  # noqa: BLE001
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(errors[0])
+    return latencies, clients * requests / (time.perf_counter() - start)
+
+
+def rest_call(port, batch):
+    body = json.dumps({"instances": pixels(batch).tolist()})
+
+    def make():
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine = []
-        for i in range(requests + 5):
-            t = time.perf_counter()
+
+        def call():
             connection.request(
                 "POST", "/v1/models/gapnet:predict", body, {"Content-Type": "application/json"}
             )
@@ -71,91 +108,184 @@ def over_http(port, batch, clients, requests):
             if response.status != 200:
                 raise RuntimeError(payload)
             json.loads(payload)
-            if i >= 5:
-                mine.append(time.perf_counter() - t)
-        connection.close()
-        with lock:
-            latencies.extend(mine)
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return latencies, clients * requests / (time.perf_counter() - start)
+        return call
+
+    return make
+
+
+def grpc_call(port, batch):
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "gapnet"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(pixels(batch)))
+
+    def make():
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(
+            grpc.insecure_channel(f"127.0.0.1:{port}")
+        )
+
+        def call():
+            response = stub.Predict(request, timeout=60)
+            tf.make_ndarray(response.outputs["probabilities"])
+
+        return call
+
+    return make
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(base, *flags):
+    rest, grpc_port = free_port(), free_port()
+    command = [sys.executable, "-m", "serving.server", "--model_name", "gapnet"]
+    command += ["--model_base_path", base, "--rest_api_port", str(rest), "--port", str(grpc_port)]
+    process = subprocess.Popen(
+        [*command, *flags],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", rest), timeout=0.2):
+                return process, rest, grpc_port
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                raise RuntimeError("server did not start") from None
+            time.sleep(0.1)
+
+
+def write_warmup(version_path, batches):
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    path = os.path.join(version_path, "assets.extra", "tf_serving_warmup_requests")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in batches:
+            request = predict_pb2.PredictRequest()
+            request.inputs["images"].CopyFrom(tf.make_tensor_proto(pixels(batch)))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+
+
+def first_request_after_switch(base, source, rounds):
+    """Copies `source` as new versions (alternately without and with warm-up records) and
+    times the first request once the server reports each one; returns `{bool: [s]}`."""
+    process, port, _ = start_server(base, "--file_system_poll_wait_seconds", "0.1")
+    times = {False: [], True: []}
+    body = json.dumps({"instances": pixels(1).tolist()})
+    try:
+        version = max(int(v) for v in os.listdir(base))
+        for i in range(2 * rounds):
+            warm = bool(i % 2)
+            version += 1
+            staging = os.path.join(base, f".tmp-{version}")
+            shutil.copytree(source, staging)
+            shutil.rmtree(os.path.join(staging, "assets.extra"), ignore_errors=True)
+            if warm:
+                write_warmup(staging, [1, 8, 32])
+            os.rename(staging, os.path.join(base, str(version)))
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            while True:
+                connection.request("GET", "/v1/models/gapnet/metadata")
+                response = connection.getresponse()
+                if json.loads(response.read())["model_spec"]["version"] == str(version):
+                    break
+                time.sleep(0.01)
+            start = time.perf_counter()
+            connection.request("POST", f"/v1/models/gapnet/versions/{version}:predict", body)
+            connection.getresponse().read()
+            times[warm].append(time.perf_counter() - start)
+            connection.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    return times
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="per client")
+    parser.add_argument("--switches", type=int, default=3, help="version switches of each kind")
     args = parser.parse_args(argv)
-    base = os.path.join(tempfile.mkdtemp(), "gapnet")
+    work = tempfile.mkdtemp()
+    base = os.path.join(work, "gapnet")
     model = GAPNet(ResNetBackbone(18, "paper", 16), 9)
     path = export_saved_model(model, base, image_shape=(24, 24))
+    shutil.rmtree(os.path.join(path, "assets.extra"), ignore_errors=True)
     signature = tf.saved_model.load(path).signatures["serving_default"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "serving.server",
-            "--model_name",
-            "gapnet",
-            "--model_base_path",
-            base,
-            "--rest_api_port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    batching_file = os.path.join(work, "batching.config")
+    with open(batching_file, "w") as f:
+        f.write(BATCHING)
+    plain = start_server(base)
+    batched = start_server(base, "--enable_batching", "--batching_parameters_file", batching_file)
+    rows = []
+
+    def row(name, latencies, rate, base_p50=None):
+        extra = (
+            f"+{percentile(latencies, 50) - base_p50:.2f} ms p50 over direct" if base_p50 else ""
+        )
+        rows.append(
+            (
+                name,
+                f"p50 {percentile(latencies, 50):.2f} ms",
+                f"p99 {percentile(latencies, 99):.2f} ms",
+                f"{rate:.0f} req/s",
+                extra,
+            )  # fmt: skip
+        )
+        return rate
+
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
-        rows = []
+        rates = {}
         for batch in (1, 32):
             lat, rate = direct(signature, batch, args.requests)
             d50 = percentile(lat, 50)
-            rows.append(
-                (
-                    f"direct call, batch {batch}",
-                    f"p50 {d50:.2f} ms",
-                    f"p99 {percentile(lat, 99):.2f} ms",
-                    f"{rate:.0f} req/s",
-                )
-            )
-            for clients in (1, 8):
-                lat, rate = over_http(port, batch, clients, args.requests)
-                rows.append(
-                    (
-                        f"server, batch {batch}, {clients} client(s)",
-                        f"p50 {percentile(lat, 50):.2f} ms",
-                        f"p99 {percentile(lat, 99):.2f} ms",
-                        f"{rate:.0f} req/s",
-                        f"+{percentile(lat, 50) - d50:.2f} ms p50 over direct"
-                        if clients == 1
-                        else "",
-                    )
-                )
-        report(
-            "REST server vs direct signature call (GAPNet ResNet-18 width 16, 24x24 uint8)", rows
-        )
+            row(f"direct call, batch {batch}", lat, rate)
+            for api, make in (("REST", rest_call), ("gRPC", grpc_call)):
+                port = plain[1] if api == "REST" else plain[2]
+                for clients in (1, 8) if batch == 1 else (1,):
+                    lat, rate = concurrently(make(port, batch), clients, args.requests)
+                    rates[api, batch, clients, False] = row(
+                        f"{api}, batch {batch}, {clients} client(s)", lat, rate,
+                        d50 if clients == 1 else None,
+                    )  # fmt: skip
+                    if clients == 8:
+                        port = batched[1] if api == "REST" else batched[2]
+                        lat, rate = concurrently(make(port, batch), clients, args.requests)
+                        rates[api, batch, clients, True] = row(
+                            f"{api}, batch {batch}, {clients} clients, batching", lat, rate
+                        )
+        for api in ("REST", "gRPC"):
+            gain = rates[api, 1, 8, True] / rates[api, 1, 8, False]
+            rows.append((f"{api} batching speed-up, 8 clients x batch 1", f"{gain:.2f}x"))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        for process, _, _ in (plain, batched):
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    times = first_request_after_switch(base, path, args.switches)
+    for warm in (False, True):
+        values = ", ".join(f"{1000 * t:.1f}" for t in times[warm])
+        rows.append(
+            (
+                f"first request after a version switch, {'with' if warm else 'no'} warm-up",
+                f"median {1000 * float(np.median(times[warm])):.1f} ms",
+                f"({values} ms)",
+            )  # fmt: skip
+        )
+    report("Model server vs direct signature call (GAPNet ResNet-18 width 16, 24x24 uint8)", rows)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
