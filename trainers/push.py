@@ -237,24 +237,41 @@ def infra_validate(path, timeout=600):
 # === Model validation ===
 
 
-def evaluate(path, dataset):
-    """Top-1 `accuracy` (%) and `examples` of the SavedModel at `path` on `dataset`
-    (`(float pixels 0..255, int labels)` batches, sent as rounded uint8 pixels)."""
+def evaluate(paths, dataset):
+    """Top-1 `accuracy` (%) and `examples` of each SavedModel in `paths` (`{key: path}`)
+    on `dataset` (`(float pixels 0..255, int labels)` batches, sent as rounded uint8
+    pixels), all in one pass: test sets drawn with fresh random placements on every
+    iteration give every model the same canvases. Returns `{key: metrics}`, with
+    `{"error": message}` for a model that cannot be loaded or run."""
     import numpy as np
     import tensorflow as tf
 
-    signature = tf.saved_model.load(path).signatures["serving_default"]
-    correct = total = 0
+    signatures, results, counts = {}, {}, {}
+    for key, path in paths.items():
+        try:
+            signatures[key] = tf.saved_model.load(path).signatures["serving_default"]
+            counts[key] = [0, 0]
+        except Exception as error:  # noqa: BLE001 - reported, the caller decides
+            results[key] = {"error": f"{type(error).__name__}: {error}"}
     for images, labels in dataset:
         pixels = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
-        outputs = signature(images=pixels)
-        if "classes" in outputs:
-            classes = outputs["classes"].numpy()
-        else:
-            classes = np.argmax(outputs.get("logits", outputs.get("probabilities")).numpy(), -1)
-        correct += int(np.sum(classes == labels.numpy()))
-        total += int(labels.shape[0])
-    return {"accuracy": 100.0 * correct / max(total, 1), "examples": total}
+        for key in list(signatures):
+            try:
+                outputs = signatures[key](images=pixels)
+            except Exception as error:  # noqa: BLE001
+                results[key] = {"error": f"{type(error).__name__}: {error}"}
+                del signatures[key]
+                continue
+            if "classes" in outputs:
+                classes = outputs["classes"].numpy()
+            else:
+                classes = np.argmax(outputs.get("logits", outputs.get("probabilities")), -1)
+            counts[key][0] += int(np.sum(classes == labels.numpy()))
+            counts[key][1] += int(labels.shape[0])
+    for key in signatures:
+        correct, total = counts[key]
+        results[key] = {"accuracy": 100.0 * correct / max(total, 1), "examples": total}
+    return results
 
 
 def run_test_data(run_dir, combination):
@@ -550,15 +567,20 @@ def push(
             baseline = None
             if infra["ok"]:
                 say(f"model validation on {evaluation.get('via', evaluation['source'])}")
-                result["candidate"] = evaluate(staging, dataset)
+                paths = {"candidate": staging}
                 if served:
-                    baseline = {"version": served[-1]}
-                    try:
-                        path = os.path.join(serving_base, str(served[-1]))
-                        baseline.update(evaluate(path, dataset))
-                    except Exception as error:  # noqa: BLE001 - recorded, refuses if compared
-                        baseline["error"] = f"{type(error).__name__}: {error}"
-                checks += _checks(metric, result["candidate"], baseline, min_value, max_regression)
+                    paths["baseline"] = os.path.join(serving_base, str(served[-1]))
+                metrics = evaluate(paths, dataset)
+                if served:
+                    baseline = {"version": served[-1], **metrics["baseline"]}
+                if "error" in metrics["candidate"]:
+                    message = f"the candidate cannot be evaluated: {metrics['candidate']['error']}"
+                    checks.append({"check": "evaluation", "passed": False, "message": message})
+                else:
+                    result["candidate"] = metrics["candidate"]
+                    checks += _checks(
+                        metric, metrics["candidate"], baseline, min_value, max_regression
+                    )
             result["baseline"] = baseline
             result.setdefault("candidate", None)
             if not all(c["passed"] for c in checks):
