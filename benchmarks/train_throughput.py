@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import interleaved, report  # noqa: E402
+from tfposenc.layers.batch_normalization import FUSED_ENV_VAR  # noqa: E402
 from tfposenc.models import Classifier, GAPNet, ResNetBackbone  # noqa: E402
 
 WIDTHS = (64, 128, 256, 512)
@@ -71,18 +72,23 @@ def resnet18_forward_flops(kind):
     return 2 * macs
 
 
-def matmul_ceiling(dtype, n=2048, repeats=10):
-    """FLOP/s of an n^3 TensorFlow matmul in `dtype`."""
+MATMUL_SIZE = 2048
+
+
+def matmul_fn(dtype, n=MATMUL_SIZE):
+    """One n^3 TensorFlow matmul in `dtype` (2 n^3 FLOPs), timed beside the models."""
     rng = np.random.default_rng(0)
     a = tf.constant(rng.normal(size=(n, n)), dtype=dtype)
     b = tf.constant(rng.normal(size=(n, n)), dtype=dtype)
     matmul = tf.function(lambda: tf.matmul(a, b))
-    seconds = interleaved({"mm": lambda: matmul().numpy()}, rounds=1, warmup=2, repeats=repeats)
-    return 2 * n**3 / seconds["mm"]
+    return lambda: matmul().numpy()
 
 
-def keras_fns(kind, precision, batch, jit_compile=False):
-    """(train step, eval step) of a compiled tfposenc model under `precision`."""
+def keras_fns(kind, precision, batch, jit_compile=False, fused_bn=True):
+    """(train step, eval step) of a compiled tfposenc model under `precision`.
+
+    `fused_bn=False` traces both steps with `TFPOSENC_FUSED_BN=0` (Keras' batch norm).
+    """
     stem, size, classes = ROWS[kind]
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -102,7 +108,18 @@ def keras_fns(kind, precision, batch, jit_compile=False):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(batch, size, size, 3)).astype("float32"))
     y = tf.constant(rng.integers(0, classes, size=batch))
-    return (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
+    train, evaluate = (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
+    if not fused_bn:
+        previous = os.environ.get(FUSED_ENV_VAR)
+        os.environ[FUSED_ENV_VAR] = "0"
+        try:  # the switch is read when the steps are traced
+            train(), evaluate()
+        finally:
+            if previous is None:
+                del os.environ[FUSED_ENV_VAR]
+            else:
+                os.environ[FUSED_ENV_VAR] = previous
+    return train, evaluate
 
 
 def torch_fns(kind, batch, threads, bfloat16=False):
@@ -175,13 +192,14 @@ def main(argv=None):
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--skip-torch", action="store_true")
     parser.add_argument("--xla", action="store_true", help="also time jit_compile=True")
+    parser.add_argument(
+        "--keras-bn", action="store_true", help="also time Keras' own batch norm (not fused)"
+    )
     parser.add_argument("--json", help="also write the table to this JSON file")
     args = parser.parse_args(argv)
     threads = max(1, tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1)
-    ceiling = {"float32": matmul_ceiling("float32"), "bfloat16": matmul_ceiling("bfloat16")}
-    rows = [
-        (f"matmul 2048^3 {dtype}", f"{flops / 1e9:.0f} GFLOP/s") for dtype, flops in ceiling.items()
-    ]
+    matmuls = {dtype: matmul_fn(dtype) for dtype in ("float32", "bfloat16")}
+    rows = []
     repeats = max(1, args.steps // args.rounds)
     for kind in args.rows:
         batch = args.batch if kind == "resnet18" else args.gapnet_batch
@@ -195,6 +213,12 @@ def main(argv=None):
                 "float32",
                 keras_fns(kind, "float32", batch, jit_compile=True),
             )
+        if args.keras_bn:
+            for precision, dtype in (("float32", "float32"), ("mixed_bfloat16", "bfloat16")):
+                variants[f"tfposenc {precision} keras-bn"] = (
+                    dtype,
+                    keras_fns(kind, precision, batch, fused_bn=False),
+                )
         if not args.skip_torch:
             try:
                 variants["pytorch float32"] = ("float32", torch_fns(kind, batch, threads))
@@ -204,7 +228,8 @@ def main(argv=None):
                 )
             except ImportError:
                 rows.append(("pytorch", "not installed: pip install -e '.[bench]'"))
-        fns = {}
+        # The ceiling is sampled in the same rounds as the models (the load changes).
+        fns = {f"matmul {dtype}": fn for dtype, fn in matmuls.items()}
         for name, (_, (train, evaluate)) in variants.items():
             fns[f"{name} train"] = train
             fns[f"{name} eval"] = evaluate
@@ -212,6 +237,9 @@ def main(argv=None):
         flops = resnet18_forward_flops(kind)
         rate = {name: batch / s for name, s in seconds.items()}
         title = f"{kind} {size}x{size} batch {batch}"
+        ceiling = {dtype: 2 * MATMUL_SIZE**3 / seconds[f"matmul {dtype}"] for dtype in matmuls}
+        for dtype, value in ceiling.items():
+            rows.append((f"{title} matmul {MATMUL_SIZE}^3 {dtype}", f"{value / 1e9:.0f} GFLOP/s"))
         for name, (dtype, _) in variants.items():
             train, evaluate = rate[f"{name} train"], rate[f"{name} eval"]
             rows.append(
@@ -225,6 +253,12 @@ def main(argv=None):
             ("mixed_bfloat16 / float32", "tfposenc mixed_bfloat16", "tfposenc float32"),
             ("float32 / pytorch float32", "tfposenc float32", "pytorch float32"),
             ("mixed_bfloat16 / pytorch bf16", "tfposenc mixed_bfloat16", "pytorch bf16 autocast"),
+            ("float32 fused / keras-bn", "tfposenc float32", "tfposenc float32 keras-bn"),
+            (
+                "mixed_bfloat16 fused / keras-bn",
+                "tfposenc mixed_bfloat16",
+                "tfposenc mixed_bfloat16 keras-bn",
+            ),
         ]
         for label, a, b in ratios:
             if a in variants and b in variants:

@@ -238,3 +238,57 @@ def test_backbone_builds_and_trains_on_jax():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+MIRRORED = """
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from tfposenc.layers import BatchNormalization
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x = np.random.default_rng(0).normal(2.0, 3.0, size=(8, 4, 4, 3)).astype("float32")
+with strategy.scope():
+    layers = [keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+              BatchNormalization(momentum=0.9, epsilon=1e-5)]
+    for layer in layers:
+        layer.build((None, 4, 4, 3))
+dataset = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x))
+batch = next(iter(dataset))
+
+@tf.function
+def step(inputs):
+    return [layer(inputs, training=True) for layer in layers]
+
+results = strategy.run(step, args=(batch,))
+# Each replica normalises its own half of the batch with its own statistics.
+for index, local in enumerate(strategy.experimental_local_results(results[1])):
+    half = x[4 * index: 4 * index + 4]
+    expected = (half - half.mean((0, 1, 2))) / np.sqrt(half.var((0, 1, 2)) + 1e-5)
+    np.testing.assert_allclose(local.numpy(), expected, rtol=1e-4, atol=1e-4)
+for ours, reference in zip(strategy.experimental_local_results(results[1]),
+                           strategy.experimental_local_results(results[0])):
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+# The moving statistics are kept exactly as Keras' layer keeps them.
+for name in ("moving_mean", "moving_variance"):
+    ours = getattr(layers[1], name).numpy()
+    np.testing.assert_allclose(ours, getattr(layers[0], name).numpy(), rtol=1e-5, atol=1e-6)
+print("MIRRORED OK", strategy.num_replicas_in_sync)
+"""
+
+
+def test_mirrored_strategy_per_replica_statistics_like_keras():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "MIRRORED OK 2" in result.stdout
