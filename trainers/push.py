@@ -289,6 +289,9 @@ def run_test_data(run_dir, combination):
         resolved = experiment.config_class(**{k: v for k, v in config.items() if k in known})
         chosen = [c for c in experiment.combinations(resolved) if c.name == combination]
         if chosen:
+            import keras
+
+            keras.utils.set_random_seed(resolved.seed)  # as the runner does before `data`
             description["via"] = f"trainers.{config['experiment']} data hook"
             return experiment.data(resolved, chosen[0]).test, description
     except (ImportError, KeyError, AttributeError, TypeError, ValueError):
