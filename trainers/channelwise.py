@@ -9,7 +9,7 @@ maps, TensorBoard events, JSON-lines metrics, `.keras` models and SavedModel exp
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
-    python -m trainers.channelwise                    # default: embedded digits, ~8 min
+    python -m trainers.channelwise                    # default: embedded digits, ~9 min idle (12.9 min at load 5-8)
     python -m trainers.channelwise --preset smoke     # ~20 s; what the tests run
     python -m trainers.channelwise --preset paper     # CIFAR-10 at paper scale (GPU)
 
