@@ -35,6 +35,10 @@ def check_layer(make_layer, input_shape, expected_output_shape=None, determinist
         clone.set_weights(layer.get_weights())
         np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), eager, atol=1e-6)
 
+    if keras.backend.backend() != "tensorflow":  # tf.function / tf.data: TF only
+        _fit_one_step(make_layer, x, input_shape)
+        return eager
+
     traced = tf.function(make_layer())
     assert tuple(traced(x).shape) == eager.shape
 
@@ -44,10 +48,40 @@ def check_layer(make_layer, input_shape, expected_output_shape=None, determinist
     batch = next(iter(ds))
     assert tuple(batch.shape) == eager.shape
 
+    _fit_one_step(make_layer, x, input_shape)
+    return eager
+
+
+def _fit_one_step(make_layer, x, input_shape):
     inputs = keras.Input(shape=input_shape[1:])
     outputs = keras.layers.Dense(1)(keras.layers.Flatten()(make_layer()(inputs)))
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="sgd", loss="mse")
     history = model.fit(x, np.zeros((input_shape[0], 1)), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    return eager
+
+
+def loss_and_gradients(model, x):
+    """`(outputs, gradients)` of `sum(model(x, training=True) ** 2)` with respect to the
+    trainable weights, on the TensorFlow or the JAX backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        with tf.GradientTape() as tape:
+            y = model(x, training=True)
+            loss = tf.reduce_sum(tf.square(tf.cast(y, tf.float32)))
+        grads = tape.gradient(loss, model.trainable_weights)
+        return keras.ops.convert_to_numpy(y), [None if g is None else np.asarray(g) for g in grads]
+    if backend != "jax":
+        raise NotImplementedError(f"no gradient helper for backend {backend}")
+    import jax
+    import jax.numpy as jnp
+
+    trainable = [v.value for v in model.trainable_variables]
+    frozen = [v.value for v in model.non_trainable_variables]
+
+    def loss_fn(values):
+        y, _ = model.stateless_call(values, frozen, x, training=True)
+        return jnp.sum(jnp.square(y.astype("float32"))), y
+
+    (_, y), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+    return np.asarray(y), [np.asarray(g) for g in grads]

@@ -99,16 +99,47 @@ def _naming_the_flag(error, config_class):
     return message
 
 
+def import_tensorflow_quietly():
+    """Imports TensorFlow and initialises its devices with the C++ start-up lines
+    (oneDNN, CUDA probing) muted, unless the user set `TF_CPP_MIN_LOG_LEVEL`.
+
+    TensorFlow 2.21 prints some of them before absl's logging reads the variable, so
+    the process's stderr (file descriptor 2) is pointed at /dev/null meanwhile; Python
+    errors raised by the import still surface, after stderr is restored.
+    """
+    if os.environ.get("TFPOSENC_USER_TF_LOG_LEVEL") == "1" or "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401  (its TensorFlow backend logs on import too)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        (tf.zeros([1]) + 1).numpy()  # the first op initialises (and probes for) CUDA
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf
+
+
 def main(experiment, argv=None):
     """Parses `argv`, runs (or resumes) `experiment`, prints its results; returns 0.
 
     Usage errors exit with code 2 before anything is written; a diverged training
     (non-finite loss) returns 1 with one line naming the combination.
     """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        os.environ.setdefault("TFPOSENC_USER_TF_LOG_LEVEL", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config_class = experiment.config_class
     parser = make_parser(config_class, experiment.presets, experiment.description, experiment.prog)
     args = parser.parse_args(argv)
+    import_tensorflow_quietly()
     try:
         config = from_args(config_class, args, experiment.presets)
         from trainers import runner  # TensorFlow from here on
@@ -128,4 +159,4 @@ def main(experiment, argv=None):
     return 0
 
 
-__all__ = ["Parser", "from_args", "main", "make_parser"]
+__all__ = ["Parser", "from_args", "import_tensorflow_quietly", "main", "make_parser"]

@@ -180,6 +180,7 @@ def test_list_form_saves_in_a_model(tmp_path):
     assert revived.layers[-1].get_config()["p"] == float("inf")
 
 
+@pytest.mark.tensorflow_only
 def test_unknown_spatial_size_in_a_traced_function():
     layer = AdaptivePolyphaseSampling2D()
     traced = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 3))])
@@ -187,6 +188,7 @@ def test_unknown_spatial_size_in_a_traced_function():
     np.testing.assert_array_equal(traced(x).numpy(), oracle(x)[1])
 
 
+@pytest.mark.tensorflow_only
 def test_gradient_reaches_only_the_kept_component():
     x = tf.constant(np.random.default_rng(10).normal(size=(3, 4, 6, 2)).astype("float32"))
     layer = AdaptivePolyphaseSampling2D()

@@ -36,6 +36,7 @@ def test_strided_circular_backbone_is_not_invariant():
     assert np.abs(shifted - np_(model.pooled_features(x))).max() > 1e-3
 
 
+@pytest.mark.tensorflow_only  # shift_consistency runs a tf.function over tf.data
 def test_aps_model_has_full_circular_consistency_before_training():
     keras.utils.set_random_seed(0)
     backbone = ResNetBackbone(18, "cifar", 2, padding_mode="circular", downsampling="aps")

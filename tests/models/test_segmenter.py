@@ -54,6 +54,7 @@ def test_logits_have_the_input_size_for_any_backbone(build, shape):
     assert model.pooled_features(x).shape == (shape[0], backbone.output_channels)
 
 
+@pytest.mark.tensorflow_only
 def test_dynamic_input_size_in_a_graph():
     model = make()
     call = tf.function(lambda x: model(x), input_signature=[tf.TensorSpec((None, None, None, 3))])

@@ -28,9 +28,7 @@ from keras import ops
 
 from tfposenc.layers.padding2d import PADDING_MODES, pad_spatial
 from tfposenc.validation import check_choice, check_optional_positive_int, check_positive_int
-
-SHIFT_MODES = ("symmetric", "one_sided", "crop", "circular")
-SHIFT_PER = ("image", "batch")
+from tfposenc.vocabulary import SHIFT_MODES, SHIFT_PER
 
 
 def resolve_shift_mode(shift_mode, mode=None):

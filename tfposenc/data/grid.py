@@ -14,9 +14,7 @@ import tensorflow as tf
 
 from tfposenc.normalization import pixel_mean
 from tfposenc.validation import check_choice, check_optional_positive_int, check_positive_int
-
-TARGETS = ("location", "class")
-PLACEMENTS = ("random", "all_cells")
+from tfposenc.vocabulary import PLACEMENTS, TARGETS
 
 
 def check_grid_args(grid_size=3, target="location", cell_size=None, placement="random", passes=1):

@@ -3,10 +3,9 @@
 import keras
 from keras import ops
 
-from tfposenc.layers.padding2d import PADDING_MODES, check_pad_fits, pad_spatial
+from tfposenc.layers.padding2d import check_pad_fits, pad_spatial
 from tfposenc.validation import check_choice, check_positive_int, spatial_axes, spatial_shape
-
-CONV_PADDING_MODES = PADDING_MODES + ("partial", "valid")
+from tfposenc.vocabulary import CONV_PADDING_MODES
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")
@@ -27,7 +26,11 @@ class PaddedConv2D(keras.layers.Conv2D):
             (see `Padding2D`), `"partial"` (partial-convolution padding, Liu et al. 2018:
             zero padding, then each output is multiplied by the window size over the
             number of real input pixels under the window; the bias is not re-weighted),
-            or `"valid"` (no padding). Defaults to `"zero"`.
+            or `"valid"` (no padding: every conv shrinks the map by `k - 1`). `"valid"`
+            is not the authors' "no padding" setting: they resize the input so the
+            network's maps keep their sizes and then convolve without padding; here the
+            input keeps its size and the maps shrink (small canvases may not fit).
+            Defaults to `"zero"`.
         dilation_rate: int or tuple of 2 ints. Defaults to `1`.
         **kwargs: every other argument of `keras.layers.Conv2D` (`use_bias`,
             `kernel_initializer`, `data_format`, `groups`, `activation`, ...).

@@ -4,8 +4,7 @@ import keras
 from keras import ops
 
 from tfposenc.validation import check_choice, normalize_data_format, spatial_axes, spatial_shape
-
-PADDING_MODES = ("zero", "reflect", "replicate", "circular")
+from tfposenc.vocabulary import PADDING_MODES
 
 
 def normalize_padding(padding, name="padding"):

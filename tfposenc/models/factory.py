@@ -3,8 +3,8 @@
 from tfposenc.models.nin_backbone import NiNBackbone
 from tfposenc.models.resnet_backbone import STEMS, ResNetBackbone
 from tfposenc.validation import check_choice
+from tfposenc.vocabulary import BACKBONES
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "nin")
 RESNET_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50}
 
 

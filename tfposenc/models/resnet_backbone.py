@@ -13,10 +13,9 @@ from tfposenc.layers import (
 from tfposenc.layers.padding2d import PADDING_MODES
 from tfposenc.models.backbone import Backbone
 from tfposenc.validation import check_choice, check_input_shape, check_positive_int
+from tfposenc.vocabulary import DOWNSAMPLING, STEMS
 
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
-STEMS = ("paper", "imagenet", "cifar")
-DOWNSAMPLING = ("stride", "blur", "aps")
 NATURAL_STRIDE = {"paper": 16, "imagenet": 32, "cifar": 8}
 
 

@@ -1,0 +1,20 @@
+"""The names of tfposenc's choices, in one TensorFlow-free module.
+
+Layers, models, data and augmentation import their enumerations from here, and so do
+the command lines (`trainers/`), whose `--help` must not import Keras or TensorFlow.
+"""
+
+# Border modes: `Padding2D`, `BlurPool2D`, shift fills; convs add partial and valid.
+PADDING_MODES = ("zero", "reflect", "replicate", "circular")
+CONV_PADDING_MODES = PADDING_MODES + ("partial", "valid")
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "nin")
+STEMS = ("paper", "imagenet", "cifar")
+DOWNSAMPLING = ("stride", "blur", "aps")
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012")
+TARGETS = ("location", "class")
+PLACEMENTS = ("random", "all_cells")
+
+SHIFT_MODES = ("symmetric", "one_sided", "crop", "circular")
+SHIFT_PER = ("image", "batch")
