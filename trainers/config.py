@@ -56,7 +56,12 @@ class TrainConfig:
     beta_1: float = option(0.5, "Adam beta_1 in [0, 1)", minimum=0.0)
     beta_2: float = option(0.999, "Adam beta_2 in [0, 1)", minimum=0.0)
     seed: int = option(0, "random seed", minimum=0)
-    strategy: str = option("auto", "tf.distribute strategy", choices=vocabulary.STRATEGIES)
+    strategy: str = option(
+        "auto", "tf.distribute strategy (multi_worker: from TF_CONFIG)", choices=vocabulary.STRATEGIES
+    )
+    collective: str = option(
+        "auto", "all-reduce of the multi_worker strategy", choices=vocabulary.COLLECTIVES
+    )
     devices: tuple[str, ...] = option((), "devices of the mirrored strategy; () means all GPUs")
     precision: str = option("float32", "Keras dtype policy", choices=vocabulary.PRECISIONS)
     jit_compile: bool = option(False, "XLA (slower on CPU: measure first)")
@@ -145,7 +150,7 @@ def check_resume(config, experiment):
     different = sorted(
         k
         for k in set(existing) | set(resolved)
-        if k != "out" and existing.get(k) != resolved.get(k)
+        if k not in ("out", "distribution") and existing.get(k) != resolved.get(k)
     )
     if different:
         details = ", ".join(f"{k}: {existing.get(k)!r} -> {resolved.get(k)!r}" for k in different)

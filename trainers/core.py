@@ -1,9 +1,10 @@
 """The trainer core: strategy, precision, callbacks, atomic files and a resumable `fit`.
 
 TensorFlow-only by design (tf.distribute, TensorBoard). Training always runs inside a
-`tf.distribute` strategy scope; `make_strategy` is the single place that picks one, so a
-multi-worker branch can be added there (note: `model.fit` under
-`MultiWorkerMirroredStrategy` is broken in Keras 3.15, keras-team/keras#20585).
+`tf.distribute` strategy scope; `make_strategy` is the single place that picks one.
+`model.fit` under `MultiWorkerMirroredStrategy` is broken in Keras 3.15
+(keras-team/keras#20585), so that strategy trains with `trainers.distributed`'s own loop,
+which drives the same callbacks and backups as `fit_resumable`.
 """
 
 import json
@@ -57,15 +58,21 @@ def set_precision(precision):
     return resolved
 
 
-def make_strategy(name="auto", devices=()):
+def make_strategy(name="auto", devices=(), collective="auto"):
     """Returns a `tf.distribute.Strategy`.
 
     `auto`: `MirroredStrategy` over all GPUs when there are several, else one device.
     `one_device`: the first GPU, or the CPU. `mirrored`: `MirroredStrategy` over
-    `devices` (e.g. two logical CPUs in tests) or all GPUs.
+    `devices` (e.g. two logical CPUs in tests) or all GPUs. `multi_worker`:
+    `MultiWorkerMirroredStrategy` from `TF_CONFIG` with the `collective` all-reduce
+    (see `trainers.distributed.make_strategy`, which also returns this task's place).
     """
     if name not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+    if name == "multi_worker":
+        from trainers import distributed
+
+        return distributed.make_strategy(collective)[0]
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy(list(devices) or None)
@@ -220,7 +227,24 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             return f"the weights do not load ({type(error).__name__}: {error})"
         return None
 
+    def restore(self):
+        """For a training loop of one's own: recovers, checks and loads the backup into
+        the model (as `on_train_begin` does for `fit`) and returns the number of epochs
+        it holds (0 on a fresh start); `on_train_begin` then does nothing.
+
+        Raises:
+            BrokenBackupError: the backup was unusable (it has been set aside).
+        """
+        self.on_train_begin()
+        self._restored = True
+        if not os.path.isdir(self._state):
+            return 0
+        with open(self._training_metadata_path) as f:
+            return int(json.load(f)["epoch"])
+
     def on_train_begin(self, logs=None):
+        if getattr(self, "_restored", False):
+            return
         self._recover()
         if not os.path.isdir(self._state):
             return  # a fresh start

@@ -10,11 +10,18 @@ i of N (printing elapsed time and an estimate of the time left):
     -> export SavedModel -> results/<name>.json (atomic) -> drop the backup
 
 and finally `results.json`, `results.md` (the experiment's section, then the cost of each
-combination) and the experiment's figures. Killed at any point and started again with
+combination) and the experiment's figures. `config.json` and `results.json` record the
+strategy and the replicas in sync under `distribution`. Killed at any point and started again with
 the same config and `--out`, finished combinations are skipped and the running one
 resumes after its last finished epoch; a broken backup is set aside and that combination
 retrained (saying so); a NaN loss stops the run with `core.NonFiniteLossError` and
 reports nothing.
+
+With `--strategy multi_worker` (`trainers.distributed`) every worker runs this same
+program and trains with `distributed.fit_multi_worker` instead of `fit`; the chief writes
+the run directory, every other worker writes the same files to a temporary directory of
+its own that is removed at the end (it evaluates, saves and exports too: saving may
+need every worker), and which combinations are finished is the chief's answer.
 
 Extension points are the `trainers.experiment.Experiment` hooks; the run directory is:
 
@@ -33,7 +40,7 @@ import time
 import keras
 
 from trainers import config as config_lib
-from trainers import core, reports
+from trainers import core, distributed, reports
 
 
 @dataclasses.dataclass
@@ -45,6 +52,20 @@ class Plan:
     combinations: list
     strategy: object
     precision: str
+    task: object = None  # a `distributed.Task` under the multi_worker strategy
+
+    @property
+    def is_chief(self):
+        return self.task is None or self.task.is_chief
+
+    @property
+    def distribution(self):
+        """What `config.json` and `results.json` record about the strategy."""
+        return {
+            "strategy": type(self.strategy).__name__,
+            "replicas_in_sync": self.strategy.num_replicas_in_sync,
+            "workers": 1 if self.task is None else self.task.num_workers,
+        }
 
 
 def prepare(experiment, config):
@@ -55,12 +76,16 @@ def prepare(experiment, config):
             model cannot be built or run (the message names the combination).
         tfposenc.data.DatasetNotFoundError: the dataset is not prepared.
     """
+    task = None
+    if config.strategy == "multi_worker":  # first: TF_CONFIG, and before any TF op
+        strategy, task = distributed.make_strategy(config.collective)
     combinations = list(experiment.combinations(config))
     names = [c.name for c in combinations]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"Combination names must be unique and non-empty. Received: {names}")
-    core.check_writable(config.out)
-    config_lib.check_resume(config, experiment.name)
+    if task is None or task.is_chief:  # the other workers write to temporary directories
+        core.check_writable(config.out)
+        config_lib.check_resume(config, experiment.name)
     precision = core.set_precision(config.precision)
     experiment.data(config, combinations[0])
     for combination in combinations:
@@ -71,8 +96,9 @@ def prepare(experiment, config):
             raise ValueError(f"{combination.name}: {error}") from error
         del model
     keras.backend.clear_session()
-    strategy = core.make_strategy(config.strategy, config.devices)
-    return Plan(experiment, config, combinations, strategy, precision)
+    if task is None:
+        strategy = core.make_strategy(config.strategy, config.devices)
+    return Plan(experiment, config, combinations, strategy, precision, task)
 
 
 def _duration(seconds):
@@ -81,28 +107,81 @@ def _duration(seconds):
 
 
 def execute(plan):
-    """Runs (or resumes) a prepared plan; returns the list of result dicts."""
+    """Runs (or resumes) a prepared plan; returns the list of result dicts.
+
+    On a multi-worker plan's non-chief worker everything is written to a temporary
+    directory, removed at the end; it returns the results it computed (None for the
+    combinations the chief had finished) and writes no report.
+    """
+    if not plan.is_chief:
+        scratch = distributed.worker_directory(plan.task)
+        worker_plan = dataclasses.replace(
+            plan, config=dataclasses.replace(plan.config, out=scratch)
+        )
+        try:
+            return _execute(worker_plan)
+        finally:
+            distributed.remove_worker_directory(scratch)
+    return _execute(plan)
+
+
+def _execute(plan):
     experiment, config = plan.experiment, plan.config
     config_lib.write_config(config, experiment.name)
+    core.write_json(
+        os.path.join(config.out, "config.json"),
+        {**_read_json(os.path.join(config.out, "config.json")), "distribution": plan.distribution},
+    )
     total = len(plan.combinations)
+    where = (
+        ""
+        if plan.task is None
+        else (
+            f", {plan.task.label} of {plan.task.num_workers} workers"
+            f"{' (chief)' if plan.is_chief else ''}"
+        )
+    )
     print(
         f"{experiment.name}: {total} combinations, {plan.strategy.num_replicas_in_sync} "
-        f"replica(s), {plan.precision}, run directory {config.out}",
+        f"replica(s) in sync{where}, {plan.precision}, run directory {config.out}",
         flush=True,
     )
     start, trained, results = time.time(), 0, []
-    todo = sum(not os.path.exists(_result_path(config, c)) for c in plan.combinations)
+    finished = _finished(plan)
+    todo = len(finished) - sum(finished)
     for index, combination in enumerate(plan.combinations, 1):
-        done_before = os.path.exists(_result_path(config, combination))
+        done_before = finished[index - 1]
         elapsed = time.time() - start
         left = f", about {_duration(elapsed / trained * (todo - trained))} left" if trained else ""
         status = "finished earlier" if done_before else f"elapsed {_duration(elapsed)}{left}"
         print(f"combination {index} of {total}: {combination.name} ({status})", flush=True)
-        results.append(run_combination(plan, combination))
+        results.append(run_combination(plan, combination, done_before))
         trained += not done_before
-    section = experiment.report(config, results, config.out)
-    reports.write_results(config.out, experiment.name, config, results, section)
+    if plan.is_chief:
+        section = experiment.report(config, results, config.out)
+        reports.write_results(config.out, experiment.name, config, results, section)
+        path = os.path.join(config.out, "results.json")
+        core.write_json(path, {**_read_json(path), "distribution": plan.distribution})
+    if plan.task is not None:
+        distributed.broadcast_number(plan.strategy, 1)  # workers end after the chief's report
     return results
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _finished(plan):
+    """Which combinations have a result, as the chief sees its run directory."""
+    finished = [os.path.exists(_result_path(plan.config, c)) for c in plan.combinations]
+    if plan.task is None:
+        return finished
+    import tensorflow as tf
+
+    flags = tf.constant([int(f) for f in finished], tf.int64)
+    shared = distributed.broadcast_from_chief(plan.strategy, [flags])[0]
+    return [bool(f) for f in shared.numpy()]
 
 
 def run(experiment, config):
@@ -126,11 +205,19 @@ def _compiled_model(plan, combination):
     return model
 
 
-def run_combination(plan, combination):
-    """Trains, evaluates, saves and exports one combination; returns its result dict."""
+def run_combination(plan, combination, finished=None):
+    """Trains, evaluates, saves and exports one combination; returns its result dict.
+
+    `finished`: whether the combination has a result already (default: its file exists);
+    a non-chief worker returns None for it.
+    """
     experiment, config, name = plan.experiment, plan.config, combination.name
     result_path = _result_path(config, combination)
-    if os.path.exists(result_path):
+    if finished is None:
+        finished = os.path.exists(result_path)
+    if finished and not plan.is_chief:
+        return None
+    if finished:
         with open(result_path) as f:
             result = json.load(f)
         if config.export and not exported(result["export"]):  # removed or never finished
@@ -153,6 +240,20 @@ def run_combination(plan, combination):
             *experiment.callbacks(config, combination, data, log_dir),
             core.JsonLinesLogger(os.path.join(config.out, "metrics.jsonl"), hparams),
         ]
+        if plan.task is not None:
+            distributed.fit_multi_worker(
+                model,
+                plan.strategy,
+                plan.task,
+                data.train,
+                epochs,
+                checkpoints,
+                validation=data.validation,
+                steps_per_epoch=data.steps_per_epoch,
+                callbacks=callbacks,
+                verbose=_verbosity(config),
+            )
+            return
         core.fit_resumable(
             model,
             data.train,

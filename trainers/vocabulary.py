@@ -16,6 +16,7 @@ DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012")
 PLACEMENTS = ("random", "all_cells")
 
 # The trainers' own vocabulary (trainers.core resolves them).
-STRATEGIES = ("auto", "one_device", "mirrored")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+COLLECTIVES = ("auto", "ring", "nccl")  # multi_worker all-reduce implementations
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 VERBOSITIES = ("auto", "0", "1", "2")
