@@ -1,16 +1,29 @@
 """The channel-wise experiment, the paper's Table 1: is position encoded channel-wise?
 
-For every grid size k, padding mode, network (GAPNet, PermuteNet) and task (location,
-image class) this trains a network on k x k grid canvases of raw pixels (the models
-normalise inside), evaluates it as the authors did (the test split over k^2 passes with
-fresh random placements, averaged), and writes `results.md` (the poster's layout, its
-numbers beside ours, labelled), `results.json`, `location_accuracy.png`, per-cell heat
-maps, TensorBoard events, JSON-lines metrics, `.keras` models and SavedModel exports.
+For every grid size k, padding mode, network and task (location, image class) and seed
+this trains a network on k x k grid canvases of raw pixels (the models normalise
+inside), evaluates it as the authors did (the test split over k^2 passes with fresh
+random placements, averaged; the model of the last epoch, no selection), and writes
+`results.md` (Table 1's layout, mean +/- std over seeds, the feature-map geometry, what
+each row isolates, the border rows and the PermuteNet learning curves' verdict),
+`results.json` (one record per combination over seeds), `location_accuracy.png`,
+`learning_curves.png`, per-cell heat maps (location and class), TensorBoard events,
+JSON-lines metrics, `.keras` models and SavedModel exports.
+
+Networks: `gapnet` (the paper's: 3x3 head conv, global pooling, no dense),
+`gapnet1x1` (1x1 head: the same function as `classifier`), `classifier` (pooling and
+dense: the un-shuffled control), `permutenet` (the pooled channels shuffled on every
+call, then dense) and `sortnet` (the pooled channels sorted, then dense; beyond the
+paper). Order-free networks (PermuteNet, SortNet) learn far more slowly, so they get
+their own budget (`--order-free-epochs`, learning rate and beta_1). The border rows
+train GAPNet for location at `--border-grid-size` with circular padding, circular +
+BlurPool and circular + APS (zero for reference).
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
-    python -m trainers.channelwise                    # default: embedded digits, ~9 min idle (12.9 min at load 5-8)
-    python -m trainers.channelwise --preset smoke     # ~20 s; what the tests run
+    python -m trainers.channelwise                    # default: embedded digits, see below
+    python -m trainers.channelwise --seeds 0 1 2      # three seeds, mean +/- std
+    python -m trainers.channelwise --preset smoke     # ~30 s; what the tests run
     python -m trainers.channelwise --preset paper     # CIFAR-10 at paper scale (GPU)
 
 A run killed at any point resumes when started again with the same command and `--out`.
@@ -20,21 +33,18 @@ import dataclasses
 
 from trainers import vocabulary
 from trainers.config import TrainConfig, option
-from trainers.experiment import Data, Experiment
+from trainers.experiment import Experiment
 
-NETWORKS = ("gapnet", "permutenet")
+NETWORKS = ("gapnet", "gapnet1x1", "classifier", "permutenet", "sortnet")
+ORDER_FREE = ("permutenet", "sortnet")
 TASKS = ("location", "class")
-
-# The poster's Table 1 (ResNet-18 on CIFAR-10), printed beside our numbers.
-POSTER = {
-    ("zero", "gapnet"): {"location": (100, 100, 100), "class": (82.6, 82.4, 82.1)},
-    ("zero", "permutenet"): {"location": (78.8, 37.8, 21.4), "class": (73.6, 72.2, 69.9)},
-    ("reflect", "gapnet"): {"location": (100, 100, 100), "class": (83.8, 83.4, 82.9)},
-    ("reflect", "permutenet"): {"location": (78.3, 36.3, 23.2), "class": (71.1, 71.4, 65.7)},
-    ("replicate", "gapnet"): {"location": (100, 100, 100), "class": (83.1, 82.9, 82.8)},
-    ("replicate", "permutenet"): {"location": (78.3, 40.1, 23.6), "class": (72.0, 71.5, 71.4)},
-}
-POSTER_GRIDS = (3, 5, 7)
+# The border rows: (padding mode, downsampling) of GAPNet location at the border grid size.
+BORDER_ROWS = (
+    ("zero", "stride"),
+    ("circular", "stride"),
+    ("circular", "blur"),
+    ("circular", "aps"),
+)
 
 
 @dataclasses.dataclass
@@ -49,8 +59,24 @@ class ChannelwiseConfig(TrainConfig):
         choices=vocabulary.PADDING_MODES,
         aliases=("--paddings",),
     )
-    networks: tuple[str, ...] = option(NETWORKS, "networks", choices=NETWORKS)
+    networks: tuple[str, ...] = option(
+        ("gapnet", "classifier", "permutenet"), "networks", choices=NETWORKS
+    )
     tasks: tuple[str, ...] = option(TASKS, "targets: the cell or the image class", choices=TASKS)
+    seeds: tuple[int, ...] | None = option(
+        None, "run every combination once per seed, report mean +/- std (None: --seed)", minimum=0
+    )
+    epochs: int = option(2, "epochs of GAPNet, the classifier and the border rows")
+    order_free_epochs: int = option(40, "epochs of PermuteNet and SortNet")
+    order_free_learning_rate: float | None = option(
+        3e-3, "Adam learning rate of PermuteNet and SortNet (None: --learning-rate)", minimum=0.0
+    )
+    order_free_beta_1: float | None = option(
+        0.9, "Adam beta_1 of PermuteNet and SortNet (None: --beta-1)", minimum=0.0
+    )
+    border_grid_size: int | None = option(
+        4, "grid size of the border rows (GAPNet location: circular, + blur, + APS); None: none"
+    )
     backbone: str = option("resnet18", "backbone", choices=vocabulary.BACKBONES)
     stem: str = option("paper", "ResNet stem", choices=vocabulary.STEMS)
     width: int = option(16, "ResNet first-stage width, 64 = paper (NiN: 12 x this)")
@@ -63,14 +89,29 @@ class ChannelwiseConfig(TrainConfig):
     )
     out: str = option("runs/channelwise", "run directory (resumed when it exists)")
 
+    def validate(self):
+        super().validate()
+        rate, beta = self.order_free_learning_rate, self.order_free_beta_1
+        if rate is not None and not rate > 0:
+            raise ValueError(f"`order_free_learning_rate` must be > 0. Received: {rate!r}")
+        if beta is not None and not 0 <= beta < 1:
+            raise ValueError(f"`order_free_beta_1` must be in [0, 1). Received: {beta!r}")
+
+    @property
+    def seed_list(self):
+        return self.seeds if self.seeds is not None else (self.seed,)
+
 
 PRESETS = {
     "default": {},
     "smoke": {
         "grid_sizes": (2,),
         "tasks": ("location",),
+        "networks": ("classifier", "permutenet"),
+        "border_grid_size": None,
         "width": 4,
         "epochs": 2,
+        "order_free_epochs": 2,
         "train_examples": 96,
         "test_examples": 24,
         "batch_size": 24,
@@ -80,8 +121,13 @@ PRESETS = {
     "paper": {
         "dataset": "cifar10",
         "padding_modes": ("zero", "reflect", "replicate"),
+        "networks": ("gapnet", "classifier", "permutenet"),
         "width": 64,
         "epochs": 20,
+        "order_free_epochs": 20,
+        "order_free_learning_rate": None,
+        "order_free_beta_1": None,
+        "border_grid_size": None,
         "flip": True,
         "precision": "auto",
         "out": "runs/channelwise-paper",
@@ -95,10 +141,18 @@ class Combination:
     padding_mode: str
     network: str
     task: str
+    downsampling: str = "stride"
+    seed: int = 0
+
+    @property
+    def group(self):
+        """The name shared by every seed of this combination."""
+        sampling = "" if self.downsampling == "stride" else f"-{self.downsampling}"
+        return f"k{self.grid_size}-{self.padding_mode}{sampling}-{self.network}-{self.task}"
 
     @property
     def name(self):
-        return f"k{self.grid_size}-{self.padding_mode}-{self.network}-{self.task}"
+        return self.group + (f"-s{self.seed}" if self.seed else "")
 
 
 class Channelwise(Experiment):
@@ -109,13 +163,22 @@ class Channelwise(Experiment):
     prog = "python -m trainers.channelwise"
 
     def combinations(self, config):
-        return [
-            Combination(k, mode, network, task)
+        table = [
+            Combination(k, mode, network, task, seed=seed)
+            for seed in config.seed_list
             for k in config.grid_sizes
             for mode in config.padding_modes
             for network in config.networks
             for task in config.tasks
         ]
+        border = []
+        if config.border_grid_size is not None:
+            border = [
+                Combination(config.border_grid_size, mode, "gapnet", "location", sampling, seed)
+                for seed in config.seed_list
+                for mode, sampling in BORDER_ROWS
+            ]
+        return table + [c for c in border if c not in table]
 
     def input_shape(self, config, combination):
         from tfposenc.data import info
@@ -131,62 +194,68 @@ class Channelwise(Experiment):
         return info(config.dataset).num_classes
 
     def build_model(self, config, combination):
-        from tfposenc.data import info
-        from tfposenc.models import GAPNet, PermuteNet, build_backbone
+        import keras
 
-        shape = self.input_shape(config, combination)
-        options = dict(padding_mode=combination.padding_mode, input_shape=shape)
+        from tfposenc.data import info
+        from tfposenc.models import Classifier, GAPNet, PermuteNet, SortNet, build_backbone
+
+        keras.utils.set_random_seed(combination.seed)  # each seed its own initial weights
+        options = dict(
+            padding_mode=combination.padding_mode,
+            downsampling=combination.downsampling,
+            input_shape=self.input_shape(config, combination),
+        )
         if config.backbone == "nin":
             backbone = build_backbone("nin", width=12 * config.width, **options)
         else:
             backbone = build_backbone(
                 config.backbone, stem=config.stem, width=config.width, **options
             )
-        meta = info(config.dataset)
+        meta, network = info(config.dataset), combination.network
         outputs = self.num_outputs(config, combination)
-        stats = dict(mean=meta.mean, std=meta.std, name=combination.network)
-        if combination.network == "gapnet":
-            return GAPNet(backbone, outputs, **stats)
-        return PermuteNet(backbone, outputs, seed=config.seed, **stats)
+        stats = dict(mean=meta.mean, std=meta.std, name=network)
+        if network in ("gapnet", "gapnet1x1"):
+            return GAPNet(
+                backbone, outputs, head_kernel_size=3 if network == "gapnet" else 1, **stats
+            )
+        if network == "classifier":
+            return Classifier(backbone, outputs, **stats)
+        if network == "sortnet":
+            return SortNet(backbone, outputs, **stats)
+        return PermuteNet(backbone, outputs, seed=combination.seed, **stats)
+
+    def epochs(self, config, combination):
+        if combination.network in ORDER_FREE:
+            return config.order_free_epochs
+        return config.epochs
+
+    def compile(self, config, combination, model):
+        if combination.network in ORDER_FREE:
+            config = dataclasses.replace(
+                config,
+                learning_rate=config.order_free_learning_rate or config.learning_rate,
+                beta_1=config.beta_1
+                if config.order_free_beta_1 is None
+                else config.order_free_beta_1,
+            )
+        super().compile(config, combination, model)
+
+    def steps_per_epoch(self, config):
+        from tfposenc.data import info
+
+        train_size = info(config.dataset).splits["train"]
+        return -(-(config.train_examples or train_size) // config.batch_size)
 
     def data(self, config, combination):
-        """Training canvases, validation (one fixed placement pass) and test (k^2 passes
-        with fresh placements, or every cell), in pixels with mean-colour empty cells."""
-        import tensorflow as tf
+        from trainers.channelwise_data import canvases
 
-        from tfposenc.data import info, load, make_grid
-
-        meta, k = info(config.dataset), combination.grid_size
-        grid = dict(
-            grid_size=k, target=combination.task, cell_size=config.cell_size, mean=meta.mean
-        )
-        train_size = meta.splits["train"]
-        source = load(config.dataset, "train", config.data_dir).cache()
-        source = source.shuffle(train_size, seed=config.seed, reshuffle_each_iteration=True)
-        train = make_grid(source.repeat(), flip=config.flip, seed=config.seed, **grid)
-        train = train.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        steps = -(-(config.train_examples or train_size) // config.batch_size)
-        test_source = load(config.dataset, "test", config.data_dir)
-        if config.test_examples:
-            test_source = test_source.take(config.test_examples)
-        samples = make_grid(test_source.take(3), seed=config.seed + 1, **grid).batch(3)
-        test_source = test_source.cache()
-        validation = make_grid(test_source, seed=config.seed + 1, **grid)
-        if config.eval_placement == "all_cells":
-            test = make_grid(test_source, placement="all_cells", **grid)
-        else:
-            test = make_grid(test_source, seed=config.seed + 2, passes=k * k, **grid)
-        return Data(
-            train,
-            steps,
-            validation.batch(config.batch_size).cache(),  # the same placements every epoch
-            test.batch(config.eval_batch_size),
-            extra={"samples": samples},
-        )
+        return canvases(config, combination, self.steps_per_epoch(config))
 
     def hparams(self, config, combination):
         return {
             **dataclasses.asdict(combination),
+            "group": combination.group,
+            "steps_per_epoch": self.steps_per_epoch(config),
             "backbone": config.backbone,
             "width": config.width,
             "dataset": config.dataset,
@@ -201,6 +270,7 @@ class Channelwise(Experiment):
 
     def evaluate(self, config, combination, model, data):
         from trainers import evaluators
+        from trainers.channelwise_data import class_per_cell
 
         k = combination.grid_size
         verbose = 0 if config.verbose == "0" else 1
@@ -208,76 +278,20 @@ class Channelwise(Experiment):
         if combination.task == "location":
             yield from evaluators.grid_location(model, data.test, k, verbose, title)
         else:
-            yield from evaluators.classification(model, data.test, verbose, title)
+            yield from class_per_cell(model, data.test, k, verbose, title)
         yield "chance", 100.0 / self.num_outputs(config, combination)
+        yield "feature_map_size", list(model.backbone.output_shape[1:3])
+        yield "steps", data.steps_per_epoch * self.epochs(config, combination)
 
     def report(self, config, results, run_dir):
-        """Table 1's layout (`poster:` values labelled), the location plot, heat maps."""
-        import os
+        """Replaces the per-seed `results` (in place: the runner writes what the list
+        holds to `results.json`) by one record per combination over seeds; returns
+        the markdown section and draws the figures."""
+        from trainers.channelwise_report import report
+        from trainers.channelwise_results import aggregate
 
-        from trainers import reports
-
-        for r in results:
-            r["poster"] = poster_value(r)
-            if r.get("per_cell_accuracy"):
-                figure = reports.heatmap_figure(r["per_cell_accuracy"], r["combination"])
-                reports.save_figure(
-                    figure, os.path.join(run_dir, "heatmaps", f"{r['combination']}.png")
-                )
-        series = {}
-        for r in results:
-            if r["task"] == "location":
-                label = f"{r['network']}, {r['padding_mode']}"
-                style = "-o" if r["network"] == "gapnet" else "--s"
-                series.setdefault(label, (style, []))[1].append((r["grid_size"], r["accuracy"]))
-        if series:
-            chance = ("chance", [(k, 100 / k**2) for k in config.grid_sizes])
-            figure = reports.line_figure(
-                series, "grid size k", "location accuracy (%)",
-                f"Location accuracy, {config.dataset}", reference=chance,
-            )  # fmt: skip
-            reports.save_figure(figure, os.path.join(run_dir, "location_accuracy.png"))
-        return table(config, results)
-
-
-def poster_value(result):
-    row = POSTER.get((result["padding_mode"], result["network"]))
-    if row is None or result["grid_size"] not in POSTER_GRIDS:
-        return None
-    return row[result["task"]][POSTER_GRIDS.index(result["grid_size"])]
-
-
-def table(config, results):
-    """Markdown lines in the poster's layout: a row per (padding mode, network)."""
-    from trainers.reports import markdown_table
-
-    by_key = {(r["padding_mode"], r["network"], r["task"], r["grid_size"]): r for r in results}
-    tasks = [t for t in TASKS if t in config.tasks]
-    names = {"location": "location", "class": "image class"}
-    header = ["padding", "network"]
-    header += [f"{names[t]} {k}x{k}" for t in tasks for k in config.grid_sizes]
-    rows, chance = [], ["chance", ""]
-    for mode in config.padding_modes:
-        for network in config.networks:
-            cells = [mode, network]
-            for task in tasks:
-                for k in config.grid_sizes:
-                    r = by_key.get((mode, network, task, k))
-                    poster = "" if r is None or r["poster"] is None else f" (poster: {r['poster']})"
-                    cells.append("" if r is None else f"{r['accuracy']:.1f}{poster}")
-            rows.append(cells)
-    for task in tasks:
-        for k in config.grid_sizes:
-            r = next((r for r in results if r["task"] == task and r["grid_size"] == k), None)
-            chance.append("" if r is None else f"{r['chance']:.1f}")
-    return [
-        f"# Channel-wise position experiment ({config.dataset}, {config.backbone} width {config.width})",
-        "",
-        "Test accuracy (%) measured by this run; `poster:` is the ICCV 2021 poster's ResNet-18 on",
-        "CIFAR-10 at full scale, shown for reference only (different data and scale).",
-        "",
-        *markdown_table(header, rows + [chance]),
-    ]
+        results[:] = aggregate(results)
+        return report(config, results, run_dir)
 
 
 EXPERIMENT = Channelwise()
