@@ -48,15 +48,18 @@ def class_per_cell(model, dataset, grid_size, verbose=0, title=None):
     and `per_cell_accuracy` (a `grid_size x grid_size` list of % by the canvas's cell,
     None where a cell never occurred), all from the same predictions."""
     import numpy as np
+    import tensorflow as tf
 
     from trainers import evaluators
 
-    labelled = dataset.map(lambda canvas, label, cell: (canvas, (label, cell)))
+    labelled = dataset.map(
+        lambda canvas, label, cell: (canvas, tf.stack([tf.cast(label, tf.int64), cell], -1))
+    )
     correct, seen = np.zeros(grid_size * grid_size), np.zeros(grid_size * grid_size)
-    for logits, (labels, cells) in evaluators.predictions(model, labelled, verbose, title):
-        hits = np.argmax(logits, axis=-1) == labels
-        np.add.at(correct, cells, hits)
-        np.add.at(seen, cells, 1)
+    for logits, labels in evaluators.predictions(model, labelled, verbose, title):
+        hits = np.argmax(logits, axis=-1) == labels[:, 0]
+        np.add.at(correct, labels[:, 1], hits)
+        np.add.at(seen, labels[:, 1], 1)
     per_cell = [
         None if n == 0 else round(100.0 * c / n, 2) for c, n in zip(correct, seen, strict=True)
     ]

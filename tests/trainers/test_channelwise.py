@@ -13,7 +13,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from trainers import runner
-from trainers.channelwise import EXPERIMENT, PRESETS, ChannelwiseConfig
+from trainers.channelwise import EXPERIMENT, PRESETS, ChannelwiseConfig, Combination
+from trainers.channelwise_data import class_per_cell
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,14 +45,22 @@ def test_smoke_writes_every_artifact(smoke_run):
     summary = json.load(open(out / "results.json"))
     assert len(summary["results"]) == 2 and summary["config"]["grid_sizes"] == [2]
     table = open(out / "results.md").read()
-    assert "| zero | gapnet |" in table and "chance" in table and "## Cost" in table
+    assert "| zero | classifier |" in table and "chance" in table and "## Cost" in table
+    assert "## Geometry" in table and "| 2 | 8 px | 16x16 | 1x1 | 0.25 |" in table
+    assert "after the last epoch (no selection)" in table
+    assert "poster" not in table.replace("The poster's numbers", "")  # digits: none shown
+    assert (out / "learning_curves.png").stat().st_size > 1000
     assert (out / "location_accuracy.png").stat().st_size > 1000
     assert glob.glob(str(out / "heatmaps" / "*.png"))
     assert glob.glob(str(out / "models" / "*.keras"))
-    for r in results:
+    for r in summary["results"]:
+        assert {"network", "task", "grid_size", "padding", "accuracy", "accuracy_std"} <= set(r)
+        assert r["padding"] == r["padding_mode"] == "zero" and r["accuracy_std"] == 0.0
+        (run,) = r["seeds"]
+        assert run["seed"] == 0 and run["accuracy"] == r["accuracy"]
         assert 0 <= r["accuracy"] <= 100
-        assert r["epochs_trained"] == 2 and r["examples"] == 24 * 4  # k^2 passes
-        assert runner.exported(r["export"])
+        assert run["epochs_trained"] == 2 and run["examples"] == 24 * 4  # k^2 passes
+        assert runner.exported(run["export"])
         assert np.nansum(r["per_cell_accuracy"]) > 0
 
 
@@ -74,26 +83,125 @@ def test_tensorboard_scalars_and_images_are_readable(smoke_run):
     assert {"sample_canvases", "per_cell_location_accuracy"} <= images
 
 
-def test_poster_numbers_are_labelled_not_reported(tmp_path):
-    config = smoke(tmp_path, grid_sizes=(3,))
-    fake = [
-        {
-            "combination": f"k3-zero-{n}-location",
-            "grid_size": 3,
-            "padding_mode": "zero",
-            "network": n,
-            "task": "location",
-            "accuracy": 55.5,
-            "chance": 100 / 9,
-            "per_cell_accuracy": [[50.0, None, 100.0]] * 3,
-        }
-        for n in ("gapnet", "permutenet")
-    ]
-    table = "\n".join(EXPERIMENT.report(config, fake, str(tmp_path)))
+def record(network, accuracy, seed=0, k=3, task="location", mode="zero", sampling="stride"):
+    """A per-seed result as the runner writes it."""
+    combination = Combination(k, mode, network, task, sampling, seed)
+    return {
+        "combination": combination.name,
+        **dataclasses.asdict(combination),
+        "accuracy": accuracy,
+        "chance": 100 / (k * k) if task == "location" else 10.0,
+        "examples": 10,
+        "feature_map_size": [2, 2],
+        "steps": 60,
+        "per_cell_accuracy": [[accuracy, None, 100.0]] + [[accuracy] * 3] * (k - 1),
+        "epochs_trained": 2,
+        "train_seconds": 1.5,
+        "test_seconds": 0.5,
+    }
+
+
+def test_poster_numbers_only_beside_runs_that_match_them(tmp_path):
+    results = [record(n, 55.5) for n in ("gapnet", "permutenet")]
+    config = smoke(tmp_path, grid_sizes=(3,), dataset="cifar10", networks=("gapnet", "permutenet"))
+    table = "\n".join(EXPERIMENT.report(config, list(results), str(tmp_path)))
     assert "55.5 (poster: 100)" in table and "55.5 (poster: 78.8)" in table
+    assert "ICCV 2021 poster's ResNet-18 on CIFAR-10 (width 64" in table
     assert "11.1" in table  # chance at k=3
     assert (tmp_path / "heatmaps" / "k3-zero-gapnet-location.png").stat().st_size > 1000
     assert (tmp_path / "location_accuracy.png").stat().st_size > 1000
+    for other in (dict(dataset="digits"), dict(dataset="cifar10", backbone="nin")):
+        config = smoke(tmp_path, grid_sizes=(3,), networks=("gapnet", "permutenet"), **other)
+        table = "\n".join(EXPERIMENT.report(config, list(results), str(tmp_path)))
+        assert "55.5 |" in table and "(poster:" not in table
+        assert "The poster's numbers (ResNet-18 on CIFAR-10) are not shown" in table
+
+
+def test_seeds_give_mean_and_std_of_the_per_seed_results(tmp_path):
+    accuracies = {"classifier": (97.0, 99.0, 100.0), "permutenet": (20.0, 31.0, 27.0)}
+    per_seed = [
+        record(n, a, seed) for n, values in accuracies.items() for seed, a in enumerate(values)
+    ]
+    config = smoke(tmp_path, grid_sizes=(3,), seeds=(0, 1, 2))
+    results = list(per_seed)
+    table = "\n".join(EXPERIMENT.report(config, results, str(tmp_path)))
+    assert [r["combination"] for r in results] == [
+        "k3-zero-classifier-location",
+        "k3-zero-permutenet-location",
+    ]
+    for r in results:
+        values = accuracies[r["network"]]
+        assert [s["accuracy"] for s in r["seeds"]] == list(values)
+        assert [s["seed"] for s in r["seeds"]] == [0, 1, 2]
+        assert r["accuracy"] == pytest.approx(np.mean(values))
+        assert r["accuracy_std"] == pytest.approx(np.std(values, ddof=1))
+        assert r["padding"] == "zero" and r["train_seconds"] == 4.5
+        assert r["per_cell_accuracy"][0][1] is None
+        assert r["per_cell_accuracy"][0][0] == pytest.approx(np.mean(values), abs=0.01)
+    assert "98.7 ± 1.5" in table and "26.0 ± 5.6" in table
+    assert "mean ± sample standard deviation over seeds 0, 1, 2" in table
+    assert "| permutenet location at k = 5" not in table  # only targets this run can test
+
+
+def test_combinations_per_seed_network_and_border_row():
+    config = ChannelwiseConfig(
+        grid_sizes=(3, 4), networks=("gapnet", "classifier"), tasks=("location",), seeds=(0, 1)
+    )
+    names = [c.name for c in EXPERIMENT.combinations(config)]
+    assert len(names) == len(set(names)) == 2 * (4 + 3)  # k=4 zero gapnet is not repeated
+    assert "k3-zero-gapnet-location" in names and "k3-zero-gapnet-location-s1" in names
+    assert "k4-circular-aps-gapnet-location-s1" in names
+    assert "k4-circular-blur-gapnet-location" in names and "k4-circular-gapnet-location" in names
+    none = dataclasses.replace(config, border_grid_size=None, seeds=None, seed=5)
+    assert [c.name for c in EXPERIMENT.combinations(none)] == [
+        f"k{k}-zero-{n}-location-s5" for k in (3, 4) for n in ("gapnet", "classifier")
+    ]
+
+
+def test_order_free_networks_get_their_own_budget():
+    config = ChannelwiseConfig(epochs=2, order_free_epochs=9, order_free_learning_rate=0.004)
+    fast, slow = (Combination(3, "zero", n, "class") for n in ("classifier", "permutenet"))
+    assert EXPERIMENT.epochs(config, fast) == 2 and EXPERIMENT.epochs(config, slow) == 9
+    for combination, rate, beta in ((fast, 1e-3, 0.5), (slow, 4e-3, 0.9)):
+        model = EXPERIMENT.build_model(config, combination)
+        EXPERIMENT.compile(config, combination, model)
+        optimizer = model.optimizer
+        assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(rate)
+        assert optimizer.beta_1 == pytest.approx(beta)
+    with pytest.raises(ValueError, match="order_free_beta_1"):
+        ChannelwiseConfig(order_free_beta_1=1.0)
+
+
+def test_class_canvases_keep_their_cell_and_are_scored_per_cell(tmp_path):
+    import keras
+
+    config = smoke(tmp_path, grid_sizes=(3,), tasks=("class",), test_examples=40)
+    combination = Combination(3, "zero", "classifier", "class")
+    data = EXPERIMENT.data(config, combination)
+    from tfposenc.data import info
+
+    fill = 255 * np.array(info("digits").mean, "float32")
+    for _ in range(2):  # placements are fresh on every pass; cells stay in step with them
+        batches = zip(*data.test.as_numpy_iterator(), strict=True)
+        canvases, classes, cells = (np.concatenate(t) for t in batches)
+        assert len(cells) == 40 * 9 and set(cells) <= set(range(9))
+        for canvas, cell in zip(canvases[:60], cells[:60], strict=True):  # the digit's cell
+            row, col = divmod(int(cell), 3)
+            inside = np.zeros((24, 24), bool)
+            inside[row * 8 : row * 8 + 8, col * 8 : col * 8 + 8] = True
+            assert np.allclose(canvas[~inside], fill) and not np.allclose(canvas[inside], fill)
+    test = tf.data.Dataset.from_tensor_slices((canvases, classes, cells)).batch(64)
+    inputs = keras.Input((24, 24, 3))  # always answers class 0
+    logits = keras.layers.Dense(10, kernel_initializer="zeros", bias_initializer="zeros")(
+        keras.layers.GlobalAveragePooling2D()(inputs)
+    )
+    model = keras.Model(inputs, logits + np.eye(10, dtype="float32")[0])
+    values = dict(class_per_cell(model, test, 3))
+    assert values["examples"] == 360
+    assert values["accuracy"] == pytest.approx(100 * np.mean(classes == 0))
+    for cell in range(9):
+        expected = 100 * np.mean(classes[cells == cell] == 0)
+        assert values["per_cell_accuracy"][cell // 3][cell % 3] == pytest.approx(expected, abs=0.01)
 
 
 def run_cli(args, **kwargs):
@@ -155,7 +263,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from trainers import channelwise, runner
 config = channelwise.ChannelwiseConfig(**{**channelwise.PRESETS["smoke"], "out": sys.argv[1],
     "networks": ("gapnet", "permutenet"), "epochs": 4, "strategy": "mirrored", "devices": ("/cpu:0", "/cpu:1"),
-    "export": False, "learning_rate": 3e-3})
+    "export": False, "learning_rate": 3e-3, "order_free_epochs": 4})
 results = runner.run(channelwise.EXPERIMENT, config)
 print("REPLICAS", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).num_replicas_in_sync)
 """
@@ -211,6 +319,19 @@ def test_any_grid_size_and_padding_mode_passes_the_preflight(grid_size, mode, tm
     config = smoke(tmp_path / "run", grid_sizes=(grid_size,), padding_modes=(mode,))
     plan = runner.prepare(EXPERIMENT, config)
     assert [c.name for c in plan.combinations] == [
-        f"k{grid_size}-{mode}-{n}-location" for n in ("gapnet", "permutenet")
+        f"k{grid_size}-{mode}-{n}-location" for n in ("classifier", "permutenet")
     ]
+
+
+def test_border_rows_pass_the_preflight(tmp_path):
+    config = smoke(tmp_path / "run", grid_sizes=(3,), networks=("gapnet",), border_grid_size=4)
+    plan = runner.prepare(EXPERIMENT, config)
+    assert [c.name for c in plan.combinations] == [
+        "k3-zero-gapnet-location",
+        "k4-zero-gapnet-location",
+        "k4-circular-gapnet-location",
+        "k4-circular-blur-gapnet-location",
+        "k4-circular-aps-gapnet-location",
+    ]
+    assert not (tmp_path / "run").exists()
     assert not (tmp_path / "run").exists()
