@@ -123,12 +123,12 @@ def task_from_environment(environ=None):
     everyone = [a for job in ("chief", "worker") for a in cluster.get(job, ())]
     if len(set(everyone)) != len(everyone):
         raise _bad("an address appears twice in `cluster`", text)
+    if not cluster.get("chief") and not cluster.get("worker"):
+        raise _bad("the cluster has no chief (no `chief` job and no `worker` 0)", text)
     if "chief" in cluster and len(cluster["chief"]) != 1:
         raise _bad(
             f"the `chief` job must have exactly one address, not {len(cluster['chief'])}", text
         )
-    if not cluster.get("chief") and not cluster.get("worker"):
-        raise _bad("the cluster has no chief (no `chief` job and no `worker` 0)", text)
     kind, index = task.get("type"), task.get("index", 0)
     if kind not in cluster:
         raise _bad(f"task type {kind!r} is not a job of `cluster` ({sorted(cluster)})", text)
