@@ -119,7 +119,10 @@ def import_tensorflow_quietly():
         import tensorflow as tf
 
         tf.config.list_physical_devices()
-        (tf.zeros([1]) + 1).numpy()  # the first op initialises (and probes for) CUDA
+        if "TF_CONFIG" not in os.environ:
+            # The first op initialises (and probes for) CUDA; under a multi-worker
+            # cluster the collectives must be configured before any op runs.
+            (tf.zeros([1]) + 1).numpy()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -153,8 +156,9 @@ def main(experiment, argv=None):
     except runner.core.NonFiniteLossError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
-    with open(os.path.join(config.out, "results.md")) as f:
-        print(f.read())
+    if getattr(plan, "is_chief", True):  # only the chief writes the run directory
+        with open(os.path.join(config.out, "results.md")) as f:
+            print(f.read())
     print(f"done in {time.time() - start:.0f} s; results in {config.out}")
     return 0
 
