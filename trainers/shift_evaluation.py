@@ -177,8 +177,9 @@ def section(config, results, run_dir):
     """The markdown section: one table per dataset (mean +/- std over seeds), the
     convention, the poster's Table 2 where it applies; draws the curves."""
     lines = [f"# Shift invariance (ResNet-18 cifar stem, width {config.width})", ""]
+    where = "the held-out training images" if config.test_on_holdout else "the test split"
     lines += [
-        f"Top-1 and consistency in % on the test split ({config.image_size}x{config.image_size} "
+        f"Top-1 and consistency in % on {where} ({config.image_size}x{config.image_size} "
         f"inputs). Cons.m: each test image padded with {PAD} black pixels, two "
         f"{config.image_size}x{config.image_size} windows at independent offsets in "
         "[-m/2, m/2) per axis (Zhang's crop protocol: the views differ by at most m - 1 px), "

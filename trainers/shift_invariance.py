@@ -5,7 +5,7 @@ model normalises inside) and is measured on the test split: top-1 (%), Cons.8 an
 Cons.16 (the crop protocol of `trainers.shift_evaluation`: pad 8 black pixels, two
 windows at offsets in [0, m) around the centre, top-1 agreement, `--passes` passes),
 circular-shift consistency (two `np.roll`s by any amount) and Cons.m for m = 1..16 (the
-curve, `consistency_vs_shift.png`; m = 1 compares an image with itself). The rows:
+curve, `consistency_vs_shift_<dataset>.png`; m = 1 compares an image with itself). The rows:
 
 - `baseline`: strided convs, zero padding, no shifted views.
 - `shift_aug`: AugShift's two shifted views (symmetric, offsets in `[-m, m]` with
@@ -18,21 +18,24 @@ curve, `consistency_vs_shift.png`; m = 1 compares an image with itself). The row
 
 `--seeds 0 1 2` trains every method once per seed; the table gives mean +/- std.
 
-Commands and cost:
+Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
-    python -m trainers.shift_invariance --preset smoke  # ~30 s; what the tests run
-    python -m trainers.shift_invariance                 # digits at 32x32, width 16: ~13 min
-                                                        # on 2 CPU cores (measured loaded)
+    python -m trainers.shift_invariance --preset smoke  # 37 s (load average 3)
+    python -m trainers.shift_invariance                 # digits at 32x32, width 16
     python -m trainers.shift_invariance --preset paper  # CIFAR-10 and CIFAR-100 (tfds)
 
-The paper preset is the usual CIFAR recipe for every row: SGD 0.1, momentum 0.9, weight
-decay 5e-4, cosine over 200 epochs, batch 128, random crop after a 4-px black pad and
-horizontal flip; 5,000 training images are held out for validation (choose the AugShift
-weight on them: `--methods augshift --consistency-weight W`, read `val_accuracy`).
-Expected cost on one modern GPU: ResNet-18 at 32x32 trains at ~10k img/s for the
-plain rows, about half for AugShift rows (two views) and BlurPool / APS (stride-1
-convs): about 25 min per plain row and 50 min per AugShift or BlurPool row, ~5 h per
-dataset for the 6 rows, ~10 h for both. A killed run resumes with the same command.
+The default run took 10.6 CPU-minutes: 27 min of wall time while other jobs kept the load
+average at 7-12 (so about 6-8 min on 2 idle cores; not measured idle). The paper preset is the usual CIFAR
+recipe for every row: SGD 0.1, momentum 0.9, weight decay 5e-4, cosine over 200 epochs,
+batch 128, random crop after a 4-px black pad, horizontal flip; 5,000 training images
+are held out for validation; to choose the AugShift weight on them, run `--methods
+augshift --consistency-weight W --test-on-holdout` for a few W (every column is then
+measured on the held-out images) and keep the best trade-off.
+Expected cost on one A100-class GPU (an estimate, not measured: ~5k img/s for a plain
+ResNet-18 at 32x32 in TensorFlow): ~30 min per plain row; AugShift rows (two views) and
+BlurPool / APS rows (stride-1 convs before each downsampling) cost about 2x, BlurPool +
+AugShift about 4x: ~6 h per dataset for the 6 rows, ~12 h for both. A killed run
+resumes when started again with the same command.
 """
 
 import dataclasses
@@ -76,6 +79,7 @@ class ShiftInvarianceConfig(TrainConfig):
     passes: int = option(5, "test passes for Cons.8, Cons.16 and circular consistency")
     curve_passes: int = option(1, "test passes of the other points of the curve")
     holdout_examples: int = option(0, "train images held out to validate (0: test)", minimum=0)
+    test_on_holdout: bool = option(False, "measure on the held-out images, not the test split")
     train_examples: int | None = option(None, "training images per epoch (None: the split)")
     test_examples: int | None = option(None, "test images used (None: all)")
     out: str = option("runs/shift-invariance", "run directory (resumed when it exists)")
@@ -86,6 +90,8 @@ class ShiftInvarianceConfig(TrainConfig):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"`{name}` must not repeat a value. Received: {name}={values!r}")
+        if self.test_on_holdout and not self.holdout_examples:
+            raise ValueError("`test_on_holdout` needs `holdout_examples` > 0. Received: 0")
         if self.image_size < 8 * 2 or self.image_size % 8:
             raise ValueError(
                 "`image_size` must be a multiple of 8 (the cifar stem's stride, even down to "
@@ -225,10 +231,8 @@ class ShiftInvariance(Experiment):
         train = train_split.skip(config.holdout_examples).cache().shuffle(4096, seed=seed)
         train = train.repeat().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         train = train.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        test = resized("test")
-        if config.test_examples:
-            test = test.take(config.test_examples)
-        test = test.cache().batch(config.eval_batch_size)
+        test = held if config.test_on_holdout else resized("test")
+        test = test.take(config.test_examples or -1).cache().batch(config.eval_batch_size)
         validation = held.batch(config.eval_batch_size).cache() if config.holdout_examples else test
         return Data(train, steps_per_epoch(config, combination.dataset), validation, test)
 

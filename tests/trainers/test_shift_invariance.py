@@ -224,3 +224,22 @@ def test_a_missing_second_dataset_fails_before_anything_is_written(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar100"):
         runner.prepare(EXPERIMENT, config)
     assert not (tmp_path / "run").exists()
+
+
+def test_data_resizes_pixels_and_can_measure_on_the_holdout(tmp_path):
+    from tfposenc.data import load_digits_arrays
+
+    config = smoke(tmp_path, holdout_examples=40, test_on_holdout=True, test_examples=None)
+    combination = EXPERIMENT.combinations(config)[0]
+    data = EXPERIMENT.data(config, combination)
+    images, labels = next(iter(data.train))
+    assert images.shape == (16, 16, 16, 3) and labels.shape == (16,)
+    assert 0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255
+    test_images = np.concatenate([x for x, _ in data.test])
+    train_images, train_labels = load_digits_arrays("train")
+    assert len(test_images) == 40
+    np.testing.assert_array_equal(np.concatenate([y for _, y in data.test]), train_labels[:40])
+    resized = tf.image.resize(train_images[:40].astype("float32"), (16, 16))
+    np.testing.assert_array_equal(test_images, np.clip(np.round(resized), 0, 255))
+    with pytest.raises(ValueError, match="`test_on_holdout` needs `holdout_examples`"):
+        smoke(tmp_path, test_on_holdout=True)
