@@ -196,14 +196,15 @@ def section(config, results, run_dir):
 
 
 def dataset_table(config, dataset, rows):
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows)]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     by = {m: [r for r in rows if r["method"] == m] for m in methods}
     base = [r["step_seconds"] for r in by.get("baseline", [])]
     seeds = sorted({r["seed"] for r in rows})
     header = ["method", "top-1", "Cons.8", "Cons.16", "circular", "step time"]
     show = poster_shown(config, dataset)
     if show:
-        header += ["poster top-1 / Cons.8", *(["rerun acc. / cons."] if dataset in RERUNS else [])]
+        header += ["poster: top-1 / Cons.8"]
+        header += ["third-party rerun: acc. / cons."] if dataset in RERUNS else []
     table = []
     for method in methods:
         group = by[method]
@@ -232,8 +233,8 @@ def dataset_table(config, dataset, rows):
             f"{config.image_size}x{config.image_size}) is not that setup."
         )
     return [
-        f"## {dataset} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: "
-        f"{', '.join(map(str, seeds))}; mean +/- std)",
+        f"## {dataset} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+        f"{'; mean +/- std' if len(seeds) > 1 else ''})",
         "",
         caption,
         "",

@@ -174,7 +174,7 @@ def test_report_mean_std_and_poster_only_where_setup_matches(tmp_path):
     assert f"| baseline | 91.0 +/- {std:.1f} | 92.0 +/- 0.0 |" in text
     assert "| 1.00x | 93.1 / 90.8 | 91.6 / 87.4 |" in text  # poster, then the rerun
     assert "| 2.00x | 92.1 / 94.8 |" in text
-    assert "## cifar10 (2 seeds: 0, 1" in text and "`poster`" in text
+    assert "## cifar10 (seeds 0, 1; mean +/- std)" in text and "`poster`" in text
     digits = text.split("## digits")[1]
     assert "not shown" in digits and "| baseline | 99.0 |" in digits and "93.1" not in digits
     assert (tmp_path / "consistency_vs_shift_cifar10.png").stat().st_size > 1000
