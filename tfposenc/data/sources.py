@@ -8,14 +8,10 @@ says where it looked and how to put the files there.
 
 import dataclasses
 import os
+from importlib import resources  # noqa: E402  (Python >= 3.10: files() is in the stdlib)
 
 import numpy as np
 import tensorflow as tf
-
-try:
-    from importlib import resources
-except ImportError:  # pragma: no cover
-    import importlib_resources as resources
 
 CIFAR10_CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
 CIFAR100_CLASSES = tuple(
