@@ -4,20 +4,18 @@ For every grid size k, padding mode, network and task (location, image class) an
 this trains a network on k x k grid canvases of raw pixels (the models normalise
 inside), evaluates it as the authors did (the test split over k^2 passes with fresh
 random placements, averaged; the model of the last epoch, no selection), and writes
-`results.md` (Table 1's layout, mean +/- std over seeds, the feature-map geometry, what
-each row isolates, the border rows and the PermuteNet learning curves' verdict),
-`results.json` (one record per combination over seeds), `location_accuracy.png`,
-`learning_curves.png`, per-cell heat maps (location and class), TensorBoard events,
-JSON-lines metrics, `.keras` models and SavedModel exports.
+`results.md` (Table 1's layout, mean +/- std over seeds, geometry, what each row
+isolates, border rows, learning curves' verdict), `results.json` (one record per
+combination over seeds), figures, per-cell heat maps (location and class), TensorBoard
+events, JSON-lines metrics, `.keras` models and SavedModel exports.
 
 Networks: `gapnet` (the paper's: 3x3 head conv, global pooling, no dense),
 `gapnet1x1` (1x1 head: the same function as `classifier`), `classifier` (pooling and
 dense: the un-shuffled control), `permutenet` (the pooled channels shuffled on every
 call, then dense) and `sortnet` (the pooled channels sorted, then dense; beyond the
-paper). Order-free networks (PermuteNet, SortNet) learn far more slowly, so they get
-their own budget (`--order-free-epochs`, learning rate and beta_1). The border rows
-train GAPNet for location at `--border-grid-size` with circular padding, circular +
-BlurPool and circular + APS (zero for reference).
+paper). The order-free ones learn far more slowly: their own `--order-free-*` budget.
+The border rows train GAPNet for location at `--border-grid-size` with circular
+padding, circular + BlurPool and circular + APS (zero for reference).
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
@@ -31,128 +29,16 @@ A run killed at any point resumes when started again with the same command and `
 
 import dataclasses
 
-from trainers import vocabulary
-from trainers.config import TrainConfig, option
-from trainers.experiment import Experiment
-
-NETWORKS = ("gapnet", "gapnet1x1", "classifier", "permutenet", "sortnet")
-ORDER_FREE = ("permutenet", "sortnet")
-TASKS = ("location", "class")
-# The border rows: (padding mode, downsampling) of GAPNet location at the border grid size.
-BORDER_ROWS = (
-    ("zero", "stride"),
-    ("circular", "stride"),
-    ("circular", "blur"),
-    ("circular", "aps"),
+from trainers.channelwise_config import (  # noqa: F401  (the experiment's public names)
+    BORDER_ROWS,
+    NETWORKS,
+    ORDER_FREE,
+    PRESETS,
+    TASKS,
+    ChannelwiseConfig,
+    Combination,
 )
-
-
-@dataclasses.dataclass
-class ChannelwiseConfig(TrainConfig):
-    """Every knob of the channel-wise experiment, with its default."""
-
-    dataset: str = option("digits", "image source", choices=vocabulary.DATASETS[:3])
-    grid_sizes: tuple[int, ...] = option((3, 5, 7), "grid sizes k (k x k cells per canvas)")
-    padding_modes: tuple[str, ...] = option(
-        ("zero",),
-        "border mode of every padded conv, one run each",
-        choices=vocabulary.PADDING_MODES,
-        aliases=("--paddings",),
-    )
-    networks: tuple[str, ...] = option(
-        ("gapnet", "classifier", "permutenet"), "networks", choices=NETWORKS
-    )
-    tasks: tuple[str, ...] = option(TASKS, "targets: the cell or the image class", choices=TASKS)
-    seeds: tuple[int, ...] | None = option(
-        None, "run every combination once per seed, report mean +/- std (None: --seed)", minimum=0
-    )
-    epochs: int = option(2, "epochs of GAPNet, the classifier and the border rows")
-    order_free_epochs: int = option(40, "epochs of PermuteNet and SortNet")
-    order_free_learning_rate: float | None = option(
-        3e-3, "Adam learning rate of PermuteNet and SortNet (None: --learning-rate)", minimum=0.0
-    )
-    order_free_beta_1: float | None = option(
-        0.9, "Adam beta_1 of PermuteNet and SortNet (None: --beta-1)", minimum=0.0
-    )
-    border_grid_size: int | None = option(
-        4, "grid size of the border rows (GAPNet location: circular, + blur, + APS); None: none"
-    )
-    backbone: str = option("resnet18", "backbone", choices=vocabulary.BACKBONES)
-    stem: str = option("paper", "ResNet stem", choices=vocabulary.STEMS)
-    width: int = option(16, "ResNet first-stage width, 64 = paper (NiN: 12 x this)")
-    cell_size: int | None = option(None, "resize images to this cell size (None: theirs)")
-    flip: bool = option(False, "random horizontal flip in training")
-    train_examples: int | None = option(None, "canvases per epoch (None: the train split)")
-    test_examples: int | None = option(None, "test images used (None: all)")
-    eval_placement: str = option(
-        "random", "test placements: k^2 random passes or every cell", choices=vocabulary.PLACEMENTS
-    )
-    out: str = option("runs/channelwise", "run directory (resumed when it exists)")
-
-    def validate(self):
-        super().validate()
-        rate, beta = self.order_free_learning_rate, self.order_free_beta_1
-        if rate is not None and not rate > 0:
-            raise ValueError(f"`order_free_learning_rate` must be > 0. Received: {rate!r}")
-        if beta is not None and not 0 <= beta < 1:
-            raise ValueError(f"`order_free_beta_1` must be in [0, 1). Received: {beta!r}")
-
-    @property
-    def seed_list(self):
-        return self.seeds if self.seeds is not None else (self.seed,)
-
-
-PRESETS = {
-    "default": {},
-    "smoke": {
-        "grid_sizes": (2,),
-        "tasks": ("location",),
-        "networks": ("classifier", "permutenet"),
-        "border_grid_size": None,
-        "width": 4,
-        "epochs": 2,
-        "order_free_epochs": 2,
-        "train_examples": 96,
-        "test_examples": 24,
-        "batch_size": 24,
-        "verbose": "0",
-        "out": "runs/channelwise-smoke",
-    },
-    "paper": {
-        "dataset": "cifar10",
-        "padding_modes": ("zero", "reflect", "replicate"),
-        "networks": ("gapnet", "classifier", "permutenet"),
-        "width": 64,
-        "epochs": 20,
-        "order_free_epochs": 20,
-        "order_free_learning_rate": None,
-        "order_free_beta_1": None,
-        "border_grid_size": None,
-        "flip": True,
-        "precision": "auto",
-        "out": "runs/channelwise-paper",
-    },
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Combination:
-    grid_size: int
-    padding_mode: str
-    network: str
-    task: str
-    downsampling: str = "stride"
-    seed: int = 0
-
-    @property
-    def group(self):
-        """The name shared by every seed of this combination."""
-        sampling = "" if self.downsampling == "stride" else f"-{self.downsampling}"
-        return f"k{self.grid_size}-{self.padding_mode}{sampling}-{self.network}-{self.task}"
-
-    @property
-    def name(self):
-        return self.group + (f"-s{self.seed}" if self.seed else "")
+from trainers.experiment import Experiment
 
 
 class Channelwise(Experiment):
@@ -231,12 +117,11 @@ class Channelwise(Experiment):
 
     def compile(self, config, combination, model):
         if combination.network in ORDER_FREE:
+            rate, beta = config.order_free_learning_rate, config.order_free_beta_1
             config = dataclasses.replace(
                 config,
-                learning_rate=config.order_free_learning_rate or config.learning_rate,
-                beta_1=config.beta_1
-                if config.order_free_beta_1 is None
-                else config.order_free_beta_1,
+                learning_rate=config.learning_rate if rate is None else rate,
+                beta_1=config.beta_1 if beta is None else beta,
             )
         super().compile(config, combination, model)
 
@@ -264,7 +149,9 @@ class Channelwise(Experiment):
     def callbacks(self, config, combination, data, log_dir):
         from trainers.summaries import GridSummaries
 
-        heatmap = combination.task == "location"
+        # Per-epoch heat maps cost a validation pass each; the order-free networks train
+        # many epochs, so theirs is only the final one (`heatmaps/` in the report).
+        heatmap = combination.task == "location" and combination.network not in ORDER_FREE
         k = combination.grid_size
         return [GridSummaries(log_dir, data.extra["samples"], data.validation, k, heatmap)]
 

@@ -9,21 +9,9 @@ steps, from `metrics.jsonl`) and per-cell heat maps. Nothing here imports Tensor
 import os
 
 from trainers import reports
+from trainers.channelwise_config import ISOLATES
 from trainers.channelwise_curves import curve_verdict, curves_figure, learning_curves
 from trainers.channelwise_results import poster_value
-
-ISOLATES = {
-    "gapnet": "the paper's GAPNet: 3x3 head conv over the last map, pooled; no dense. Its "
-    "head sees its own zero padding, so on a small map it can read position by itself",
-    "gapnet1x1": "GAPNet with a 1x1 head: the same function as `classifier` (a 1x1 conv "
-    "commutes with average pooling)",
-    "classifier": "pooling and dense, no shuffle: position only from the pooled channels. "
-    "The control of GAPNet's head and the exact control of PermuteNet (only the shuffle differs)",
-    "permutenet": "the classifier with the pooled channels shuffled on every call (test too): "
-    "channel order destroyed",
-    "sortnet": "the classifier with the pooled channels sorted: order destroyed, the multiset "
-    "of values kept (beyond the paper)",
-}
 
 
 def _cell(result, poster=True):
@@ -92,7 +80,11 @@ def border_section(config, table):
         if r["task"] == "location" and (r["padding_mode"], r["downsampling"]) in BORDER
     ]
     if not rows:
-        return []
+        return [
+            "",
+            "Border rows (circular padding, + BlurPool, + APS) are not in this run: "
+            "`--border-grid-size 4` adds them.",
+        ]
     k, cell = config.border_grid_size, config.cell_size or {"digits": 8}.get(config.dataset, 32)
     stride = k * cell // rows[0]["feature_map_size"][0]
     ceiling = phase_ceiling(cell, k, stride)
@@ -134,9 +126,9 @@ def claim_checks(config, table):
         if None not in values:
             shown = ", ".join(f"{v:.1f}" for v in values)
             checks.append((f"{network} location >= 99% at every k", shown, min(values) >= 99))
-    value = acc("permutenet", "class", 3)
-    if value is not None:
-        checks.append(("permutenet image class >= 50% at k = 3", f"{value:.1f}", value >= 50))
+    semantic = acc("permutenet", "class", 3)
+    if semantic is not None:
+        checks.append(("permutenet image class >= 50% at k = 3", f"{semantic:.1f}", semantic >= 50))
     for k in (5, 7):
         mine, control = acc("permutenet", "location", k), acc("classifier", "location", k)
         if mine is not None and control is not None:
@@ -150,11 +142,20 @@ def claim_checks(config, table):
     if not checks:
         return []
     rows = [[name, value, "yes" if ok else "**no**"] for name, value, ok in checks]
+    note = []
+    if semantic is not None and semantic < 50:
+        note = [
+            "",
+            "PermuteNet's image-class accuracy misses the 50% target within this budget, so "
+            "part of its location loss may be under-training rather than the shuffle; its "
+            "learning curves below say whether more steps (`--order-free-epochs`) would help.",
+        ]
     return [
         "",
         "## Does this run test the claim?",
         "",
         *reports.markdown_table(["target", "measured", "met"], rows),
+        *note,
     ]
 
 
@@ -241,7 +242,7 @@ def report(config, table, run_dir):
         else f"one seed ({seeds[0]}); `--seeds 0 1 2` adds mean ± std"
     )
     budgets = (
-        f"Budgets: {config.epochs} epochs for GAPNet, the classifier and the border rows; "
+        f"Epochs: {config.epochs} for GAPNet, the classifier and the border rows; "
         f"{config.order_free_epochs} for PermuteNet and SortNet (Adam lr "
         f"{config.order_free_learning_rate or config.learning_rate}, beta_1 "
         f"{config.beta_1 if config.order_free_beta_1 is None else config.order_free_beta_1}; others lr "
@@ -251,8 +252,7 @@ def report(config, table, run_dir):
         f"# Channel-wise position experiment ({config.dataset}, {config.backbone} width {config.width})",
         "",
         f"Test accuracy (%) of the model after the last epoch (no selection), {statistic}. "
-        f"Test: {'k^2 passes with fresh random placements' if config.eval_placement == 'random' else 'every image in every cell'}. "
-        + caption,
+        f"Test: {_test_protocol(config)}. " + caption,
         "",
         *main_table(config, table),
         "",
@@ -277,6 +277,13 @@ def report(config, table, run_dir):
             f"- {group}: {curve_verdict(points)}." for group, points in sorted(curves.items())
         ]
     return lines + cells_section(table)
+
+
+def _test_protocol(config):
+    images = f"{config.test_examples} test images" if config.test_examples else "the test split"
+    if config.eval_placement == "random":
+        return f"{images}, k^2 passes with fresh random placements"
+    return f"{images}, each in every cell"
 
 
 def _steps(table):

@@ -47,7 +47,8 @@ def test_smoke_writes_every_artifact(smoke_run):
     table = open(out / "results.md").read()
     assert "| zero | classifier |" in table and "chance" in table and "## Cost" in table
     assert "## Geometry" in table and "| 2 | 8 px | 16x16 | 1x1 | 0.25 |" in table
-    assert "after the last epoch (no selection)" in table
+    assert "after the last epoch (no selection)" in table and "24 test images, k^2 passes" in table
+    assert "`--border-grid-size 4` adds them" in table
     assert "poster" not in table.replace("The poster's numbers", "")  # digits: none shown
     assert (out / "learning_curves.png").stat().st_size > 1000
     assert (out / "location_accuracy.png").stat().st_size > 1000
@@ -145,7 +146,11 @@ def test_seeds_give_mean_and_std_of_the_per_seed_results(tmp_path):
 
 def test_combinations_per_seed_network_and_border_row():
     config = ChannelwiseConfig(
-        grid_sizes=(3, 4), networks=("gapnet", "classifier"), tasks=("location",), seeds=(0, 1)
+        grid_sizes=(3, 4),
+        networks=("gapnet", "classifier"),
+        tasks=("location",),
+        seeds=(0, 1),
+        border_grid_size=4,
     )
     names = [c.name for c in EXPERIMENT.combinations(config)]
     assert len(names) == len(set(names)) == 2 * (4 + 3)  # k=4 zero gapnet is not repeated
