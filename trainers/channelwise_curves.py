@@ -35,11 +35,15 @@ def learning_curves(run_dir, networks=("permutenet", "sortnet")):
 def curves_figure(curves, title):
     figure = reports.new_figure((6, 3.6))
     axis = figure.add_subplot()
-    for index, (group, points) in enumerate(sorted(curves.items())):
-        colour = f"C{index % 10}"
+    colours = {}  # one colour per grid size and network; class solid, location dashed
+    for group, points in sorted(curves.items()):
+        key = group.rsplit("-", 1)[0]
+        colour = colours.setdefault(key, f"C{len(colours) % 10}")
+        style = "--" if group.endswith("-location") else "-"
         for number, seed in enumerate(sorted({s for _, _, s in points})):
             xs, ys = zip(*sorted((x, y) for x, y, s in points if s == seed), strict=True)
-            axis.plot(xs, ys, "-", color=colour, label=group if number == 0 else None, lw=1)
+            label = group if number == 0 else None
+            axis.plot(xs, ys, style, color=colour, label=label, lw=1.2)
     axis.set_xlabel("training steps")
     axis.set_ylabel("validation accuracy (%)")
     axis.set_ylim(0, 105)

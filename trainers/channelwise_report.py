@@ -234,22 +234,25 @@ def report(config, table, run_dir):
         "`poster:` is the ICCV 2021 poster's ResNet-18 on CIFAR-10 (width 64, 20 epochs of "
         f"50,000 canvases); this run: width {config.width}, its own budget."
         if matches
-        else f"The poster's numbers (ResNet-18 on CIFAR-10) are not shown: this run is {config.backbone} on {config.dataset}."
+        else "The poster's numbers (ResNet-18 on CIFAR-10) are not shown: this run is "
+        f"{config.backbone} on {config.dataset}."
     )
     statistic = (
         f"mean ± sample standard deviation over seeds {', '.join(map(str, seeds))}"
         if len(seeds) > 1
         else f"one seed ({seeds[0]}); `--seeds 0 1 2` adds mean ± std"
     )
+    rate, beta = config.order_free_learning_rate, config.order_free_beta_1
     budgets = (
         f"Epochs: {config.epochs} for GAPNet, the classifier and the border rows; "
         f"{config.order_free_epochs} for PermuteNet and SortNet (Adam lr "
-        f"{config.order_free_learning_rate or config.learning_rate}, beta_1 "
-        f"{config.beta_1 if config.order_free_beta_1 is None else config.order_free_beta_1}; others lr "
-        f"{config.learning_rate}, beta_1 {config.beta_1}); {_steps(table)}."
+        f"{config.learning_rate if rate is None else rate}, beta_1 "
+        f"{config.beta_1 if beta is None else beta}; others lr {config.learning_rate}, "
+        f"beta_1 {config.beta_1}); {_steps(table)}."
     )
+    name = f"{config.dataset}, {config.backbone} width {config.width}"
     lines = [
-        f"# Channel-wise position experiment ({config.dataset}, {config.backbone} width {config.width})",
+        f"# Channel-wise position experiment ({name})",
         "",
         f"Test accuracy (%) of the model after the last epoch (no selection), {statistic}. "
         f"Test: {_test_protocol(config)}. " + caption,
