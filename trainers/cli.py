@@ -63,7 +63,9 @@ def make_parser(config_class, presets, description, prog=None):
             text += f". Choices: {', '.join(map(str, meta['choices']))}"
         text = f"{text}. (default: {_shown(field.default)})".replace("%", "%%")
         names = [flag(field.name), *meta.get("aliases", ())]
-        common = dict(dest=field.name, default=None, help=text)
+        # Absent flags stay absent (SUPPRESS), so an explicit `--flag none` is told
+        # apart from a flag not given.
+        common = dict(dest=field.name, default=argparse.SUPPRESS, help=text)
         if kind == "bool":
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
             continue
@@ -83,8 +85,8 @@ def from_args(config_class, args, presets):
     """The config of parsed `args`: the preset's overrides, then the explicit flags."""
     values = dict(presets[args.preset])
     for field in dataclasses.fields(config_class):
-        given = getattr(args, field.name, None)
-        if given is not None:
+        if hasattr(args, field.name):  # given on the command line, `none` included
+            given = getattr(args, field.name)
             values[field.name] = tuple(given) if isinstance(given, list) else given
     return config_class(**values)
 

@@ -145,3 +145,14 @@ def test_cli_errors_are_one_line_with_code_2_and_leave_nothing(args, flag, tmp_p
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and flag in lines[0], stderr
     assert not out.exists() and not os.path.exists("/etc/hostname/run")
+
+
+def test_an_explicit_none_on_the_command_line_overrides_a_default():
+    from trainers.cli import from_args, make_parser
+
+    parser = make_parser(ChannelwiseConfig, PRESETS, "test")
+    config = from_args(ChannelwiseConfig, parser.parse_args(["--test-examples", "none"]), PRESETS)
+    assert config.test_examples is None
+    config = from_args(ChannelwiseConfig, parser.parse_args([]), PRESETS)
+    assert config.test_examples == ChannelwiseConfig().test_examples is not None
+    assert config.grid_sizes == ChannelwiseConfig().grid_sizes
