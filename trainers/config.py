@@ -57,7 +57,9 @@ class TrainConfig:
     beta_2: float = option(0.999, "Adam beta_2 in [0, 1)", minimum=0.0)
     seed: int = option(0, "random seed", minimum=0)
     strategy: str = option(
-        "auto", "tf.distribute strategy (multi_worker: from TF_CONFIG)", choices=vocabulary.STRATEGIES
+        "auto",
+        "tf.distribute strategy (multi_worker: from TF_CONFIG)",
+        choices=vocabulary.STRATEGIES,
     )
     collective: str = option(
         "auto", "all-reduce of the multi_worker strategy", choices=vocabulary.COLLECTIVES
@@ -66,6 +68,13 @@ class TrainConfig:
     precision: str = option("float32", "Keras dtype policy", choices=vocabulary.PRECISIONS)
     jit_compile: bool = option(False, "XLA (slower on CPU: measure first)")
     export: bool = option(True, "export a SavedModel per combination")
+    push_to: str | None = option(
+        None, "after the run, push each export through trainers.push into PUSH_TO/<combination>"
+    )
+    push_min_value: float | None = option(None, "push: lowest accepted accuracy (%)")
+    push_max_regression: float | None = option(
+        None, "push: largest accepted drop below the served version (points)", minimum=0.0
+    )
     out: str = option("runs/run", "run directory (resumed when it exists)")
     verbose: str = option("auto", "Keras verbosity", choices=vocabulary.VERBOSITIES)
 
@@ -128,6 +137,11 @@ def flag(name):
     return "--" + name.replace("_", "-")
 
 
+# Settings that may change between a run and its resumption: where it is, how it is
+# distributed, and where finished exports are pushed (TFX's Pusher, after training).
+RESUME_IGNORES = ("out", "distribution", "push_to", "push_min_value", "push_max_regression")
+
+
 def check_resume(config, experiment):
     """Raises ValueError unless `config.out` is new or holds this very config (resume)."""
     path = os.path.join(config.out, "config.json")
@@ -150,7 +164,7 @@ def check_resume(config, experiment):
     different = sorted(
         k
         for k in set(existing) | set(resolved)
-        if k not in ("out", "distribution") and existing.get(k) != resolved.get(k)
+        if k not in RESUME_IGNORES and existing.get(k) != resolved.get(k)
     )
     if different:
         details = ", ".join(f"{k}: {existing.get(k)!r} -> {resolved.get(k)!r}" for k in different)

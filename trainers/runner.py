@@ -161,7 +161,12 @@ def _execute(plan):
         section = experiment.report(config, results, config.out)
         reports.write_results(config.out, experiment.name, config, results, section)
         path = os.path.join(config.out, "results.json")
-        core.write_json(path, {**_read_json(path), "distribution": plan.distribution})
+        extra = {"distribution": plan.distribution}
+        if getattr(config, "push_to", None):
+            from trainers.delivery import push_exports
+
+            extra["pushes"] = push_exports(config, plan.combinations)
+        core.write_json(path, {**_read_json(path), **extra})
     if plan.task is not None:
         distributed.broadcast_number(plan.strategy, 1)  # workers end after the chief's report
     return results

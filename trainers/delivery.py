@@ -1,0 +1,58 @@
+"""`--push-to`: a finished run's exports delivered through the validated push.
+
+Every trainer's config has `push_to`, `push_min_value` and `push_max_regression`; when
+`push_to` is set, the runner calls `push_exports` after the report, and each
+combination's newest export goes through `trainers.push.push` (infra validation in a
+fresh process, model validation against the served version, atomic versioned copy with
+a lineage record) into `push_to/<combination>`.
+"""
+
+import os
+import re
+
+
+def push_exports(config, combinations):
+    """`--push-to`: every combination's newest export through `trainers.push.push`
+    (infra and model validation, atomic versioned copy) into `push_to/<name>`.
+
+    A refused candidate is reported, not fatal: the serving directory stays as it was.
+    Returns one record per combination: name, pushed, version, failed checks.
+    """
+    from trainers.push import push
+
+    records = []
+    for combination in combinations:
+        base = os.path.join(config.out, "exports", combination.name)
+        versions = _integer_versions(base)
+        if not versions:
+            continue
+        outcome = push(
+            os.path.join(base, str(versions[-1])),
+            os.path.join(config.push_to, combination.name),
+            eval_run=config.out,
+            min_value=config.push_min_value,
+            max_regression=config.push_max_regression,
+        )
+        failed = [c["message"] for c in outcome.get("checks", []) if not c.get("passed")]
+        print(
+            f"   push {combination.name}: "
+            + (f"version {outcome['version']}" if outcome["pushed"] else "refused")
+            + (f" ({'; '.join(failed)})" if failed else ""),
+            flush=True,
+        )
+        records.append(
+            {
+                "combination": combination.name,
+                "pushed": bool(outcome["pushed"]),
+                "version": outcome.get("version"),
+                "path": outcome.get("path"),
+                "failed_checks": failed,
+            }
+        )
+    return records
+
+
+def _integer_versions(base):
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(n) for n in os.listdir(base) if re.fullmatch(r"[0-9]+", n))
