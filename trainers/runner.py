@@ -33,7 +33,6 @@ Extension points are the `trainers.experiment.Experiment` hooks; the run directo
 import dataclasses
 import json
 import os
-import re
 import shutil
 import time
 
@@ -41,6 +40,7 @@ import keras
 
 from trainers import config as config_lib
 from trainers import core, distributed, reports
+from trainers.runner_export import _read_json, _result_path, _training_log, export, exported
 
 
 @dataclasses.dataclass
@@ -172,11 +172,6 @@ def _execute(plan):
     return results
 
 
-def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def _finished(plan):
     """Which combinations have a result, as the chief sees its run directory."""
     finished = [os.path.exists(_result_path(plan.config, c)) for c in plan.combinations]
@@ -192,10 +187,6 @@ def _finished(plan):
 def run(experiment, config):
     """`prepare`, then `execute`: runs or resumes the whole experiment."""
     return execute(prepare(experiment, config))
-
-
-def _result_path(config, combination):
-    return os.path.join(config.out, "results", f"{combination.name}.json")
 
 
 def _verbosity(config):
@@ -303,48 +294,6 @@ def run_combination(plan, combination, finished=None):
         flush=True,
     )
     return result
-
-
-def exported(base):
-    """True when `base` holds an integer version directory with a `saved_model.pb`."""
-    if not os.path.isdir(base):
-        return False
-    return any(
-        re.fullmatch(r"[0-9]+", n) and os.path.isfile(os.path.join(base, n, "saved_model.pb"))
-        for n in os.listdir(base)
-    )
-
-
-def export(model, base, input_shape):
-    """Exports `model` to `base/<version>/` unless a complete version exists; first
-    removes what a killed export left: hidden staging directories and integer
-    directories without `saved_model.pb`. Returns `base`."""
-    from tfposenc.export import export_saved_model
-
-    if os.path.isdir(base):
-        for entry in os.listdir(base):
-            path = os.path.join(base, entry)
-            stale = entry.startswith(".") or (
-                re.fullmatch(r"[0-9]+", entry)
-                and not os.path.isfile(os.path.join(path, "saved_model.pb"))
-            )
-            if stale:
-                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    if not exported(base):
-        export_saved_model(model, base, image_shape=tuple(input_shape[:2]))
-    return base
-
-
-def _training_log(run_dir, name):
-    """Epochs trained and their seconds, from the JSON lines (over every restart; an
-    epoch logged twice because a kill hit before its backup counts once, last try)."""
-    seconds = {}
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        for line in f:
-            record = json.loads(line)
-            if record.get("combination") == name:
-                seconds[record["epoch"]] = record["epoch_seconds"]
-    return {"epochs_trained": len(seconds), "train_seconds": round(sum(seconds.values()), 1)}
 
 
 __all__ = ["Plan", "execute", "export", "exported", "prepare", "run", "run_combination"]
