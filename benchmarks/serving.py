@@ -1,14 +1,19 @@
 """Latency and throughput of `serving.server` (REST, gRPC, batching) against the direct call.
 
-    python -m benchmarks.serving [--requests 200]
+    python -m benchmarks.serving [--requests 200] [--models small gapnet96] [--switches 3]
 
-Exports a tfposenc GAPNet (ResNet-18 width 16, 3x3 grid of 8-px digits = 24x24 canvases)
-to a temporary base path, starts two servers as subprocesses (one plain, one with
-`--enable_batching`), and measures, in one run, p50 / p99 latency and requests/s for
-batch 1 and batch 32 under 1 and 8 concurrent clients over REST (persistent HTTP/1.1
-connections) and gRPC (one channel per client), beside the direct call of the same
-signature on a `tf.saved_model.load` of the same version in this process. Last, the
-latency of the first request after a version switch, with and without warm-up records.
+For each of two models, tfposenc's GAPNet (ResNet-18 width 16) on 24x24 canvases (the
+3x3 grid of 8-px digits; a model call of about 2 ms) and on the paper's 96x96 canvases
+(about 3 ms for one image, 10 ms for eight: the model call dominates), exports it to a
+temporary base path, starts two servers as subprocesses (one plain, one with
+`--enable_batching`), and measures p50 / p99 latency and requests/s over REST (persistent
+HTTP/1.1 connections) and gRPC (one channel per client), beside the direct call of the
+same signature on a `tf.saved_model.load` of the same version in this process: for the
+small model batch 1 and batch 32 under 1 client and batch 1 under 8 clients with and
+without batching; for the 96x96 model batch 1 under 8 clients with and without batching.
+The batching server merges up to 8 requests per model call, waits at most 2 ms for a
+batch to fill and runs one batch at a time. Last, the latency of the first request after
+a version switch (small model), with and without warm-up records.
 Targets (issue "Serving contract"): batch-32 REST p50 at most 2x the direct call;
 8 concurrent batch-1 clients with batching at least 1.5x the requests/s without it;
 gRPC batch-1 p50 at most 2 ms over the direct call.
@@ -38,7 +43,7 @@ from tfposenc.models import GAPNet, ResNetBackbone  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCHING = (
-    "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 0 }\n"
+    "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 2000 }\n"
     "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 100 }\n"
 )
 
@@ -47,12 +52,15 @@ def percentile(values, q):
     return 1000 * float(np.percentile(values, q))
 
 
-def pixels(batch):
-    return np.random.default_rng(0).integers(0, 256, size=(batch, 24, 24, 3), dtype=np.uint8)
+MODELS = {"small": 24, "gapnet96": 96}  # name -> canvas side
 
 
-def direct(signature, batch, requests):
-    x = tf.constant(pixels(batch))
+def pixels(batch, side=24):
+    return np.random.default_rng(0).integers(0, 256, size=(batch, side, side, 3), dtype=np.uint8)
+
+
+def direct(signature, batch, requests, side):
+    x = tf.constant(pixels(batch, side))
     for _ in range(10):
         signature(images=x)
     latencies = []
@@ -65,17 +73,18 @@ def direct(signature, batch, requests):
 
 
 def concurrently(make_call, clients, requests):
-    """Runs `clients` threads, each `requests` timed calls (after 5 untimed)."""
+    """Runs `clients` threads, each `requests` timed calls (after 20 untimed: every batch
+    size the batching server forms meets the model once before timing)."""
     latencies, lock, errors = [], threading.Lock(), []
 
     def worker():
         try:
             call = make_call()
             mine = []
-            for i in range(requests + 5):
+            for i in range(requests + 20):
                 t = time.perf_counter()
                 call()
-                if i >= 5:
+                if i >= 20:
                     mine.append(time.perf_counter() - t)
             with lock:
                 latencies.extend(mine)
@@ -93,8 +102,8 @@ def concurrently(make_call, clients, requests):
     return latencies, clients * requests / (time.perf_counter() - start)
 
 
-def rest_call(port, batch):
-    body = json.dumps({"instances": pixels(batch).tolist()})
+def rest_call(port, batch, side):
+    body = json.dumps({"instances": pixels(batch, side).tolist()})
 
     def make():
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -114,13 +123,13 @@ def rest_call(port, batch):
     return make
 
 
-def grpc_call(port, batch):
+def grpc_call(port, batch, side):
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "gapnet"
-    request.inputs["images"].CopyFrom(tf.make_tensor_proto(pixels(batch)))
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(pixels(batch, side)))
 
     def make():
         stub = prediction_service_pb2_grpc.PredictionServiceStub(
@@ -218,18 +227,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="per client")
     parser.add_argument("--switches", type=int, default=3, help="version switches of each kind")
+    parser.add_argument(
+        "--models", nargs="+", choices=sorted(MODELS), default=list(MODELS), help="models to serve"
+    )
     args = parser.parse_args(argv)
     work = tempfile.mkdtemp()
-    base = os.path.join(work, "gapnet")
-    model = GAPNet(ResNetBackbone(18, "paper", 16), 9)
-    path = export_saved_model(model, base, image_shape=(24, 24))
-    shutil.rmtree(os.path.join(path, "assets.extra"), ignore_errors=True)
-    signature = tf.saved_model.load(path).signatures["serving_default"]
     batching_file = os.path.join(work, "batching.config")
     with open(batching_file, "w") as f:
         f.write(BATCHING)
-    plain = start_server(base)
-    batched = start_server(base, "--enable_batching", "--batching_parameters_file", batching_file)
     rows = []
 
     def row(name, latencies, rate, base_p50=None):
@@ -247,44 +252,64 @@ def main(argv=None):
         )
         return rate
 
-    try:
-        rates = {}
-        for batch in (1, 32):
-            lat, rate = direct(signature, batch, args.requests)
-            d50 = percentile(lat, 50)
-            row(f"direct call, batch {batch}", lat, rate)
-            for api, make in (("REST", rest_call), ("gRPC", grpc_call)):
-                port = plain[1] if api == "REST" else plain[2]
-                for clients in (1, 8) if batch == 1 else (1,):
-                    lat, rate = concurrently(make(port, batch), clients, args.requests)
-                    rates[api, batch, clients, False] = row(
-                        f"{api}, batch {batch}, {clients} client(s)", lat, rate,
-                        d50 if clients == 1 else None,
-                    )  # fmt: skip
-                    if clients == 8:
-                        port = batched[1] if api == "REST" else batched[2]
-                        lat, rate = concurrently(make(port, batch), clients, args.requests)
-                        rates[api, batch, clients, True] = row(
-                            f"{api}, batch {batch}, {clients} clients, batching", lat, rate
-                        )
-        for api in ("REST", "gRPC"):
-            gain = rates[api, 1, 8, True] / rates[api, 1, 8, False]
-            rows.append((f"{api} batching speed-up, 8 clients x batch 1", f"{gain:.2f}x"))
-    finally:
-        for process, _, _ in (plain, batched):
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-    times = first_request_after_switch(base, path, args.switches)
-    for warm in (False, True):
-        values = ", ".join(f"{1000 * t:.1f}" for t in times[warm])
-        rows.append(
-            (
-                f"first request after a version switch, {'with' if warm else 'no'} warm-up",
-                f"median {1000 * float(np.median(times[warm])):.1f} ms",
-                f"({values} ms)",
-            )  # fmt: skip
+    for model_name in args.models:
+        side = MODELS[model_name]
+        base = os.path.join(work, model_name, "gapnet")
+        model = GAPNet(ResNetBackbone(18, "paper", 16), 9)
+        path = export_saved_model(model, base, image_shape=(side, side))
+        shutil.rmtree(os.path.join(path, "assets.extra"), ignore_errors=True)
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        plain = start_server(base)
+        batched = start_server(
+            base, "--enable_batching", "--batching_parameters_file", batching_file
         )
-    report("Model server vs direct signature call (GAPNet ResNet-18 width 16, 24x24 uint8)", rows)
+        label = f"{side}x{side}"
+        rates = {}
+        try:
+            for batch in (1, 32) if model_name == "small" else (1,):
+                lat, rate = direct(signature, batch, args.requests, side)
+                d50 = percentile(lat, 50)
+                row(f"{label}: direct call, batch {batch}", lat, rate)
+                for api, make in (("REST", rest_call), ("gRPC", grpc_call)):
+                    index = 1 if api == "REST" else 2
+                    for clients in (1, 8) if batch == 1 else (1,):
+                        if clients == 1 and model_name != "small":
+                            continue
+                        call = make(plain[index], batch, side)
+                        lat, rate = concurrently(call, clients, args.requests)
+                        rates[api, batch, clients, False] = row(
+                            f"{label}: {api}, batch {batch}, {clients} client(s)", lat, rate,
+                            d50 if clients == 1 else None,
+                        )  # fmt: skip
+                        if clients == 8:
+                            call = make(batched[index], batch, side)
+                            lat, rate = concurrently(call, clients, args.requests)
+                            rates[api, batch, clients, True] = row(
+                                f"{label}: {api}, batch {batch}, {clients} clients, batching",
+                                lat, rate,
+                            )  # fmt: skip
+            for api in ("REST", "gRPC"):
+                gain = rates[api, 1, 8, True] / rates[api, 1, 8, False]
+                rows.append(
+                    (f"{label}: {api} batching speed-up, 8 clients x batch 1", f"{gain:.2f}x")
+                )
+        finally:
+            for process, _, _ in (plain, batched):
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+        if model_name != "small" or not args.switches:
+            continue
+        times = first_request_after_switch(base, path, args.switches)
+        for warm in (False, True):
+            values = ", ".join(f"{1000 * t:.1f}" for t in times[warm])
+            rows.append(
+                (
+                    f"first request after a version switch, {'with' if warm else 'no'} warm-up",
+                    f"median {1000 * float(np.median(times[warm])):.1f} ms",
+                    f"({values} ms)",
+                )  # fmt: skip
+            )
+    report("Model server vs direct signature call (GAPNet ResNet-18 width 16, uint8)", rows)
     shutil.rmtree(work, ignore_errors=True)
 
 

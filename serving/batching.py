@@ -16,14 +16,14 @@ The message is declared here field for field as in TF Serving's
 so files written for TF Serving parse unchanged. As in TF Serving's basic batch
 scheduler, requests queue per signature (and per input shape beyond the batch
 dimension); a batch runs when it is full or `batch_timeout_micros` after its first
-request; a request larger than `max_batch_size` is refused with INVALID_ARGUMENT, a full
+request, at most `num_batch_threads` batches at a time (here on the requests' own
+threads, see `Batcher`); a request larger than `max_batch_size` is refused with INVALID_ARGUMENT, a full
 queue with UNAVAILABLE; with `allowed_batch_sizes`, batches are padded to the next
 allowed size.
 """
 
 import threading
 import time
-from concurrent.futures import Future
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, text_format, wrappers_pb2
@@ -122,45 +122,77 @@ class BatchingOptions:
         return cls(**values, allowed_batch_sizes=tuple(proto.allowed_batch_sizes))
 
 
+class _Task:
+    """One request's inputs and, once its batch ran, its outputs or error."""
+
+    __slots__ = ("inputs", "size", "outputs", "error", "_done")
+
+    def __init__(self, inputs, size):
+        self.inputs = inputs
+        self.size = size
+        self.outputs = self.error = None
+        self._done = threading.Lock()
+        self._done.acquire()  # released once, when the batch finished
+
+    def finish(self, outputs=None, error=None):
+        self.outputs, self.error = outputs, error
+        self._done.release()
+
+    def result(self):
+        with self._done:
+            pass
+        if self.error is not None:
+            raise self.error
+        return self.outputs
+
+
 class _Batch:
-    def __init__(self, key, run, now):
+    def __init__(self, key, run, deadline):
         self.key = key
         self.run = run
-        self.tasks = []  # (inputs, size, future)
+        self.tasks = []
         self.size = 0
-        self.created = now
-        self.closed = False
+        self.deadline = deadline
+        self.full = False  # takes no more requests
+        self.queued = False  # full or past its timeout: waits for a slot
+        self.taken = None  # the thread that runs it
 
 
 class Batcher:
-    """Merges concurrent `run` calls of one signature into batches on worker threads."""
+    """Merges concurrent `run` calls of one signature into one model call each.
+
+    There are no scheduler threads: the first request of a batch leads it. The leader
+    waits (on one shared condition) until its batch is full or `batch_timeout_micros`
+    old, and then until one of the `num_batch_threads` execution slots is free, the
+    batches that became due first going first; until a slot is free a batch that is not
+    full keeps taking requests. The request that fills a batch runs it at once when a
+    slot is free. The model call runs outside the lock; the other requests of the batch
+    sleep on their own lock until their slice of the outputs is ready.
+    """
 
     def __init__(self, options):
         self.options = options
         self._lock = threading.Condition()
-        self._open = {}  # key -> _Batch still taking tasks
-        self._queued = []  # batches in arrival order
-        self._per_key = {}  # key -> queued batch count
-        self._stopped = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"batch-{i}", daemon=True)
-            for i in range(options.num_batch_threads)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._open = {}  # key -> batch still taking requests
+        self._ready = []  # batches full or past their timeout, waiting for a slot
+        self._per_key = {}  # key -> batches enqueued (not yet running)
+        self._slots = options.num_batch_threads
 
     def run(self, servable, signature, inputs):
         """Runs `signature` on `inputs` as part of a batch; returns its own outputs."""
-        sizes = {np.shape(v)[0] if np.ndim(v) else None for v in inputs.values()}
-        if None in sizes:
-            raise invalid_argument(
-                "Batching session Run() input tensors must have at least one dimension"
-            )
-        if len(sizes) != 1:
-            raise invalid_argument(
-                "Batching session Run() input tensors must have equal 0th-dimension size"
-            )
-        (size,) = sizes
+        size = None
+        for value in inputs.values():
+            if np.ndim(value) == 0:
+                raise invalid_argument(
+                    "Batching session Run() input tensors must have at least one dimension"
+                )
+            if size is not None and len(value) != size:
+                raise invalid_argument(
+                    "Batching session Run() input tensors must have equal 0th-dimension size"
+                )
+            size = len(value)
+        if size is None:  # a signature without inputs has nothing to batch
+            return signature(inputs)
         limit = self.options.max_batch_size
         if size > limit:
             raise invalid_argument(
@@ -169,65 +201,98 @@ class Batcher:
         key = (id(servable), signature.name) + tuple(
             (k, v.shape[1:], v.dtype.str) for k, v in sorted(inputs.items())
         )
-        future = Future()
+        task = _Task(inputs, size)
         with self._lock:
             batch = self._open.get(key)
-            if batch is None or batch.size + size > limit:
-                if batch is not None:
-                    batch.closed = True
+            if batch is not None and batch.size + size > limit:
+                self._close(batch)
+                self._lock.notify_all()  # its leader now waits for a slot
+                batch = None
+            leader = batch is None
+            if leader:
                 if self._per_key.get(key, 0) >= self.options.max_enqueued_batches:
                     raise RequestError(
                         "UNAVAILABLE",
                         "The batch scheduling queue to which this task was submitted is full",
                     )
-                batch = _Batch(key, signature, time.monotonic())
+                batch = _Batch(key, signature, time.monotonic() + self.options.batch_timeout)
                 self._open[key] = batch
-                self._queued.append(batch)
                 self._per_key[key] = self._per_key.get(key, 0) + 1
-            batch.tasks.append((inputs, size, future))
+            batch.tasks.append(task)
             batch.size += size
             if batch.size == limit:
-                batch.closed = True
-            self._lock.notify()
-        return future.result()
-
-    def _next_batch(self):
-        """Waits for a batch that is full or past its timeout; `None` when stopping."""
-        with self._lock:
-            while not self._stopped:
-                now = time.monotonic()
-                wait = None
-                for batch in self._queued:
-                    due = batch.created + self.options.batch_timeout
-                    if batch.closed or now >= due:
-                        self._queued.remove(batch)
-                        self._per_key[batch.key] -= 1
-                        if self._open.get(batch.key) is batch:
-                            del self._open[batch.key]
-                        return batch
-                    wait = due - now if wait is None else min(wait, due - now)
-                self._lock.wait(wait)
-        return None
-
-    def _work(self):
-        while (batch := self._next_batch()) is not None:
+                self._close(batch)
+                if not leader:
+                    if self._slots and not self._ready_before(batch):
+                        self._take(batch)
+                    self._lock.notify_all()  # its leader waits for it to fill
+            if leader and not batch.taken:
+                self._lead(batch)
+        if batch.taken is threading.current_thread():
             self._execute(batch)
+        return task.result()
+
+    def _close(self, batch):
+        """Stops `batch` taking requests and queues it for a slot (lock held)."""
+        if self._open.get(batch.key) is batch:
+            del self._open[batch.key]
+        batch.full = True
+        self._enqueue(batch)
+
+    def _enqueue(self, batch):
+        if not batch.queued:
+            batch.queued = True
+            self._ready.append(batch)
+
+    def _ready_before(self, batch):
+        return bool(self._ready) and self._ready[0] is not batch
+
+    def _take(self, batch):
+        """Gives `batch` a slot for the current thread to run it in (lock held)."""
+        self._slots -= 1
+        batch.taken = threading.current_thread()
+        if batch.queued:
+            self._ready.remove(batch)
+        if self._open.get(batch.key) is batch:
+            del self._open[batch.key]
+        self._per_key[batch.key] -= 1
+
+    def _lead(self, batch):
+        """Waits (lock held) until `batch` is due and has a slot, or another thread took it."""
+        while not batch.taken:
+            if not batch.queued:
+                wait = batch.deadline - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                self._enqueue(batch)  # due; it takes requests until a slot is free
+            if self._slots and self._ready[0] is batch:
+                self._take(batch)
+                return
+            self._lock.wait()
 
     def _execute(self, batch):
+        try:
+            self._call(batch)
+        finally:
+            with self._lock:
+                self._slots += 1
+                if self._ready:
+                    self._lock.notify_all()
+
+    def _call(self, batch):
         tasks = batch.tasks
         try:
-            if len(tasks) == 1:
-                outputs = batch.run(tasks[0][0])
-                tasks[0][2].set_result(outputs)
-                return
-            names = tasks[0][0].keys()
-            merged = {k: np.concatenate([t[0][k] for t in tasks]) for k in names}
             padded = next((s for s in self.options.allowed_batch_sizes if s >= batch.size), None)
-            if padded and padded > batch.size:
-                merged = {
-                    k: np.concatenate([v, np.repeat(v[:1], padded - batch.size, axis=0)])
-                    for k, v in merged.items()
-                }
+            if len(tasks) == 1 and padded in (None, batch.size):
+                tasks[0].finish(batch.run(tasks[0].inputs))
+                return
+            merged = {}
+            for k in tasks[0].inputs:
+                parts = [t.inputs[k] for t in tasks]
+                if padded and padded > batch.size:
+                    parts.append(np.repeat(parts[0][:1], padded - batch.size, axis=0))
+                merged[k] = np.concatenate(parts)
             outputs = batch.run(merged)
             for k, v in outputs.items():
                 if np.ndim(v) == 0 or len(v) != (padded or batch.size):
@@ -238,15 +303,13 @@ class Batcher:
                         "input tensors",
                     )
             start = 0
-            for _, size, future in tasks:
-                future.set_result({k: v[start : start + size] for k, v in outputs.items()})
-                start += size
+            for task in tasks:
+                task.finish({k: v[start : start + task.size] for k, v in outputs.items()})
+                start += task.size
         except BaseException as error:  # every waiting request gets the model's error
-            for _, _, future in tasks:
-                if not future.done():
-                    future.set_exception(error)
+            for task in tasks:
+                if task.outputs is None and task.error is None:
+                    task.finish(error=error)
 
     def stop(self):
-        with self._lock:
-            self._stopped = True
-            self._lock.notify_all()
+        """Nothing to stop: batches run on the requests' own threads."""

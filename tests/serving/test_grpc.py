@@ -1,5 +1,6 @@
 import os
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -14,7 +15,8 @@ from tensorflow_serving.apis import (
 )
 
 from serving import client
-from serving.batching import BatchingOptions
+from serving.batching import Batcher, BatchingOptions
+from serving.errors import RequestError
 from tests.serving.savedmodels import Server, images, write_version
 
 
@@ -158,6 +160,101 @@ def test_batching_parameters_parse_tf_serving_files():
     ]:
         with pytest.raises(ValueError, match=match):
             BatchingOptions.from_text(text)
+
+
+class _RecordingSignature:
+    """A stand-in model: doubles `x`, records each call's batch size and concurrency."""
+
+    name = "serving_default"
+
+    def __init__(self, seconds=0.01, fail=False):
+        self.seconds, self.fail = seconds, fail
+        self.sizes, self.running, self.most_running = [], 0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, inputs):
+        with self.lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+            self.sizes.append(len(inputs["x"]))
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running -= 1
+        if self.fail:
+            raise RequestError("INTERNAL", "model failed")
+        return {"y": 2 * inputs["x"]}
+
+
+def _concurrently(batcher, signature, arrays):
+    """Sends each of `arrays` from its own thread, all at once; returns answers or errors."""
+    barrier, answers = threading.Barrier(len(arrays)), [None] * len(arrays)
+
+    def worker(i):
+        barrier.wait()
+        try:
+            answers[i] = batcher.run(None, signature, {"x": arrays[i]})["y"]
+        except RequestError as error:
+            answers[i] = error
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(arrays))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def _rows(n, seed):
+    return np.arange(2 * n, dtype=np.float32).reshape(n, 2) + 100 * seed
+
+
+@pytest.mark.parametrize("timeout_micros", [0, 2000])
+@pytest.mark.parametrize("slots", [1, 2])
+def test_batcher_merges_concurrent_requests_within_its_limits(timeout_micros, slots):
+    signature = _RecordingSignature()
+    batcher = Batcher(
+        BatchingOptions(
+            max_batch_size=8,
+            batch_timeout_micros=timeout_micros,
+            num_batch_threads=slots,
+            max_enqueued_batches=100,
+        )
+    )
+    arrays = [_rows(1 + i % 3, i) for i in range(8)]
+    for _ in range(10):
+        for x, y in zip(arrays, _concurrently(batcher, signature, arrays)):
+            np.testing.assert_array_equal(y, 2 * x)
+    # every row ran exactly once, in calls of at most 8 rows, at most `slots` at a time
+    assert sum(signature.sizes) == 10 * sum(len(x) for x in arrays)
+    assert max(signature.sizes) <= 8 and signature.most_running <= slots
+    # requests that queue while the slots are busy share a call
+    assert len(signature.sizes) < 10 * 8 * 3 / 4
+
+
+def test_batcher_runs_a_full_batch_without_waiting_for_its_timeout():
+    signature = _RecordingSignature(seconds=0)
+    batcher = Batcher(BatchingOptions(max_batch_size=4, batch_timeout_micros=10_000_000))
+    arrays = [_rows(1, i) for i in range(4)]
+    start = time.monotonic()
+    answers = _concurrently(batcher, signature, arrays)
+    assert time.monotonic() - start < 5
+    assert signature.sizes == [4]
+    for x, y in zip(arrays, answers):
+        np.testing.assert_array_equal(y, 2 * x)
+
+
+def test_batcher_pads_to_allowed_sizes_and_gives_every_request_the_model_error():
+    signature = _RecordingSignature()
+    batcher = Batcher(BatchingOptions(max_batch_size=8, allowed_batch_sizes=(4, 8)))
+    arrays = [_rows(1 + i % 3, i) for i in range(5)]
+    for x, y in zip(arrays, _concurrently(batcher, signature, arrays)):
+        np.testing.assert_array_equal(y, 2 * x)
+    assert set(signature.sizes) <= {4, 8}
+    failing = _RecordingSignature(fail=True)
+    batcher = Batcher(BatchingOptions(max_batch_size=2, batch_timeout_micros=10_000_000))
+    answers = _concurrently(batcher, failing, [_rows(1, 0), _rows(1, 1)])
+    assert failing.sizes == [2]
+    assert [a.message for a in answers] == ["model failed", "model failed"]
 
 
 def test_batching_gives_the_unbatched_answers_and_refuses_large_requests(tmp_path, server):
