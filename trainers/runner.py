@@ -236,30 +236,18 @@ def run_combination(plan, combination, finished=None):
             *experiment.callbacks(config, combination, data, log_dir),
             core.JsonLinesLogger(os.path.join(config.out, "metrics.jsonl"), hparams),
         ]
-        if plan.task is not None:
-            distributed.fit_multi_worker(
-                model,
-                plan.strategy,
-                plan.task,
-                data.train,
-                epochs,
-                checkpoints,
-                validation=data.validation,
-                steps_per_epoch=data.steps_per_epoch,
-                callbacks=callbacks,
-                verbose=_verbosity(config),
-            )
-            return
-        core.fit_resumable(
-            model,
-            data.train,
-            epochs,
-            checkpoints,
+        options = dict(
             validation=data.validation,
             steps_per_epoch=data.steps_per_epoch,
             callbacks=callbacks,
             verbose=_verbosity(config),
         )
+        if plan.task is None:
+            core.fit_resumable(model, data.train, epochs, checkpoints, **options)
+        else:  # the same contract on every worker of a multi-worker cluster
+            distributed.fit_multi_worker(
+                model, plan.strategy, plan.task, data.train, epochs, checkpoints, **options
+            )
 
     model = _compiled_model(plan, combination)
     try:
