@@ -3,6 +3,11 @@
 import keras
 from keras import ops
 
+from tfposenc.layers.conv_ops import (
+    conv2d_matmul_filter_grad,
+    matmul_filter_grad_applies,
+    subsample2d,
+)
 from tfposenc.layers.padding2d import check_pad_fits, pad_spatial
 from tfposenc.validation import check_choice, check_positive_int, spatial_axes, spatial_shape
 from tfposenc.vocabulary import CONV_PADDING_MODES
@@ -38,6 +43,12 @@ class PaddedConv2D(keras.layers.Conv2D):
     Input shape:
         4D tensor `(batch, rows, cols, channels)` (`"channels_last"`) or
         `(batch, channels, rows, cols)` (`"channels_first"`).
+
+    Call arguments:
+        inputs: the 4D input.
+        training: Python boolean. Training calls of bfloat16 convolutions with small
+            output maps on the TensorFlow backend compute the kernel gradient with one
+            matrix product per kernel tap (see `conv_ops`); the outputs are the same.
 
     Output shape:
         4D tensor with `filters` channels and
@@ -124,20 +135,32 @@ class PaddedConv2D(keras.layers.Conv2D):
             ratio = ops.transpose(ratio, (0, 3, 1, 2))
         return ratio
 
-    def call(self, inputs):
+    def _matmul_filter_grad(self, inputs, training):
+        """Whether this training call takes the per-tap matmul kernel gradient."""
+        if not training or self.subsample_first or self.kernel_size == (1, 1):
+            return False
+        return matmul_filter_grad_applies(
+            self.compute_output_shape(tuple(inputs.shape)),
+            self.compute_dtype,
+            self.data_format,
+            self.dilation_rate,
+            self.groups,
+        )
+
+    def call(self, inputs, training=None):
         x = inputs
         if self._explicit_pad():
             mode = "zero" if self.padding_mode == "partial" else self.padding_mode
             x = pad_spatial(x, self.pad_sizes, mode, self.data_format)
         if self.subsample_first:
-            rows, cols = self.strides
-            if self.data_format == "channels_last":
-                x = x[:, ::rows, ::cols, :]
-            else:
-                x = x[:, :, ::rows, ::cols]
+            x = subsample2d(x, *self.strides, data_format=self.data_format)
             outputs = ops.conv(
                 x, self.kernel, strides=1, padding="valid", data_format=self.data_format
             )
+        elif self._matmul_filter_grad(inputs, training):
+            # See conv_ops: oneDNN's bfloat16 filter gradient is slow on small maps.
+            kernel = ops.cast(self.kernel, self.compute_dtype)
+            outputs = conv2d_matmul_filter_grad(x, kernel, self.strides, self.padding)
         else:
             outputs = self.convolution_op(x, self.kernel)
         if self.padding_mode == "partial":
