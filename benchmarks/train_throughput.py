@@ -19,7 +19,9 @@ ceiling, bfloat16 rows with the bfloat16 one.
 
 Targets (issue 16): mixed bfloat16 >= PyTorch bf16 autocast on both rows and >= 2x
 tfposenc float32; float32 >= 1.2x PyTorch on both rows and >= 75% of the float32
-ceiling on the ResNet-18 row. `TFPOSENC_FUSED_BN=0` times Keras' own batch norm.
+ceiling on the ResNet-18 row. `--keras-bn` also times Keras' own batch norm
+(`TFPOSENC_FUSED_BN=0`), `--conv-grad` bfloat16 with oneDNN's filter gradient on the
+small maps (`TFPOSENC_MATMUL_CONV_GRAD=0`), `--xla` float32 with `jit_compile=True`.
 """
 
 import argparse
@@ -33,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import interleaved, report  # noqa: E402
 from tfposenc.layers.batch_normalization import FUSED_ENV_VAR  # noqa: E402
+from tfposenc.layers.conv_ops import MATMUL_GRAD_ENV_VAR  # noqa: E402
 from tfposenc.models import Classifier, GAPNet, ResNetBackbone  # noqa: E402
 
 WIDTHS = (64, 128, 256, 512)
@@ -84,10 +87,12 @@ def matmul_fn(dtype, n=MATMUL_SIZE):
     return lambda: matmul().numpy()
 
 
-def keras_fns(kind, precision, batch, jit_compile=False, fused_bn=True):
+def keras_fns(kind, precision, batch, jit_compile=False, fused_bn=True, matmul_grad=True):
     """(train step, eval step) of a compiled tfposenc model under `precision`.
 
-    `fused_bn=False` traces both steps with `TFPOSENC_FUSED_BN=0` (Keras' batch norm).
+    `fused_bn=False` traces both steps with `TFPOSENC_FUSED_BN=0` (Keras' batch norm);
+    `matmul_grad=False` with `TFPOSENC_MATMUL_CONV_GRAD=0` (oneDNN's bfloat16 filter
+    gradient on small maps too).
     """
     stem, size, classes = ROWS[kind]
     keras.mixed_precision.set_global_policy(precision)
@@ -109,16 +114,22 @@ def keras_fns(kind, precision, batch, jit_compile=False, fused_bn=True):
     x = tf.constant(rng.normal(size=(batch, size, size, 3)).astype("float32"))
     y = tf.constant(rng.integers(0, classes, size=batch))
     train, evaluate = (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
-    if not fused_bn:
-        previous = os.environ.get(FUSED_ENV_VAR)
-        os.environ[FUSED_ENV_VAR] = "0"
-        try:  # the switch is read when the steps are traced
+    switches = [
+        name
+        for name, on in ((FUSED_ENV_VAR, fused_bn), (MATMUL_GRAD_ENV_VAR, matmul_grad))
+        if not on
+    ]
+    previous = {name: os.environ.get(name) for name in switches}
+    os.environ.update({name: "0" for name in switches})
+    try:  # the switches are read when the steps are traced
+        if switches:
             train(), evaluate()
-        finally:
-            if previous is None:
-                del os.environ[FUSED_ENV_VAR]
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                del os.environ[name]
             else:
-                os.environ[FUSED_ENV_VAR] = previous
+                os.environ[name] = value
     return train, evaluate
 
 
@@ -195,6 +206,12 @@ def main(argv=None):
     parser.add_argument(
         "--keras-bn", action="store_true", help="also time Keras' own batch norm (not fused)"
     )
+    parser.add_argument(
+        "--conv-grad",
+        action="store_true",
+        help="also time mixed_bfloat16 with oneDNN's filter gradient on small maps "
+        "(TFPOSENC_MATMUL_CONV_GRAD=0)",
+    )
     parser.add_argument("--json", help="also write the table to this JSON file")
     args = parser.parse_args(argv)
     threads = max(1, tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1)
@@ -219,6 +236,11 @@ def main(argv=None):
                     dtype,
                     keras_fns(kind, precision, batch, fused_bn=False),
                 )
+        if args.conv_grad:
+            variants["tfposenc mixed_bfloat16 conv-grad"] = (
+                "bfloat16",
+                keras_fns(kind, "mixed_bfloat16", batch, matmul_grad=False),
+            )
         if not args.skip_torch:
             try:
                 variants["pytorch float32"] = ("float32", torch_fns(kind, batch, threads))
@@ -254,6 +276,11 @@ def main(argv=None):
             ("float32 / pytorch float32", "tfposenc float32", "pytorch float32"),
             ("mixed_bfloat16 / pytorch bf16", "tfposenc mixed_bfloat16", "pytorch bf16 autocast"),
             ("float32 fused / keras-bn", "tfposenc float32", "tfposenc float32 keras-bn"),
+            (
+                "mixed_bfloat16 matmul / conv filter grad",
+                "tfposenc mixed_bfloat16",
+                "tfposenc mixed_bfloat16 conv-grad",
+            ),
             (
                 "mixed_bfloat16 fused / keras-bn",
                 "tfposenc mixed_bfloat16",
