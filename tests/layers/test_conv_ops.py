@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfposenc.layers import PaddedConv2D
+from tfposenc.layers import PaddedConv2D, conv_ops
 from tfposenc.layers.conv_ops import (
     MATMUL_GRAD_ENV_VAR,
     conv2d_matmul_filter_grad,
@@ -147,6 +147,9 @@ def test_where_the_matmul_gradient_applies(monkeypatch):
     assert not matmul_filter_grad_applies(
         (None, None, 8, 4), "bfloat16", "channels_last", (1, 1), 1
     )
+    monkeypatch.setattr(conv_ops, "_gpu_visible", lambda: True)  # cuDNN: not measured
+    assert not matmul_filter_grad_applies(small, "bfloat16", "channels_last", (1, 1), 1)
+    monkeypatch.undo()
     monkeypatch.setenv(MATMUL_GRAD_ENV_VAR, "0")
     assert not matmul_filter_grad_applies(small, "bfloat16", "channels_last", (1, 1), 1)
 

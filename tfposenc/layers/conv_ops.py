@@ -15,6 +15,7 @@ replacement is used (measured with `benchmarks/train_throughput.py`); the enviro
 variable `TFPOSENC_MATMUL_CONV_GRAD=0` turns it off.
 """
 
+import functools
 import os
 
 import keras
@@ -59,15 +60,23 @@ def matmul_filter_grad_enabled_by_env():
     return value not in ("0", "false", "no", "off")
 
 
+@functools.cache
+def _gpu_visible():
+    return bool(keras.distribution.list_devices("gpu"))
+
+
 def matmul_filter_grad_applies(output_shape, compute_dtype, data_format, dilation, groups):
     """Whether `conv2d_matmul_filter_grad` is the faster choice for this convolution.
 
     True for channels-last, undilated, ungrouped bfloat16 convolutions on the
-    TensorFlow backend whose output map has a static size of at most 64 positions,
-    unless the environment variable turns it off. Float32 is left alone: there the
-    oneDNN filter gradient is as fast as the per-tap products.
+    TensorFlow backend without a visible GPU (the measurement is oneDNN's CPU kernel)
+    whose output map has a static size of at most 64 positions, unless the environment
+    variable turns it off. Float32 is left alone: there the oneDNN filter gradient is
+    as fast as the per-tap products.
     """
     if keras.backend.backend() != "tensorflow" or not matmul_filter_grad_enabled_by_env():
+        return False
+    if _gpu_visible():
         return False
     if keras.backend.standardize_dtype(compute_dtype) != "bfloat16":
         return False
