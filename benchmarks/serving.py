@@ -162,6 +162,46 @@ def rest_call(port, batch, side):
     return make
 
 
+def raw_rest_call(port, batch, side):
+    """`rest_call` as a lean load generator: one prebuilt HTTP/1.1 request on a raw
+    socket, the reply read by its `Content-Length` (http.client parses each reply's
+    headers with the email package: ~0.1 ms of the client's GIL per request)."""
+    body = json.dumps({"instances": pixels(batch, side).tolist()}).encode()
+    request = (
+        "POST /v1/models/gapnet:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+    def make():
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def call():
+            sock.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed")
+                data += chunk
+            head, _, payload = data.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in lines
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(payload) < length:
+                payload += sock.recv(65536)
+            if lines[0].split()[1] != b"200":
+                raise RuntimeError(payload)
+            json.loads(payload)
+
+        return call
+
+    return make
+
+
 def grpc_call(port, batch, side):
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc

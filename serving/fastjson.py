@@ -24,24 +24,34 @@ _NONCE = os.urandom(8).hex()
 
 
 def _skeleton_shape(skeleton):
-    """The shape of a rectangular array from its brackets and commas, else `None`."""
+    """The shape of a rectangular array from its brackets and commas, else `None`.
+
+    The first group at each depth gives that depth's size (a group at depth `d` of a
+    `D`-deep array ends with the first run of `D - d + 1` closing brackets); the skeleton
+    such a shape implies is then rebuilt with C-level string operations and compared.
+    """
     depth = len(skeleton) - len(skeleton.lstrip(b"["))
-    close = skeleton.find(b"]")
-    if depth == 0 or depth > MAX_DIMS or close < 0:
+    if depth == 0 or depth > MAX_DIMS:
         return None
-    unit = skeleton[depth - 1 : close + 1]
-    shape = [unit.count(b",") + 1]
-    for level in range(depth - 1, 0, -1):
-        position, count = level, 0
-        while skeleton.startswith(unit, position):
-            count += 1
-            position += len(unit)
-            if skeleton[position : position + 1] != b",":
-                break
-            position += 1
-        unit = b"[" + b",".join([unit] * count) + b"]"
+    shape, unit = [], None
+    for level in range(depth, 0, -1):
+        closing = b"]" * (depth - level + 1)
+        end = skeleton.find(closing, level - 1)
+        if end < 0:
+            return None
+        group = skeleton[level - 1 : end + len(closing)]
+        if unit is None:  # an empty list also reads as one element: int_array counts values
+            count = group.count(b",") + 1
+        else:
+            count, rest = divmod(len(group) - 1, len(unit) + 1)
+            if rest:
+                return None
         shape.insert(0, count)
-    return shape if skeleton == unit else None
+        unit = group
+    expected = b"[" + b"," * (shape[-1] - 1) + b"]"
+    for count in reversed(shape[:-1]):
+        expected = b"[" + b",".join([expected] * count) + b"]"
+    return shape if skeleton == expected else None
 
 
 def int_array(text):
