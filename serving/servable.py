@@ -37,6 +37,12 @@ class Signature:
         self.function = function
         self.specs = dict(function.structured_input_signature[1])
         self.input_names = sorted(self.specs)
+        # (dims or None per input): checked per request without building TensorShapes
+        self.shapes = {
+            name: None if spec.shape.rank is None else tuple(spec.shape.as_list())
+            for name, spec in self.specs.items()
+        }
+        self.numpy_dtypes = {name: spec.dtype.as_numpy_dtype for name, spec in self.specs.items()}
         self.output_names = sorted(signature_def.outputs)
         self.method_name = signature_def.method_name
 
@@ -51,7 +57,7 @@ class Signature:
             )
         for index, name in enumerate(self.input_names):
             spec, array = self.specs[name], inputs[name]
-            if array.dtype != spec.dtype.as_numpy_dtype and not (
+            if array.dtype != self.numpy_dtypes[name] and not (
                 spec.dtype == tf.string and array.dtype.kind in "OSU"
             ):
                 received = _type_name(array.dtype) if array.dtype.kind != "O" else "object"
@@ -59,7 +65,11 @@ class Signature:
                     f"Expects arg[{index}] ('{name}') to be {_type_name(spec.dtype)} but "
                     f"{received} is provided"
                 )
-            if not spec.shape.is_compatible_with(array.shape):
+            dims = self.shapes[name]
+            if dims is not None and (
+                len(dims) != array.ndim
+                or any(d is not None and d != n for d, n in zip(dims, array.shape))
+            ):
                 expected = [-1 if d is None else d for d in spec.shape.as_list()]
                 raise invalid_argument(
                     f"input '{name}': expected shape {expected}, received shape {list(array.shape)}"
