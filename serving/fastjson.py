@@ -55,18 +55,24 @@ def _skeleton_shape(skeleton):
 
 
 def int_array(text):
-    """A JSON integer array's text as a numpy `int64` array, or `None` if not one."""
-    text = text.replace(b", ", b",")
-    if any(c in text for c in (b" ", b"\t", b"\n", b"\r")):
+    """A JSON integer array's text as a numpy `int64` array, or `None` if not one.
+
+    Spaces may surround commas and brackets (`json.dumps`' default `", "`): the skeleton
+    drops them, and `numpy.fromstring` skips whitespace around separators only, so a
+    space inside a number (`1 2`) stops it short, which is refused here.
+    """
+    if any(c in text for c in (b"\t", b"\n", b"\r")):
         return None
-    shape = _skeleton_shape(text.translate(None, b"0123456789-"))
+    shape = _skeleton_shape(text.translate(None, b"0123456789- "))
     if shape is None:
         return None
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        # numpy warns (and returns what it read so far) when the text does not parse to
+        # its end: "1-2", "1 2", "--1", ...
+        warnings.simplefilter("error", DeprecationWarning)
         try:
             values = np.fromstring(text.translate(None, b"[]"), dtype=np.int64, sep=",")
-        except ValueError:
+        except (ValueError, DeprecationWarning):
             return None
     if values.size != int(np.prod(shape)):
         return None

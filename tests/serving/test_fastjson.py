@@ -68,14 +68,29 @@ def test_ragged_arrays_are_left_to_orjson(shape):
         b"[" + b",".join([b"99999999999999999999"] * 600) + b"]",  # beyond int64
         b"[[" + b",".join([b"1"] * 600) + b"],\n[" + b",".join([b"2"] * 600) + b"]]",
         b'{"x": [' + b",".join([b"1"] * 1200) + b'], "y": "[1,2,3]"}',
+        b"[ " + b",".join([b"1"] * 1200) + b" ]",
+        b"[1 , 2 ," + b" , ".join([b"-3"] * 600) + b"]",
+        b"[[" + b",".join([b"1"] * 600) + b"] ,[" + b",".join([b"2"] * 600) + b"]]",
     ],
 )
 def test_edge_cases_parse_as_orjson_does(body):
     assert plain(fastjson.loads(body)) == orjson.loads(body)
 
 
+ONES = b",".join([b"1"] * 1200)
+
+
 @pytest.mark.parametrize(
-    "body", [b"[" + b",".join([b"1"] * 1200) + b"", b"[" + b",".join([b"1"] * 1200) + b",]"]
+    "body",
+    [
+        b"[" + ONES,
+        b"[" + ONES + b",]",
+        b"[1-2" + b"-3" * 600 + b"]",  # one "element" that is not a number
+        b"[1 2," + ONES + b"]",  # a space inside a number
+        b"[--1," + ONES + b"]",
+        b"[1,," + ONES + b"]",
+        b"[[" + ONES + b"][" + ONES + b"]]",  # a missing comma between rows
+    ],
 )
 def test_invalid_json_raises_orjsons_error(body):
     with pytest.raises(orjson.JSONDecodeError):
