@@ -3,23 +3,33 @@
     python -m benchmarks.serving [--requests 200] [--models small gapnet96] [--switches 3]
 
 For each of two models, tfposenc's GAPNet (ResNet-18 width 16) on 24x24 canvases (the
-3x3 grid of 8-px digits; a model call of about 2 ms) and on the paper's 96x96 canvases
-(about 3 ms for one image, 10 ms for eight: the model call dominates), exports it to a
-temporary base path, starts two servers as subprocesses (one plain, one with
-`--enable_batching`), and measures p50 / p99 latency and requests/s over REST (persistent
-HTTP/1.1 connections) and gRPC (one channel per client), beside the direct call of the
-same signature on a `tf.saved_model.load` of the same version in this process: for the
-small model batch 1 and batch 32 under 1 client and batch 1 under 8 clients with and
-without batching; for the 96x96 model batch 1 under 8 clients with and without batching.
-The batching server merges up to 8 requests per model call, waits at most
-`--batch-timeout-micros` (10 ms) for a batch to fill and runs one batch at a time; with
-8 closed-loop clients a shorter wait splits them into two alternating batches of ~4
-(2 ms: 1.0x the unbatched requests/s, 10 ms: 1.2x, full batches of 8). A last row per
-model gives the most batching can gain for that model here: 8 threads calling the
+3x3 grid of 8-px digits; a model call of about 1.4 ms) and on the paper's 96x96 canvases
+(about 3 ms for one image, 13 ms for eight), exports it to a temporary base path and
+starts four servers as subprocesses: plain and `--enable_batching`, each with
+TensorFlow's default threads and with `--tensorflow_intra_op_parallelism 1`.
+
+Latency (small model, one client, default threads): p50 / p99 of REST (http.client,
+persistent HTTP/1.1) and gRPC (the official stubs) at batch 1 and 32, beside the direct
+call of the same signature on a `tf.saved_model.load` of the same version here.
+
+Throughput: 8 closed-loop batch-1 clients (REST through a lean raw-socket load
+generator, gRPC one channel each) against the plain and the batching server, for both
+thread settings. The batching server merges up to 8 requests per model call, waits at
+most `--batch-timeout-micros` (10 ms) for a batch to fill and runs one batch at a time
+(with 2 ms the 8 clients split into two alternating batches of ~4). One thread per op is
+the throughput setting for this small model: its ops are too small to share between
+two cores, so with TensorFlow's default (one thread per core) a batch keeps both cores
+half busy while the next requests wait for the GIL; with one thread per op the batch
+runs on one core while the other parses the next requests (measured: batching 1.6x vs
+1.3x with the default threads; the plain server is the same speed either way). A last
+row per model is the most batching can gain for it here: 8 threads calling the
 signature in this process, directly and through the server's `Batcher`, with no HTTP,
-JSON or second process (24x24: about 1.5x; 96x96: about 1.25x, where 8 concurrent
-batch-1 calls already keep both cores busy). Last, the latency of the first request after
-a version switch (small model), with and without warm-up records.
+JSON or second process. At 96x96 batching does not pay on two cores: 8 concurrent
+batch-1 calls already keep both busy and the model alone gains only ~1.25x.
+
+Last, the latency of the first request after a version switch (small model), with and
+without warm-up records.
+
 Targets (issue "Serving contract"): batch-32 REST p50 at most 2x the direct call;
 8 concurrent batch-1 clients with batching at least 1.5x the requests/s without it;
 gRPC batch-1 p50 at most 2 ms over the direct call.
@@ -344,40 +354,48 @@ def main(argv=None):
         path = export_saved_model(model, base, image_shape=(side, side))
         shutil.rmtree(os.path.join(path, "assets.extra"), ignore_errors=True)
         signature = tf.saved_model.load(path).signatures["serving_default"]
-        plain = start_server(base)
-        batched = start_server(
-            base, "--enable_batching", "--batching_parameters_file", batching_file
-        )
+        batching_flags = ("--enable_batching", "--batching_parameters_file", batching_file)
+        one_thread = ("--tensorflow_intra_op_parallelism", "1")
+        servers = {  # (threads per op, batching) -> (process, REST port, gRPC port)
+            ("default", False): start_server(base),
+            ("default", True): start_server(base, *batching_flags),
+            ("1", False): start_server(base, *one_thread),
+            ("1", True): start_server(base, *one_thread, *batching_flags),
+        }
         label = f"{side}x{side}"
-        rates = {}
         try:
-            for batch in (1, 32) if model_name == "small" else (1,):
-                lat, rate = direct(signature, batch, args.requests, side)
-                d50 = percentile(lat, 50)
-                row(f"{label}: direct call, batch {batch}", lat, rate)
-                for api, make in (("REST", rest_call), ("gRPC", grpc_call)):
-                    index = 1 if api == "REST" else 2
-                    for clients in (1, 8) if batch == 1 else (1,):
-                        if clients == 1 and model_name != "small":
-                            continue
-                        call = make(plain[index], batch, side)
-                        lat, rate = concurrently(call, clients, args.requests)
-                        rates[api, batch, clients, False] = row(
-                            f"{label}: {api}, batch {batch}, {clients} client(s)", lat, rate,
-                            d50 if clients == 1 else None,
+            if model_name == "small":  # latency: one client, TensorFlow's default threads
+                plain = servers["default", False]
+                for batch in (1, 32):
+                    lat, rate = direct(signature, batch, args.requests, side)
+                    d50 = percentile(lat, 50)
+                    row(f"{label}: direct call, batch {batch}", lat, rate)
+                    for api, make, port in (
+                        ("REST", rest_call, plain[1]),
+                        ("gRPC", grpc_call, plain[2]),
+                    ):
+                        lat, rate = concurrently(make(port, batch, side), 1, args.requests)
+                        row(f"{label}: {api}, batch {batch}, 1 client", lat, rate, d50)
+            # throughput: 8 closed-loop batch-1 clients (the lean REST load generator)
+            for threads in ("1", "default"):
+                rates = {}
+                for api, make, index in (("REST", raw_rest_call, 1), ("gRPC", grpc_call, 2)):
+                    for batching in (False, True):
+                        port = servers[threads, batching][index]
+                        lat, rate = concurrently(make(port, 1, side), 8, args.requests)
+                        rates[api, batching] = row(
+                            f"{label}: {api}, 8 clients, {threads} thread(s) per op"
+                            + (", batching" if batching else ""),
+                            lat, rate,
                         )  # fmt: skip
-                        if clients == 8:
-                            call = make(batched[index], batch, side)
-                            lat, rate = concurrently(call, clients, args.requests)
-                            rates[api, batch, clients, True] = row(
-                                f"{label}: {api}, batch {batch}, {clients} clients, batching",
-                                lat, rate,
-                            )  # fmt: skip
-            for api in ("REST", "gRPC"):
-                gain = rates[api, 1, 8, True] / rates[api, 1, 8, False]
-                rows.append(
-                    (f"{label}: {api} batching speed-up, 8 clients x batch 1", f"{gain:.2f}x")
-                )
+                for api in ("REST", "gRPC"):
+                    gain = rates[api, True] / rates[api, False]
+                    rows.append(
+                        (
+                            f"{label}: {api} batching speed-up, {threads} thread(s) per op",
+                            f"{gain:.2f}x",
+                        )
+                    )
             plain_rate, batched_rate = model_only_batching(
                 signature, 8, args.requests, side, args.batch_timeout_micros
             )
@@ -389,7 +407,7 @@ def main(argv=None):
                 )  # fmt: skip
             )
         finally:
-            for process, _, _ in (plain, batched):
+            for process, _, _ in servers.values():
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
         if model_name != "small" or not args.switches:

@@ -51,6 +51,18 @@ def build_parser():
         default=True,
         help="replay assets.extra warm-up requests",
     )
+    add(
+        "--tensorflow_intra_op_parallelism",
+        type=int,
+        default=0,
+        help="threads of one op (0: TensorFlow's choice, one per core)",
+    )
+    add(
+        "--tensorflow_inter_op_parallelism",
+        type=int,
+        default=0,
+        help="ops run at once (0: TensorFlow's choice)",
+    )
     add("--enable_batching", action="store_true", help="merge concurrent requests")
     add("--batching_parameters_file", default=None, help="TF Serving BatchingParameters text proto")
     add("--max_images_per_request", type=int, default=1024, help="encoded (b64) images per request")
@@ -83,6 +95,9 @@ def _check_args(args, parser):
         parser.error(
             f"--file_system_poll_wait_seconds must be > 0, received {args.file_system_poll_wait_seconds}"
         )
+    for name in ("tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be >= 0, received {getattr(args, name)}")
     if args.max_num_load_retries < 0:
         parser.error(f"--max_num_load_retries must be >= 0, received {args.max_num_load_retries}")
     if args.batching_parameters_file and not args.enable_batching:
@@ -135,6 +150,12 @@ def main(argv=None):
     _check_args(args, parser)
     configs = model_configs(args, parser)
 
+    import tensorflow as tf
+
+    # Before anything runs an op: TensorFlow fixes its thread pools on first use.
+    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
+
     from serving.codec import Limits
     from serving.http11 import default_num_threads
     from serving.repository import Poller, ServedModel
@@ -183,6 +204,12 @@ def main(argv=None):
             f"REST API at http://{rest_host}:{rest_port}/v1/models/ ({', '.join(models)})",
             flush=True,
         )
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    print(
+        f"TensorFlow threads per op: {intra or 'default'}, ops at once: {inter or 'default'}",
+        flush=True,
+    )
     stopped = threading.Event()
 
     def stop(signum, frame):

@@ -271,3 +271,24 @@ def test_server_refuses_bad_flags(tmp_path):
         timeout=60,
     )
     assert done.returncode == 2 and "not a directory" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "flag", ["--tensorflow_intra_op_parallelism", "--tensorflow_inter_op_parallelism"]
+)
+def test_negative_thread_counts_are_refused(base_path, flag):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", "serving.server", "--model_base_path", base_path, flag, "-1"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and f"{flag} must be >= 0, received -1" in done.stderr
+
+
+def test_thread_flags_reach_tensorflow(base_path):
+    server = Server(
+        "--model_name", "tiny", "--model_base_path", base_path, "--tensorflow_intra_op_parallelism",
+        "1", "--tensorflow_inter_op_parallelism", "2", grpc=False,
+    )  # fmt: skip
+    status, reply = post(server.url + "/v1/models/tiny:predict", {"instances": images(2).tolist()})
+    code, output = server.stop()
+    assert code == 0 and "TensorFlow threads per op: 1, ops at once: 2" in output
+    assert status == 200, reply
