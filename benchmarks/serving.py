@@ -68,9 +68,6 @@ def batching_config(timeout_micros):
     )
 
 
-BATCHING = batching_config(10000)
-
-
 def percentile(values, q):
     return 1000 * float(np.percentile(values, q))
 
@@ -123,8 +120,9 @@ def model_only_batching(signature, clients, requests, side, timeout_micros):
 
 def concurrently(make_call, clients, requests):
     """Runs `clients` threads, each `requests` timed calls (after 20 untimed: every batch
-    size the batching server forms meets the model once before timing)."""
-    latencies, lock, errors = [], threading.Lock(), []
+    size the batching server forms meets the model once before timing); returns the
+    latencies and the requests/s of the timed calls (first timed start to last end)."""
+    latencies, spans, lock, errors = [], [], threading.Lock(), []
 
     def worker():
         try:
@@ -132,23 +130,26 @@ def concurrently(make_call, clients, requests):
             mine = []
             for i in range(requests + 20):
                 t = time.perf_counter()
+                if i == 20:
+                    first = t
                 call()
                 if i >= 20:
                     mine.append(time.perf_counter() - t)
             with lock:
                 latencies.extend(mine)
+                spans.append((first, time.perf_counter()))
         except Exception as error:  # noqa: BLE001
             errors.append(repr(error))
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
-    start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise RuntimeError(errors[0])
-    return latencies, clients * requests / (time.perf_counter() - start)
+    elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
+    return latencies, clients * requests / elapsed
 
 
 def rest_call(port, batch, side):
@@ -202,7 +203,10 @@ def raw_rest_call(port, batch, side):
                 if line.lower().startswith(b"content-length:")
             )
             while len(payload) < length:
-                payload += sock.recv(65536)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed")
+                payload += chunk
             if lines[0].split()[1] != b"200":
                 raise RuntimeError(payload)
             json.loads(payload)

@@ -3,15 +3,15 @@
 A batch of 32 24x24 RGB images is 55,296 numbers; as nested Python lists they cost more
 than the model call. `loads` finds each long run of a JSON integer array in the body
 (digits, `-`, `,`, `[`, `]`, compact or `", "`-separated), checks that the run is a
-rectangular array from its bracket skeleton, converts it with `numpy.fromstring`, and
-parses the rest of the body with orjson, where the array becomes a numpy `int64` array.
+rectangular array from its bracket skeleton, converts it with `numpy.fromstring`, keeps
+it only if the values serialise back to the same text (spaces aside), and parses the
+rest of the body with orjson, where the array becomes a numpy `int64` array.
 Anything else (floats, strings, pretty-printed JSON, ragged or invalid arrays) is left
 to orjson, so the result and the errors are those of a plain parse.
 """
 
 import os
 import re
-import warnings
 
 import numpy as np
 import orjson
@@ -57,28 +57,31 @@ def _skeleton_shape(skeleton):
 def int_array(text):
     """A JSON integer array's text as a numpy `int64` array, or `None` if not one.
 
-    Spaces may surround commas and brackets (`json.dumps`' default `", "`): the skeleton
-    drops them, and `numpy.fromstring` skips whitespace around separators only, so a
-    space inside a number (`1 2`) stops it short, which is refused here.
+    Accepted only when the text is exactly the array's canonical JSON (orjson's compact
+    serialisation of the parsed values) up to spaces, so every malformed number or
+    bracket (`01`, `1-2`, `[1,,2]`, `[[0]5]`, `- 1`, `1 2`, ...) is left to orjson and
+    its error. No warning filters are touched (they are process-wide and requests are
+    parsed on several threads): numpy's short-read warning is just another refusal.
     """
-    if any(c in text for c in (b"\t", b"\n", b"\r")):
+    if any(c in text for c in (b"\t", b"\n", b"\r", b"- ")):
         return None
-    shape = _skeleton_shape(text.translate(None, b"0123456789- "))
+    compact = text.translate(None, b" ") if b" " in text else text
+    shape = _skeleton_shape(compact.translate(None, b"0123456789-"))
     if shape is None:
         return None
-    with warnings.catch_warnings():
-        # numpy warns (and returns what it read so far) when the text does not parse to
-        # its end: "1-2", "1 2", "--1", ...
-        warnings.simplefilter("error", DeprecationWarning)
-        try:
-            values = np.fromstring(text.translate(None, b"[]"), dtype=np.int64, sep=",")
-        except (ValueError, DeprecationWarning):
-            return None
+    try:
+        # numpy skips whitespace around separators; "1 2" stops it short.
+        values = np.fromstring(text.translate(None, b"[]"), dtype=np.int64, sep=",")
+    except (ValueError, DeprecationWarning):  # the warning only where filters make it raise
+        return None
     if values.size != int(np.prod(shape)):
         return None
     if values.size and (values.max() == _INT64.max or values.min() == _INT64.min):
         return None  # saturated: out of int64's range
-    return values.reshape(shape)
+    array = values.reshape(shape)
+    if orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY) != compact:
+        return None
+    return array
 
 
 def _substitute(tree, arrays):

@@ -90,6 +90,16 @@ ONES = b",".join([b"1"] * 1200)
         b"[--1," + ONES + b"]",
         b"[1,," + ONES + b"]",
         b"[[" + ONES + b"][" + ONES + b"]]",  # a missing comma between rows
+        # found in review: numpy reads a blank field as 0 and "- 1" as -1, and digits
+        # or "-" next to a bracket vanish from the bracket skeleton
+        b"[1, ,2," + ONES + b"]",
+        b"[ ,1," + ONES + b"]",
+        b"[- 1," + ONES + b"]",
+        b"[1,- 1," + ONES + b"]",
+        b"[01,01," + ONES + b"]",
+        b"[[" + ONES + b"]5]",
+        b"[[" + ONES + b"],3[" + ONES + b"]]",
+        b"[-[" + ONES + b"]]",
     ],
 )
 def test_invalid_json_raises_orjsons_error(body):
@@ -115,3 +125,24 @@ def test_invalid_json_raises_orjsons_error(body):
 )
 def test_skeleton_shape_by_hand(skeleton, shape):
     assert fastjson._skeleton_shape(skeleton) == shape
+
+
+def test_parsing_on_many_threads_leaves_the_warning_filters_alone():
+    import threading
+    import warnings
+
+    before = list(warnings.filters)
+    good = b"[" + ONES + b"]"
+    bad = b"[1-2" + b"-3" * 600 + b"]"
+
+    def work(text):
+        for _ in range(200):
+            fastjson.int_array(text)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in (good, good, bad, bad)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before
+    assert fastjson.int_array(bad) is None

@@ -118,12 +118,11 @@ def _tap_windows(x, kernel_size, strides, out_size):
     return windows
 
 
-def _filter_gradient(x, upstream, kernel_shape, strides, padding):
+def _filter_gradient(x, upstream, kernel_shape, strides, padding, out_size):
     """d(loss)/d(kernel) of a channels-last conv, one matrix product per kernel tap."""
     kh, kw, cin, cout = kernel_shape
     if padding == "same":
         x = ops.pad(x, [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]])
-    out_size = (upstream.shape[1], upstream.shape[2])
     flat_upstream = ops.reshape(upstream, (-1, cout))
     taps = [
         ops.einsum("ni,nj->ij", window, flat_upstream)
@@ -156,6 +155,7 @@ def conv2d_matmul_filter_grad(x, kernel, strides=(1, 1), padding="valid"):
     @ops.custom_gradient
     def conv(x, kernel):
         outputs = ops.conv(x, kernel, strides=strides, padding=padding)
+        out_size = tuple(outputs.shape[1:3])  # static here, whatever the upstream shows
 
         def grad(*args, upstream=None):
             if upstream is None:
@@ -165,7 +165,7 @@ def conv2d_matmul_filter_grad(x, kernel, strides=(1, 1), padding="valid"):
                 output_padding = [
                     size - ((out - 1) * stride + k)
                     for size, out, stride, k in zip(
-                        x.shape[1:3], upstream.shape[1:3], strides, kernel_shape[:2]
+                        x.shape[1:3], out_size, strides, kernel_shape[:2]
                     )
                 ]
             x_grad = ops.conv_transpose(
@@ -175,7 +175,7 @@ def conv2d_matmul_filter_grad(x, kernel, strides=(1, 1), padding="valid"):
                 padding=padding,
                 output_padding=output_padding,
             )
-            kernel_grad = _filter_gradient(x, upstream, kernel_shape, strides, padding)
+            kernel_grad = _filter_gradient(x, upstream, kernel_shape, strides, padding, out_size)
             return x_grad, ops.cast(kernel_grad, kernel.dtype)
 
         return outputs, grad
