@@ -9,6 +9,7 @@ carry TF Serving's canonical codes (NOT_FOUND, INVALID_ARGUMENT, ...).
 from concurrent import futures
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import (
     model_service_pb2_grpc,
@@ -19,11 +20,29 @@ from tensorflow_serving.apis import (
 from serving.errors import RequestError, invalid_argument, not_found
 from serving.metadata import SIGNATURE_DEF, metadata_response, status_response
 
+# numpy dtypes whose bytes are the TensorProto's `tensor_content` as they are (what
+# `tf.make_tensor_proto` writes for them, at a quarter of its cost per output)
+_RAW_CONTENT = {
+    np.dtype(name): tf.as_dtype(name).as_datatype_enum
+    for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64")
+    + ("uint8", "uint16", "uint32", "uint64")
+}
 
-def _tensor(array):
-    if array.dtype == object:
-        return tf.make_tensor_proto(array.tolist(), dtype=tf.string, shape=array.shape)
-    return tf.make_tensor_proto(array)
+
+def _fill_tensor(proto, array):
+    """Writes numpy `array` into the (empty) TensorProto `proto`."""
+    enum = _RAW_CONTENT.get(array.dtype)
+    if enum is None:
+        if array.dtype == object:
+            made = tf.make_tensor_proto(array.tolist(), dtype=tf.string, shape=array.shape)
+        else:
+            made = tf.make_tensor_proto(array)
+        proto.CopyFrom(made)
+        return
+    proto.dtype = enum
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
+    proto.tensor_content = array.tobytes()  # C order, native (little-endian) bytes
 
 
 class _Handler:
@@ -72,7 +91,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
             response.model_spec.version.value = servable.version
             response.model_spec.signature_name = signature.name
             for name, value in outputs.items():
-                response.outputs[name].CopyFrom(_tensor(value))
+                _fill_tensor(response.outputs[name], value)
             return response
         finally:
             model.release(servable)

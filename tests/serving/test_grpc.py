@@ -319,3 +319,33 @@ def test_batching_gives_the_unbatched_answers_and_refuses_large_requests(tmp_pat
     finally:
         code, output = batched.stop()
     assert code == 0, output
+
+
+def test_output_tensors_match_make_tensor_proto_for_every_dtype():
+    from tensorflow.core.framework import tensor_pb2
+
+    from serving.grpc_api import _fill_tensor
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.random((2, 9)).astype(t) for t in ("float16", "float32", "float64")]
+    arrays += [rng.integers(-100, 100, (3, 4)).astype(t) for t in ("int8", "int16", "int32")]
+    arrays += [rng.integers(0, 200, (5,)).astype(t) for t in ("int64", "uint8", "uint16")]
+    arrays += [rng.integers(0, 200, (1, 1)).astype(t) for t in ("uint32", "uint64")]
+    arrays += [
+        np.array([True, False]),
+        np.zeros((0, 3), np.float32),
+        np.float32(3.5).reshape(()),
+        np.asfortranarray(rng.random((3, 4)).astype(np.float32)),
+        rng.random((2, 3)).astype(">f4"),
+        rng.random((2, 2)).astype(tf.bfloat16.as_numpy_dtype),
+    ]
+    for array in arrays:
+        proto = tensor_pb2.TensorProto()
+        _fill_tensor(proto, array)
+        reference = tf.make_tensor_proto(array)
+        assert proto.dtype == reference.dtype and proto.tensor_shape == reference.tensor_shape
+        np.testing.assert_array_equal(tf.make_ndarray(proto), tf.make_ndarray(reference))
+    strings = np.array([b"ab", b"c"], dtype=object)
+    proto = tensor_pb2.TensorProto()
+    _fill_tensor(proto, strings)
+    assert tf.make_ndarray(proto).tolist() == [b"ab", b"c"]
