@@ -20,9 +20,9 @@ most `--batch-timeout-micros` (10 ms) for a batch to fill and runs one batch at 
 the throughput setting for this small model: its ops are too small to share between
 two cores, so with TensorFlow's default (one thread per core) a batch keeps both cores
 half busy while the next requests wait for the GIL; with one thread per op the batch
-runs on one core while the other parses the next requests (measured over three runs:
-batching 1.5-1.7x over REST and 1.3-1.5x over gRPC, against 1.0-1.4x with the default
-threads; the plain server is about as fast either way). A last
+runs on one core while the other parses the next requests (measured over five runs:
+batching 1.46-1.74x over REST and 1.30-1.48x over gRPC, against 1.0-1.5x with the
+default threads; the plain server is about as fast either way). A last
 row per model is the most batching can gain for it here: 8 threads calling the
 signature in this process, directly and through the server's `Batcher`, with no HTTP,
 JSON or second process. At 96x96 batching does not pay on two cores: 8 concurrent
