@@ -146,3 +146,100 @@ def test_parsing_on_many_threads_leaves_the_warning_filters_alone():
         t.join()
     assert warnings.filters == before
     assert fastjson.int_array(bad) is None
+
+
+def _mutations(text, rng, count):
+    """`count` texts, each `text` with one to three random edits drawn from the
+    characters an integer array is made of (insert, delete, replace, swap)."""
+    alphabet = b"0123456789-,[] "
+    for _ in range(count):
+        data = bytearray(text)
+        for _ in range(rng.integers(1, 4)):
+            at = int(rng.integers(0, len(data)))
+            kind = rng.integers(0, 4)
+            char = alphabet[rng.integers(0, len(alphabet))]
+            if kind == 0:
+                data.insert(at, char)
+            elif kind == 1 and len(data) > 1:
+                del data[at]
+            elif kind == 2:
+                data[at] = char
+            elif at + 1 < len(data):
+                data[at], data[at + 1] = data[at + 1], data[at]
+        yield bytes(data)
+
+
+def _agree(body):
+    """fastjson and orjson give the same tree, or both refuse the body."""
+    try:
+        expected = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        with pytest.raises(orjson.JSONDecodeError):
+            fastjson.loads(body)
+        return False
+    got = fastjson.loads(body)
+    assert plain(got) == expected, body[:200]
+    return isinstance(got.get("x") if isinstance(got, dict) else got, np.ndarray)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_randomly_edited_arrays_parse_exactly_as_orjson_parses_them(seed):
+    """An independent oracle for the vectorised validation: thousands of near-valid
+    texts (one to three edits of a valid array) must give orjson's result or error."""
+    rng = np.random.default_rng(seed)
+    fast = 0
+    for trial in range(60):
+        shape = tuple(int(n) for n in rng.integers(1, 6, size=rng.integers(1, 4)))
+        shape = shape[:-1] + (int(np.ceil(600 / np.prod(shape[:-1]))),)  # >= MIN_RUN chars
+        digits = int(rng.choice([1, 3, 9, 17, 18, 19]))
+        high = min(10**digits, 2**63 - 1)
+        array = rng.integers(-high if trial % 2 else 0, high, size=shape, dtype=np.int64)
+        separators = ((",", ":"), (", ", ": "))[trial % 2]
+        text = json.dumps(array.tolist(), separators=separators).encode()
+        assert _agree(b'{"x": ' + text + b"}") == (digits <= fastjson.MAX_DIGITS)
+        for edited in _mutations(text, rng, 25):
+            fast += _agree(b'{"x": ' + edited + b"}")
+    assert fast > 0  # some edits keep a valid array (e.g. a digit changed) on the fast path
+
+
+def test_digit_columns_convert_every_width_and_sign():
+    values = np.array(
+        [0, -0, 7, -7, 10, -10, 99, 100, -101, 12345678, 999999999999999999, -999999999999999999]
+        * 100
+    )
+    text = json.dumps(values.tolist()).encode()
+    np.testing.assert_array_equal(fastjson.int_array(text), values)
+    assert fastjson.int_array(b"[" + b",".join([b"1234567890123456789"] * 100) + b"]") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"[[1,]2,[3,4]]",  # a number outside its row
+        b"[0 1]",  # a space between numbers that leaves the count right
+        b"[00,1]",
+        b"[-01,1]",
+        b"[1-,1]",
+        b"[-,1]",
+        b"[1,-]",
+    ],
+)
+def test_small_invalid_array_texts_are_refused(text):
+    assert fastjson.int_array(text) is None
+
+
+def test_runs_are_those_of_the_reference_expression():
+    import re
+
+    reference = re.compile(rb"\[[0-9\[\],\- ]{%d,}\]" % (fastjson.MIN_RUN - 2))
+    rng = np.random.default_rng(3)
+    alphabet = b'0123456789-,[] "ab:{}\n'
+    weights = np.array([8] * 10 + [2, 6, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1], float)
+    for _ in range(200):
+        size = int(rng.integers(1, 6000))
+        body = bytes(rng.choice(list(alphabet), size=size, p=weights / weights.sum()))
+        expected = []
+        for match in reference.finditer(body):
+            text = match.group()
+            expected.append((match.start(), match.start() + text.rfind(b"]") + 1))
+        assert list(fastjson._runs(body)) == expected
