@@ -55,9 +55,9 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import report  # noqa: E402
 from benchmarks.serving_load import (  # noqa: E402
-    concurrently,
-    direct,
+    direct_call,
     grpc_call,
+    interleaved,
     model_only_batching,
     pixels,
     raw_rest_call,
@@ -69,11 +69,13 @@ from tfposenc.models import GAPNet, ResNetBackbone  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def batching_config(timeout_micros):
-    """The benchmark's `BatchingParameters`: batches of up to 8, one at a time."""
+def batching_config(timeout_micros, max_batch_size=8, num_batch_threads=1):
+    """The benchmark's `BatchingParameters` text."""
     return (
-        f"max_batch_size {{ value: 8 }}\nbatch_timeout_micros {{ value: {timeout_micros} }}\n"
-        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 100 }\n"
+        f"max_batch_size {{ value: {max_batch_size} }}\n"
+        f"batch_timeout_micros {{ value: {timeout_micros} }}\n"
+        f"num_batch_threads {{ value: {num_batch_threads} }}\n"
+        "max_enqueued_batches { value: 100 }\n"
     )
 
 
@@ -175,12 +177,28 @@ def main(argv=None):
         default=10000,
         help="the batching server's batch_timeout_micros",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternations of the configurations compared"
+    )
+    parser.add_argument(
+        "--max-batch-size", type=int, default=8, help="the batching server's max_batch_size"
+    )
+    parser.add_argument(
+        "--num-batch-threads", type=int, default=1, help="the batching server's num_batch_threads"
+    )
     args = parser.parse_args(argv)
     work = tempfile.mkdtemp()
     batching_file = os.path.join(work, "batching.config")
     with open(batching_file, "w") as f:
-        f.write(batching_config(args.batch_timeout_micros))
+        f.write(
+            batching_config(args.batch_timeout_micros, args.max_batch_size, args.num_batch_threads)
+        )
     rows = []
+    options = dict(
+        max_batch_size=args.max_batch_size,
+        batch_timeout_micros=args.batch_timeout_micros,
+        num_batch_threads=args.num_batch_threads,
+    )
 
     def row(name, latencies, rate, base_p50=None):
         extra = (
@@ -217,22 +235,38 @@ def main(argv=None):
             if model_name == "small":  # latency: one client, TensorFlow's default threads
                 plain = servers["default", False]
                 for batch in (1, 32):
-                    lat, rate = direct(signature, batch, args.requests, side)
+                    results = interleaved(
+                        {
+                            "direct": direct_call(signature, batch, side),
+                            "REST": rest_call(plain[1], batch, side),
+                            "gRPC": grpc_call(plain[2], batch, side),
+                        },
+                        1, args.requests, args.rounds,
+                    )  # fmt: skip
+                    lat, rate = results.pop("direct")
                     d50 = percentile(lat, 50)
                     row(f"{label}: direct call, batch {batch}", lat, rate)
-                    for api, make, port in (
-                        ("REST", rest_call, plain[1]),
-                        ("gRPC", grpc_call, plain[2]),
-                    ):
-                        lat, rate = concurrently(make(port, batch, side), 1, args.requests)
+                    for api, (lat, rate) in results.items():
                         row(f"{label}: {api}, batch {batch}, 1 client", lat, rate, d50)
+                        if batch == 32 and api == "REST":
+                            rows.append(
+                                (
+                                    f"{label}: REST batch 32 p50 / direct p50",
+                                    f"{percentile(lat, 50) / d50:.2f}x",
+                                )
+                            )
             # throughput: 8 closed-loop batch-1 clients (the lean REST load generator)
             for threads in ("1", "default"):
                 rates = {}
                 for api, make, index in (("REST", raw_rest_call, 1), ("gRPC", grpc_call, 2)):
-                    for batching in (False, True):
-                        port = servers[threads, batching][index]
-                        lat, rate = concurrently(make(port, 1, side), 8, args.requests)
+                    results = interleaved(
+                        {
+                            batching: make(servers[threads, batching][index], 1, side)
+                            for batching in (False, True)
+                        },
+                        8, args.requests, args.rounds,
+                    )  # fmt: skip
+                    for batching, (lat, rate) in results.items():
                         rates[api, batching] = row(
                             f"{label}: {api}, 8 clients, {threads} thread(s) per op"
                             + (", batching" if batching else ""),
@@ -247,7 +281,7 @@ def main(argv=None):
                         )
                     )
             plain_rate, batched_rate = model_only_batching(
-                signature, 8, args.requests, side, args.batch_timeout_micros
+                signature, 8, args.requests, side, options, args.rounds
             )
             rows.append(
                 (

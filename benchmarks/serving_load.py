@@ -15,20 +15,17 @@ def pixels(batch, side=24):
     return np.random.default_rng(0).integers(0, 256, size=(batch, side, side, 3), dtype=np.uint8)
 
 
-def direct(signature, batch, requests, side):
+def direct_call(signature, batch, side):
+    """The direct call of the signature, as a `concurrently` call factory."""
     x = tf.constant(pixels(batch, side))
-    for _ in range(10):
-        signature(images=x)
-    latencies = []
-    start = time.perf_counter()
-    for _ in range(requests):
-        t = time.perf_counter()
-        {k: v.numpy() for k, v in signature(images=x).items()}
-        latencies.append(time.perf_counter() - t)
-    return latencies, requests / (time.perf_counter() - start)
+
+    def make():
+        return lambda: {k: v.numpy() for k, v in signature(images=x).items()}
+
+    return make
 
 
-def model_only_batching(signature, clients, requests, side, timeout_micros):
+def model_only_batching(signature, clients, requests, side, options, rounds=1):
     """req/s of `clients` threads calling the signature directly, without and with the
     server's `Batcher` (no HTTP, no JSON, no second process): the most batching can
     gain for this model on this machine."""
@@ -43,33 +40,45 @@ def model_only_batching(signature, clients, requests, side, timeout_micros):
 
     direct_signature = Direct()
     x = pixels(1, side)
-    batcher = Batcher(
-        BatchingOptions(max_batch_size=8, num_batch_threads=1, batch_timeout_micros=timeout_micros)
-    )
+    batcher = Batcher(BatchingOptions(**options))
     plain = lambda: lambda: direct_signature({"images": x})  # noqa: E731
     batched = lambda: lambda: batcher.run(None, direct_signature, {"images": x})  # noqa: E731
-    return (
-        concurrently(plain, clients, requests)[1],
-        concurrently(batched, clients, requests)[1],
-    )
+    results = interleaved({False: plain, True: batched}, clients, requests, rounds)
+    return results[False][1], results[True][1]
 
 
-def concurrently(make_call, clients, requests):
-    """Runs `clients` threads, each `requests` timed calls (after 20 untimed: every batch
-    size the batching server forms meets the model once before timing); returns the
-    latencies and the requests/s of the timed calls (first timed start to last end)."""
+def interleaved(makes, clients, requests, rounds):
+    """`concurrently` for each of `makes` (name -> call factory) in turn, `rounds` times
+    over, `requests / rounds` calls per client each time: on a shared machine whose speed
+    drifts by tens of percent within a minute, the configurations compared see the same
+    drift. Returns `{name: (latencies, requests/s over all rounds)}`."""
+    per_round = max(1, -(-requests // rounds))
+    latencies = {name: [] for name in makes}
+    elapsed = dict.fromkeys(makes, 0.0)
+    for round_index in range(rounds):
+        for name, make in makes.items():
+            lat, rate = concurrently(make, clients, per_round, 20 if round_index == 0 else 5)
+            latencies[name] += lat
+            elapsed[name] += clients * per_round / rate
+    return {name: (latencies[name], clients * per_round * rounds / elapsed[name]) for name in makes}
+
+
+def concurrently(make_call, clients, requests, warmup=20):
+    """Runs `clients` threads, each `requests` timed calls (after `warmup` untimed: every
+    batch size the batching server forms meets the model once before timing); returns
+    the latencies and the requests/s of the timed calls (first timed start to last end)."""
     latencies, spans, lock, errors = [], [], threading.Lock(), []
 
     def worker():
         try:
             call = make_call()
             mine = []
-            for i in range(requests + 20):
+            for i in range(requests + warmup):
                 t = time.perf_counter()
-                if i == 20:
+                if i == warmup:
                     first = t
                 call()
-                if i >= 20:
+                if i >= warmup:
                     mine.append(time.perf_counter() - t)
             with lock:
                 latencies.extend(mine)

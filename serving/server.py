@@ -149,6 +149,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     _check_args(args, parser)
     configs = model_configs(args, parser)
+    from serving import malloc
+
+    tuned = malloc.tune()
 
     import tensorflow as tf
 
@@ -210,6 +213,12 @@ def main(argv=None):
         f"TensorFlow threads per op: {intra or 'default'}, ops at once: {inter or 'default'}",
         flush=True,
     )
+    if tuned:
+        print(
+            f"glibc malloc: mmap threshold {malloc.MMAP_THRESHOLD >> 20} MiB, trim threshold "
+            f"{malloc.TRIM_THRESHOLD >> 20} MiB (large request buffers reused, not re-faulted)",
+            flush=True,
+        )
     stopped = threading.Event()
 
     def stop(signum, frame):

@@ -292,3 +292,6 @@ def test_thread_flags_reach_tensorflow(base_path):
     code, output = server.stop()
     assert code == 0 and "TensorFlow threads per op: 1, ops at once: 2" in output
     assert status == 200, reply
+    from serving import malloc
+
+    assert ("glibc malloc: mmap threshold 32 MiB" in output) == malloc.available()
