@@ -6,6 +6,7 @@ works unchanged: `Predict`, `GetModelMetadata` (field "signature_def") and
 carry TF Serving's canonical codes (NOT_FOUND, INVALID_ARGUMENT, ...).
 """
 
+import math
 from concurrent import futures
 
 import grpc
@@ -27,6 +28,22 @@ _RAW_CONTENT = {
     for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64")
     + ("uint8", "uint16", "uint32", "uint64")
 }
+
+
+_NUMPY_DTYPE = {enum: dtype for dtype, enum in _RAW_CONTENT.items()}
+
+
+def _to_array(proto):
+    """`tf.make_ndarray(proto)`, read-only and without its copy where the tensor is
+    numeric `tensor_content` of the right length (what stock clients send); anything
+    else, and its errors, are `tf.make_ndarray`'s."""
+    dtype = _NUMPY_DTYPE.get(proto.dtype)
+    content = proto.tensor_content
+    if dtype is not None and content and not proto.tensor_shape.unknown_rank:
+        shape = [d.size for d in proto.tensor_shape.dim]
+        if min(shape, default=0) >= 0 and math.prod(shape) * dtype.itemsize == len(content):
+            return np.frombuffer(content, dtype).reshape(shape)
+    return tf.make_ndarray(proto)
 
 
 def _fill_tensor(proto, array):
@@ -80,7 +97,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
         servable = model.acquire(version)
         try:
             try:
-                inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+                inputs = {k: _to_array(v) for k, v in request.inputs.items()}
             except (TypeError, ValueError) as error:
                 raise invalid_argument(f"input tensor could not be converted: {error}") from None
             signature, outputs = servable.run(

@@ -349,3 +349,33 @@ def test_output_tensors_match_make_tensor_proto_for_every_dtype():
     proto = tensor_pb2.TensorProto()
     _fill_tensor(proto, strings)
     assert tf.make_ndarray(proto).tolist() == [b"ab", b"c"]
+
+
+def test_request_tensors_decode_as_make_ndarray_decodes_them():
+    from serving.grpc_api import _to_array
+
+    rng = np.random.default_rng(0)
+    dtypes = ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8"]
+    dtypes += ["uint16", "uint32", "uint64", "bool"]
+    for name in dtypes:
+        for shape in [(), (0,), (3,), (2, 0, 4), (1, 24, 24, 3), (5, 1)]:
+            array = (rng.normal(size=shape) * 100).astype(name)
+            proto = tf.make_tensor_proto(array)
+            got, expected = _to_array(proto), tf.make_ndarray(proto)
+            assert got.dtype == expected.dtype and got.shape == expected.shape, (name, shape)
+            np.testing.assert_array_equal(got, expected)
+    # repeated-field tensors (int_val, a single value broadcast), strings: make_ndarray's
+    for proto in [
+        tf.make_tensor_proto([1, 2, 3], dtype=tf.int32).__class__(
+            dtype=tf.int32.as_datatype_enum, int_val=[7], tensor_shape={"dim": [{"size": 4}]}
+        ),
+        tf.make_tensor_proto([b"a", b"bc"]),
+    ]:
+        np.testing.assert_array_equal(_to_array(proto), tf.make_ndarray(proto))
+    # content of the wrong length fails as make_ndarray fails
+    bad = tf.make_tensor_proto(np.zeros((2, 3), np.float32))
+    bad.tensor_content = bad.tensor_content[:-4]
+    with pytest.raises(ValueError):
+        tf.make_ndarray(bad)
+    with pytest.raises(ValueError):
+        _to_array(bad)
