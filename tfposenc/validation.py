@@ -7,10 +7,18 @@ returns the (normalised) value so it can be used inline in `__init__`.
 
 import math
 import numbers
+import os
 
 import keras
 
 DATA_FORMATS = ("channels_last", "channels_first")
+SWITCH_OFF_VALUES = ("0", "false", "no", "off")
+
+
+def env_switch(name):
+    """Whether the on-by-default switch in environment variable `name` is on: it is off
+    only for "0", "false", "no" or "off" (any case, surrounding spaces ignored)."""
+    return os.environ.get(name, "1").strip().lower() not in SWITCH_OFF_VALUES
 
 
 def _is_int(value):
@@ -117,6 +125,7 @@ __all__ = [
     "check_number",
     "check_optional_positive_int",
     "check_positive_int",
+    "env_switch",
     "normalize_data_format",
     "spatial_axes",
     "spatial_shape",

@@ -5,9 +5,9 @@ TensorFlow-specific code of the fast path lives here, and every other backend (o
 disabled fast path) runs the inherited `keras.layers.BatchNormalization.call`.
 """
 
-import os
-
 import keras
+
+from tfposenc.validation import env_switch
 
 FUSED_ENV_VAR = "TFPOSENC_FUSED_BN"
 _FUSED_DTYPES = ("float16", "bfloat16", "float32")
@@ -15,7 +15,7 @@ _FUSED_DTYPES = ("float16", "bfloat16", "float32")
 
 def fused_enabled_by_env():
     """False when the environment variable `TFPOSENC_FUSED_BN` is `"0"`, else True."""
-    return os.environ.get(FUSED_ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_switch(FUSED_ENV_VAR)
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")

@@ -16,10 +16,11 @@ variable `TFPOSENC_MATMUL_CONV_GRAD=0` turns it off.
 """
 
 import functools
-import os
 
 import keras
 from keras import ops
+
+from tfposenc.validation import env_switch
 
 MATMUL_GRAD_ENV_VAR = "TFPOSENC_MATMUL_CONV_GRAD"
 # Output maps of at most this many positions take the matmul filter gradient.
@@ -56,8 +57,7 @@ def subsample2d(x, rows, cols, data_format="channels_last"):
 
 def matmul_filter_grad_enabled_by_env():
     """False when `TFPOSENC_MATMUL_CONV_GRAD` is `"0"` (or false/no/off), else True."""
-    value = os.environ.get(MATMUL_GRAD_ENV_VAR, "1").strip().lower()
-    return value not in ("0", "false", "no", "off")
+    return env_switch(MATMUL_GRAD_ENV_VAR)
 
 
 @functools.cache
