@@ -1,6 +1,7 @@
 """Latency and throughput of `serving.server` (REST, gRPC, batching) against the direct call.
 
     python -m benchmarks.serving [--requests 200] [--models small gapnet96] [--switches 3]
+        [--rounds 5] [--max-batch-size 8] [--num-batch-threads 1] [--batch-timeout-micros 10000]
 
 For each of two models, tfposenc's GAPNet (ResNet-18 width 16) on 24x24 canvases (the
 3x3 grid of 8-px digits; a model call of about 1.4 ms) and on the paper's 96x96 canvases
@@ -11,6 +12,10 @@ TensorFlow's default threads and with `--tensorflow_intra_op_parallelism 1`.
 Latency (small model, one client, default threads): p50 / p99 of REST (http.client,
 persistent HTTP/1.1) and gRPC (the official stubs) at batch 1 and 32, beside the direct
 call of the same signature on a `tf.saved_model.load` of the same version here.
+Every comparison runs its configurations in interleaved rounds (`--rounds`, each
+`requests / rounds` calls per client): this machine is shared and its speed drifts by
+tens of percent within a minute, so measuring one configuration after the other made
+ratios swing with the drift.
 
 Throughput: 8 closed-loop batch-1 clients (REST through a lean raw-socket load
 generator, gRPC one channel each) against the plain and the batching server, for both
@@ -20,13 +25,14 @@ most `--batch-timeout-micros` (10 ms) for a batch to fill and runs one batch at 
 the throughput setting for this small model: its ops are too small to share between
 two cores, so with TensorFlow's default (one thread per core) a batch keeps both cores
 half busy while the next requests wait for the GIL; with one thread per op the batch
-runs on one core while the other parses the next requests (measured over five runs:
-batching 1.46-1.74x over REST and 1.30-1.48x over gRPC, against 1.0-1.5x with the
+runs on one core while the other parses the next requests (measured over six runs:
+batching 1.46-1.63x over REST and 1.41-1.63x over gRPC, against 0.9-1.4x with the
 default threads; the plain server is about as fast either way). A last
 row per model is the most batching can gain for it here: 8 threads calling the
 signature in this process, directly and through the server's `Batcher`, with no HTTP,
-JSON or second process. At 96x96 batching does not pay on two cores: 8 concurrent
-batch-1 calls already keep both busy and the model alone gains only ~1.25x.
+JSON or second process (1.41-1.76x over the same six runs). At 96x96 batching does not
+pay on two cores: 8 concurrent batch-1 calls already keep both busy and the model alone
+gains only ~1.3x.
 
 Last, the latency of the first request after a version switch (small model), with and
 without warm-up records.
