@@ -193,6 +193,9 @@ def main(argv=None):
         "--num-batch-threads", type=int, default=1, help="the batching server's num_batch_threads"
     )
     args = parser.parse_args(argv)
+    for name in ("requests", "rounds", "max_batch_size", "num_batch_threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, received {getattr(args, name)}")
     work = tempfile.mkdtemp()
     batching_file = os.path.join(work, "batching.config")
     with open(batching_file, "w") as f:

@@ -19,6 +19,7 @@ import orjson
 MIN_RUN = 1024
 MAX_DIMS = 32  # numpy's limit is 64; deeper arrays are left to orjson
 MAX_DIGITS = 18  # every number of up to 18 digits fits int64; longer ones go to orjson
+MAX_DEPTH = 1024  # orjson's limit on nested containers
 _NONCE = os.urandom(8).hex()
 _U8 = np.uint8
 
@@ -127,7 +128,7 @@ def _tokens(b, count):
         scale *= 10
         digits = value[ends - column]
         digits *= lengths >= column
-        values += digits * scale
+        values += np.multiply(digits, scale, dtype=np.int64)  # int64 on numpy 1.x too
     np.negative(values, out=values, where=negative)
     return values
 
@@ -160,18 +161,23 @@ def int_array(text):
 
 
 def _substitute(tree, arrays):
-    """Replaces the placeholder strings in `tree` by their arrays; returns how many."""
+    """Replaces the placeholder strings in `tree` by their arrays; returns how many, or
+    `None` where an array would nest deeper than orjson allows (its error is then
+    orjson's own, from parsing the body again)."""
     found = 0
-    stack = [tree]
+    stack = [(tree, 1)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for key, value in list(items):
             if isinstance(value, str) and value in arrays:
-                node[key] = arrays[value]
+                array = arrays[value]
+                if depth + array.ndim > MAX_DEPTH:
+                    return None
+                node[key] = array
                 found += 1
             elif isinstance(value, (dict, list)):
-                stack.append(value)
+                stack.append((value, depth + 1))
     return found
 
 

@@ -243,3 +243,28 @@ def test_runs_are_those_of_the_reference_expression():
             text = match.group()
             expected.append((match.start(), match.start() + text.rfind(b"]") + 1))
         assert list(fastjson._runs(body)) == expected
+
+
+@pytest.mark.parametrize("outer", [1021, 1022, 1023, 1024])
+def test_depth_limit_is_orjsons_with_an_array_inside(outer):
+    """The placeholder that stands for an array is one level; the array is `ndim`."""
+    array = b"[[" + b",".join([b"1"] * 600) + b"]]"  # two levels
+    body = b'{"a":' * (outer - 1) + array + b"}" * (outer - 1)
+    try:
+        expected = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        with pytest.raises(orjson.JSONDecodeError):
+            fastjson.loads(body)
+        assert outer + 1 > fastjson.MAX_DEPTH
+        return
+    got = fastjson.loads(body)
+    for _ in range(outer - 1):  # walked down without recursion
+        got, expected = got["a"], expected["a"]
+    assert isinstance(got, np.ndarray) and got.tolist() == expected
+
+
+def test_numbers_of_every_width_convert_without_small_integer_wraparound():
+    # numpy 1.x keeps uint8 * int64-scalar in uint8: the columns are widened explicitly
+    values = np.array([123456, 999999999, -765432109876543210] * 300)
+    body = json.dumps({"x": values.tolist()}).encode()
+    np.testing.assert_array_equal(fastjson.loads(body)["x"], values)

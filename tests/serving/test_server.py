@@ -294,4 +294,4 @@ def test_thread_flags_reach_tensorflow(base_path):
     assert status == 200, reply
     from serving import malloc
 
-    assert ("glibc malloc: mmap threshold 32 MiB" in output) == malloc.available()
+    assert ("glibc malloc: mmap threshold 32 MiB" in output) == malloc.tune()
