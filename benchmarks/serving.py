@@ -75,14 +75,9 @@ from tfposenc.models import GAPNet, ResNetBackbone  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def batching_config(timeout_micros, max_batch_size=8, num_batch_threads=1):
-    """The benchmark's `BatchingParameters` text."""
-    return (
-        f"max_batch_size {{ value: {max_batch_size} }}\n"
-        f"batch_timeout_micros {{ value: {timeout_micros} }}\n"
-        f"num_batch_threads {{ value: {num_batch_threads} }}\n"
-        "max_enqueued_batches { value: 100 }\n"
-    )
+def batching_config(options):
+    """`options` (BatchingParameters field -> value) as a `BatchingParameters` text."""
+    return "".join(f"{name} {{ value: {value} }}\n" for name, value in options.items())
 
 
 def percentile(values, q):
@@ -196,18 +191,17 @@ def main(argv=None):
     for name in ("requests", "rounds", "max_batch_size", "num_batch_threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, received {getattr(args, name)}")
-    work = tempfile.mkdtemp()
-    batching_file = os.path.join(work, "batching.config")
-    with open(batching_file, "w") as f:
-        f.write(
-            batching_config(args.batch_timeout_micros, args.max_batch_size, args.num_batch_threads)
-        )
-    rows = []
-    options = dict(
+    options = dict(  # the batching server's and the model-only Batcher's
         max_batch_size=args.max_batch_size,
         batch_timeout_micros=args.batch_timeout_micros,
         num_batch_threads=args.num_batch_threads,
+        max_enqueued_batches=100,
     )
+    work = tempfile.mkdtemp()
+    batching_file = os.path.join(work, "batching.config")
+    with open(batching_file, "w") as f:
+        f.write(batching_config(options))
+    rows = []
 
     def row(name, latencies, rate, base_p50=None):
         extra = (

@@ -57,16 +57,16 @@ def interleaved(makes, clients, requests, rounds):
     elapsed = dict.fromkeys(makes, 0.0)
     for round_index in range(rounds):
         for name, make in makes.items():
-            lat, rate = concurrently(make, clients, per_round, 20 if round_index == 0 else 5)
+            lat, seconds = concurrently(make, clients, per_round, 20 if round_index == 0 else 5)
             latencies[name] += lat
-            elapsed[name] += clients * per_round / rate
+            elapsed[name] += seconds
     return {name: (latencies[name], clients * per_round * rounds / elapsed[name]) for name in makes}
 
 
 def concurrently(make_call, clients, requests, warmup=20):
     """Runs `clients` threads, each `requests` timed calls (after `warmup` untimed: every
     batch size the batching server forms meets the model once before timing); returns
-    the latencies and the requests/s of the timed calls (first timed start to last end)."""
+    the latencies and the seconds from the first timed start to the last end."""
     latencies, spans, lock, errors = [], [], threading.Lock(), []
 
     def worker():
@@ -93,8 +93,7 @@ def concurrently(make_call, clients, requests, warmup=20):
         t.join()
     if errors:
         raise RuntimeError(errors[0])
-    elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
-    return latencies, clients * requests / elapsed
+    return latencies, max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def rest_call(port, batch, side):
