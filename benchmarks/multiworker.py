@@ -2,8 +2,8 @@
 
     python benchmarks/multiworker.py [--steps 30] [--width 16] [--batch 32]
 
-Trains a GAPNet on a ResNet-18 (`--width`, 32x32 inputs) with `trainers.distributed`'s
-loop under `trainers.launch`, once with 1 worker and once with 2 (same global batch),
+Trains a GAPNet on a ResNet-18 (`--width`, 32x32 inputs) with the multi-worker training loop
+(`trainers.framework.multiworker.loop`) under `trainers.launch`, once with 1 worker and once with 2 (same global batch),
 timing the steps after the first (tracing) epoch. On one machine both workers share its
 cores, so 2 workers are not faster: the difference per step is the all-reduce (ring
 over loopback) plus the contention. Then prints the bytes each step all-reduces for
@@ -28,9 +28,9 @@ def worker(args):
     import tensorflow as tf
 
     from tfposenc.models import GAPNet, build_backbone
-    from trainers import distributed
+    from trainers.framework.multiworker import loop
 
-    strategy, task = distributed.make_strategy("ring")
+    strategy, task = loop.make_strategy("ring")
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).uniform(0, 255, (args.batch * 4, 32, 32, 3))
     labels = np.arange(len(images)) % 10
@@ -55,10 +55,10 @@ def worker(args):
 
     clock = Clock()
     with tempfile.TemporaryDirectory() as scratch:
-        distributed.fit_multi_worker(
+        loop.fit_multi_worker(
             model, strategy, task, train, 1, scratch, steps_per_epoch=3, verbose=0
         )  # warm-up: tracing
-        distributed.fit_multi_worker(
+        loop.fit_multi_worker(
             model, strategy, task, train, 1, scratch + "/b", steps_per_epoch=args.steps,
             callbacks=[clock], verbose=0,
         )  # fmt: skip

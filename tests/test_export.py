@@ -150,3 +150,14 @@ def test_failed_warmup_leaves_nothing(model, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no warm-up"):
         export_saved_model(model, str(tmp_path))
     assert os.listdir(tmp_path) == []
+
+
+def test_the_version_rule_of_the_library_and_of_the_server_agree():
+    import serving.repository
+    from tfposenc.export import is_version_name
+
+    names = ["1", "0", "007", "123456789012345678", "1234567890123456789", "", "-1", "1.0",
+             " 1", "1 ", "１", "٣", "v1", ".push-1", "2\n", "+3"]  # fmt: skip
+    server = [serving.repository.VERSION_NAME.fullmatch(n) is not None for n in names]
+    assert [is_version_name(n) for n in names] == server
+    assert server[:4] == [True] * 4 and not any(server[4:])

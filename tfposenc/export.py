@@ -38,16 +38,33 @@ WARMUP_IMAGE_SIZE = 32
 WARMUP_REQUESTS = ((1, "grey"), (1, "random"), (8, "random"))
 
 
-def _versions(base_path):
+# A version directory's name: ASCII digits that fit TF Serving's int64 version. The one
+# rule of the library and of `trainers/` (`serving/` keeps a copy, tested to agree).
+VERSION_NAME = re.compile(r"[0-9]{1,18}", re.ASCII)
+
+
+def is_version_name(name):
+    """True when `name` is a version directory's name (TF Serving ignores the rest)."""
+    return VERSION_NAME.fullmatch(name) is not None
+
+
+def versions(base_path, complete=True):
+    """The sorted integer versions under `base_path`; with `complete`, only those that
+    hold a `saved_model.pb` (what a server would load)."""
     if not os.path.isdir(base_path):
         return []
-    return sorted(int(n) for n in os.listdir(base_path) if re.fullmatch(r"\d+", n))
+    return sorted(
+        int(name)
+        for name in os.listdir(base_path)
+        if is_version_name(name)
+        and (not complete or os.path.isfile(os.path.join(base_path, name, "saved_model.pb")))
+    )
 
 
 def next_version(base_path):
     """The next free integer version under `base_path` (1 for an empty one)."""
-    versions = _versions(base_path)
-    return versions[-1] + 1 if versions else 1
+    taken = versions(base_path, complete=False)
+    return taken[-1] + 1 if taken else 1
 
 
 def signature_defs(path, tag="serve"):

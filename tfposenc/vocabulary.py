@@ -16,5 +16,8 @@ DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012")
 TARGETS = ("location", "class")
 PLACEMENTS = ("random", "all_cells")
 
-SHIFT_MODES = ("symmetric", "one_sided", "crop", "circular")
+SHIFT_MODES = ("centred", "symmetric", "one_sided", "crop", "circular")
 SHIFT_PER = ("image", "batch")
+
+# Channel rankings of `tfposenc.analysis.rank_position_channels`.
+RANKING_METHODS = ("flip", "flip_left", "flip_right", "label")

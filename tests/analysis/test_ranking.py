@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -111,5 +113,13 @@ def test_bad_arguments(call, match):
         call(planted_model())
 
 
-def test_methods_listed():
-    assert RANKING_METHODS == ("flip", "flip_left", "flip_right", "label")
+def test_every_listed_method_ranks_every_channel_and_the_attack_offers_exactly_them():
+    from trainers.attack.config import AttackConfig
+
+    model = planted_model()
+    labelled = [(images(4), np.arange(4) % 2)]
+    for method in RANKING_METHODS:
+        order, scores = rank_position_channels(model, labelled, method)
+        assert sorted(order.tolist()) == list(range(len(scores)))
+    field = {f.name: f for f in dataclasses.fields(AttackConfig)}["ranking"]
+    assert set(field.metadata["choices"]) == set(RANKING_METHODS)

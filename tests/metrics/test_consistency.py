@@ -82,3 +82,40 @@ def test_per_cell_accuracy_hand_computed():
     assert np.all(np.isnan(keras.ops.convert_to_numpy(metric.result())))
     with pytest.raises(ValueError, match="Received: grid_size=0"):
         PerCellAccuracy(0)
+
+
+def test_centred_views_are_windows_of_the_black_padded_image():
+    from tfposenc.augment import apply_shift, offset_range
+
+    images = np.random.default_rng(0).uniform(1, 255, (64, 6, 6, 1)).astype("float32")
+    for m in (1, 4, 7, 8, 16):
+        low, high = offset_range(m, "centred")
+        assert (low, high) == (m // 2 - m + 1, m // 2) and high - low == m - 1
+        offsets = np.random.default_rng(m).integers(low, high + 1, (64, 2))
+        view = np.asarray(apply_shift(images, offsets, m, "centred"))
+        padded = np.pad(images, ((0, 0), (m, m), (m, m), (0, 0)))  # black fill
+        for i, (dy, dx) in enumerate(offsets):  # view[i, j] = x[i - dy, j - dx]
+            np.testing.assert_array_equal(
+                view[i], padded[i, m - dy : m - dy + 6, m - dx : m - dx + 6]
+            )
+
+
+class TopLeftIsBlack:
+    """A 'model' that reads one pixel: its class says whether pixel (0, 0) is black."""
+
+    def __call__(self, images, training=False):
+        black = tf.cast(images[:, 0, 0, 0] == 0, tf.float32)
+        return tf.stack([black, 1 - black], axis=-1)
+
+
+@pytest.mark.parametrize("m", [2, 5, 8, 16])
+def test_cons_m_of_a_one_pixel_model_is_the_hand_computed_probability(m):
+    # Offsets uniform over [m//2 - m + 1, m//2]: pixel (0, 0) of a view is fill exactly
+    # when the content moved down (dy > 0) or right (dx > 0).
+    up = (m - m // 2) / m  # P(dy <= 0)
+    black = 1 - up * up
+    expected = 100 * (black**2 + (1 - black) ** 2)
+    images = np.full((4000, 4, 4, 1), 200.0, "float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.zeros(4000, "int64"))).batch(1000)
+    got = shift_consistency(TopLeftIsBlack(), data, max_shift=m, passes=1)["consistency"]
+    assert got == pytest.approx(expected, abs=2.5)  # 4,000 images: SD < 0.8 points

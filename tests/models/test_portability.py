@@ -89,5 +89,5 @@ def test_augshift_fits_and_logs_its_terms():
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     x, y = data()
     logs = model.fit(x, y, batch_size=4, epochs=1, verbose=0).history
-    assert {"cross_entropy", "consistency", "latent_norm"} <= set(logs)
+    assert {"cross_entropy", "latent_mse", "latent_norm"} <= set(logs)
     assert all(np.isfinite(v[0]) for v in logs.values())

@@ -123,11 +123,11 @@ def test_augshift_reports_both_terms_and_consistency_falls():
     x, y = data(16)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False, run_eagerly=True)
     history = model.fit(x, y, epochs=15, batch_size=16, verbose=0).history
-    assert {"loss", "cross_entropy", "consistency"} <= set(history)
-    assert history["consistency"][-1] < history["consistency"][0]
+    assert {"loss", "cross_entropy", "latent_mse"} <= set(history)
+    assert history["latent_mse"][-1] < history["latent_mse"][0]
     assert history["cross_entropy"][-1] < history["cross_entropy"][0]
     evaluated = model.evaluate(x, y, verbose=0, return_dict=True)
-    assert "consistency" not in evaluated and evaluated["cross_entropy"] > 0
+    assert "latent_mse" not in evaluated and evaluated["cross_entropy"] > 0
     # evaluate/predict run the plain classifier on unshifted images.
     np.testing.assert_array_equal(
         model.predict(x, verbose=0), keras.ops.convert_to_numpy(model.classifier(x))

@@ -4,8 +4,7 @@ import numpy as np
 
 from tfposenc.analysis._batches import iterate_batches, pooled
 from tfposenc.validation import check_choice
-
-RANKING_METHODS = ("flip", "flip_left", "flip_right", "label")
+from tfposenc.vocabulary import RANKING_METHODS
 
 
 def rank_position_channels(model, dataset, method="flip"):

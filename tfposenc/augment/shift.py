@@ -4,7 +4,12 @@ Conventions (channels_last images `[batch, height, width, channels]`): an offset
 `(dy, dx)` moves the content `dy` pixels down and `dx` pixels right. The shift kind is
 `shift_mode`; the fill of pixels shifted in from outside is `padding_mode`.
 
-- `"symmetric"` (the default; APS's convention, Chaman & Dokmanic 2021): pad `max_shift`
+- `"centred"` (the poster's Cons.m, Zhang's crop protocol on an image with a fill band
+  around it): offsets uniform in `[m // 2 - m + 1, m // 2]` per axis (`m = max_shift`:
+  `[-3, 4]` for 8, `[-7, 8]` for 16, `[0, 0]` for 1), `view[i, j] = x[i - dy, j - dx]`
+  with `padding_mode` fill. Two views differ by at most `m - 1` pixels per axis, and
+  the window is centred on the image. The default of `shift_consistency`.
+- `"symmetric"` (the default of `shift_views`, AugShift's views; APS's convention, Chaman & Dokmanic 2021): pad `max_shift`
   pixels on every side and cut a window of the original size, offsets uniform in
   `[-max_shift, max_shift]` per axis: `view[i, j] = x[i - dy, j - dx]`, outside pixels
   filled by `padding_mode`. Fill appears on every side, equally often.
@@ -19,8 +24,9 @@ Conventions (channels_last images `[batch, height, width, channels]`): an offset
 
 "Cons.m" in this package is the percentage of images whose two views (independent
 offsets per view and axis, drawn as above with `max_shift=m`) get the same top-1 class.
-Under `"crop"`, `"one_sided"` and `"circular"` the two views differ by at most `m - 1`
-pixels per axis (Zhang's protocol); under `"symmetric"` by at most `2 m`.
+Under `"centred"` (the default of `shift_consistency`: the poster's Cons.m), `"crop"`,
+`"one_sided"` and `"circular"` the two views differ by at most `m - 1` pixels per axis
+(Zhang's protocol); under `"symmetric"` by up to `2 m`.
 """
 
 import keras
@@ -47,6 +53,8 @@ def offset_range(max_shift, shift_mode="symmetric"):
     """The inclusive `(low, high)` of each offset under `shift_mode`."""
     if shift_mode == "symmetric":
         return -max_shift, max_shift
+    if shift_mode == "centred":
+        return max_shift // 2 - max_shift + 1, max_shift // 2
     return 0, max_shift - 1
 
 
@@ -103,8 +111,8 @@ def apply_shift(
         cols = ops.mod(ops.arange(width, dtype="int32")[None, :] - dx, width)
         source, src_h, src_w = images, height, width
     else:
-        pad = max_shift if shift_mode == "symmetric" else max_shift - 1
-        after = pad if shift_mode == "symmetric" else 0
+        pad = {"symmetric": max_shift, "centred": max_shift // 2}.get(shift_mode, max_shift - 1)
+        after = 0 if shift_mode == "one_sided" else pad
         source = pad_spatial(images, ((pad, after), (pad, after)), padding_mode)
         rows = ops.arange(height, dtype="int32")[None, :] - dy + pad
         cols = ops.arange(width, dtype="int32")[None, :] - dx + pad
@@ -154,9 +162,9 @@ def shift_views(
     Args:
         images: `[batch, height, width, channels]`.
         max_shift: int >= 1. Defaults to `8`.
-        shift_mode: one of `"symmetric"`, `"one_sided"`, `"crop"`, `"circular"`.
-            Defaults to `"symmetric"`. `mode` is accepted as an alias.
-        padding_mode: the fill of `"symmetric"` and `"one_sided"` views, one of
+        shift_mode: one of `"centred"`, `"symmetric"`, `"one_sided"`, `"crop"`,
+            `"circular"`. Defaults to `"symmetric"`. `mode` is accepted as an alias.
+        padding_mode: the fill of `"centred"`, `"symmetric"` and `"one_sided"` views, one of
             `"zero"`, `"reflect"`, `"replicate"`, `"circular"`. Defaults to `"zero"`.
         per: `"image"` or `"batch"`. Defaults to `"image"`.
         seed: int, `keras.random.SeedGenerator` or None.

@@ -12,17 +12,24 @@ __all__ = [
     "apply_shift",
     "consistency_pass",
     "sample_offsets",
+    "shift_agreement",
     "shift_consistency",
     "shift_views",
     "top1_accuracy",
+    "TracedModel",
+    "traced",
 ]
 
 
 def __getattr__(name):
     # The consistency loop uses TensorFlow (tf.function over a tf.data pipeline); import
     # it lazily so the keras.ops-only pieces stay importable on any backend.
-    if name in ("consistency_pass", "shift_consistency", "top1_accuracy"):
+    if name in ("consistency_pass", "shift_agreement", "shift_consistency", "top1_accuracy"):
         from tfposenc.metrics import consistency
 
         return getattr(consistency, name)
+    if name in ("TracedModel", "traced"):
+        from tfposenc.metrics import traced
+
+        return getattr(traced, name)
     raise AttributeError(name)

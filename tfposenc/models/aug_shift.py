@@ -18,7 +18,8 @@ class AugShift(SavesSeedState, keras.Model):
     the compiled loss (cross-entropy by default) averaged over both views plus
     `consistency_weight` times the mean squared error between the two views' pooled
     latents (Islam et al., 2021, Fig. 2). The two terms are logged as `cross_entropy`
-    and `consistency`, with `latent_norm`, the mean l2 norm of the pooled latents (an
+    and `latent_mse` (the MSE of the latents, not the shift consistency in % that
+    `tfposenc.metrics.shift_consistency` measures), with `latent_norm`, the mean l2 norm of the pooled latents (an
     MSE on raw latents can also be lowered by shrinking them: watch this one).
     `consistency_weight=0` trains on the same two views with cross-entropy alone
     (plain shift augmentation). `evaluate` and `predict` run the plain classifier on
@@ -79,9 +80,9 @@ class AugShift(SavesSeedState, keras.Model):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
-        self.consistency_tracker = keras.metrics.Mean(name="consistency")
+        self.latent_mse_tracker = keras.metrics.Mean(name="latent_mse")
         self.latent_norm_tracker = keras.metrics.Mean(name="latent_norm")
-        self.consistency_loss = keras.losses.MeanSquaredError(name="consistency")
+        self.latent_mse_loss = keras.losses.MeanSquaredError(name="latent_mse")
         self.built = True
 
     def compile(self, optimizer="adam", loss="auto", **kwargs):
@@ -122,11 +123,11 @@ class AugShift(SavesSeedState, keras.Model):
             None if sample_weight is None else ops.concatenate([sample_weight] * 2, axis=0)
         )
         task_loss = super().compute_loss(x, both_y, logits, both_weights, training=training)
-        total = task_loss + self.consistency_weight * self.consistency_loss(first, second)
+        total = task_loss + self.consistency_weight * self.latent_mse_loss(first, second)
         self.cross_entropy_tracker.update_state(
             ops.mean(keras.losses.sparse_categorical_crossentropy(both_y, logits, from_logits=True))
         )
-        self.consistency_tracker.update_state(ops.mean(ops.square(first - second)))
+        self.latent_mse_tracker.update_state(ops.mean(ops.square(first - second)))
         self.latent_norm_tracker.update_state(
             ops.mean(ops.sqrt(ops.sum(ops.square(y_pred["latents"]), axis=-1)))
         )
@@ -141,8 +142,8 @@ class AugShift(SavesSeedState, keras.Model):
                 sample_weight = ops.concatenate([sample_weight] * 2, axis=0)
         result = super().compute_metrics(x, y, y_pred, sample_weight)
         if not training:
-            # Evaluation sees unshifted images only: there is no consistency term.
-            result.pop("consistency", None)
+            # Evaluation sees unshifted images only: there is no latent MSE term.
+            result.pop("latent_mse", None)
             result.pop("latent_norm", None)
         return result
 

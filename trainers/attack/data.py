@@ -82,22 +82,21 @@ def _segmentation_source(config, split, seed):
 
 
 def segmentation_data(config):
-    """`(train, steps, test, ranking, samples)` pipelines of `(images, label maps)`."""
+    """`(train, test, ranking, samples)` pipelines of `(images, label maps)`."""
     batch = config.batch_size
     train = _segmentation_source(config, "train", config.seed)
     train = train.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    steps = -(-config.train_examples // batch)
     test = _segmentation_source(config, "test", config.seed + 1)
     test = test.take(config.test_examples) if config.test_examples else test
     test = test.batch(config.eval_batch_size).cache()
     ranking = _segmentation_source(config, "train", config.seed + 3).take(config.rank_examples)
     ranking = ranking.batch(config.eval_batch_size).cache()
     samples = test.unbatch().take(config.figure_examples).batch(config.figure_examples)
-    return train, steps, test, ranking, samples
+    return train, test, ranking, samples
 
 
 def location_data(config):
-    """`(train, steps, test, ranking, samples)` pipelines of `(canvases, cells)`: test
+    """`(train, test, ranking, samples)` pipelines of `(canvases, cells)`: test
     canvases put each of `location_test_examples` test images in every cell."""
     name, k = config.location_dataset, config.location_grid_size
     grid = dict(grid_size=k, cell_size=config.location_cell_size, mean=info(name).mean)
@@ -106,14 +105,12 @@ def location_data(config):
     shuffled = source.shuffle(size, seed=config.seed, reshuffle_each_iteration=True)
     train = make_grid(shuffled.repeat(), seed=config.seed, **grid)
     train = train.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    steps = -(-(config.location_train_examples or size) // config.batch_size)
     test_source = load(name, "test", config.data_dir).take(config.location_test_examples)
     test = make_grid(test_source, placement="all_cells", **grid).batch(config.eval_batch_size)
     ranking = make_grid(source.repeat(), seed=config.seed + 3, **grid).take(config.rank_examples)
     samples = make_grid(test_source, seed=config.seed + 1, **grid).take(config.figure_examples)
     return (
         train,
-        steps,
         test.cache(),
         ranking.batch(config.eval_batch_size).cache(),
         samples.batch(config.figure_examples),
@@ -121,8 +118,11 @@ def location_data(config):
 
 
 def channelwise_name(config, combination):
-    """The channel-wise experiment's file name of a GAPNet location model."""
-    return f"k{config.location_grid_size}-{combination.padding_mode}-gapnet-location"
+    """The channel-wise experiment's name of the GAPNet location model for `combination`."""
+    from trainers.channelwise.config import Combination as ChannelwiseCombination
+
+    k, mode = config.location_grid_size, combination.padding_mode
+    return ChannelwiseCombination(k, mode, "gapnet", "location").name
 
 
 def saved_model_path(config, combination):

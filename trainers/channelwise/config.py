@@ -13,8 +13,8 @@ and the report shows its learning curves.
 
 import dataclasses
 
-from trainers import vocabulary
-from trainers.config import TrainConfig, option
+from tfposenc.vocabulary import BACKBONES, CONV_PADDING_MODES, DATASETS, PLACEMENTS, STEMS
+from trainers.framework.config import TrainConfig, option
 
 NETWORKS = ("gapnet", "gapnet1x1", "classifier", "permutenet", "sortnet")
 ORDER_FREE = ("permutenet", "sortnet")
@@ -45,20 +45,20 @@ BORDER_ROWS = (
 class ChannelwiseConfig(TrainConfig):
     """Every knob of the channel-wise experiment, with its default."""
 
-    dataset: str = option("digits", "image source", choices=vocabulary.DATASETS[:3])
+    dataset: str = option("digits", "image source", choices=DATASETS[:3])
     grid_sizes: tuple[int, ...] = option((3, 5, 7), "grid sizes k (k x k cells per canvas)")
     padding_modes: tuple[str, ...] = option(
         ("zero",),
         "border mode of every padded conv, one run each",
-        choices=vocabulary.PADDING_MODES,
+        choices=CONV_PADDING_MODES,
         aliases=("--paddings",),
     )
     networks: tuple[str, ...] = option(
         ("gapnet", "classifier", "permutenet"), "networks", choices=NETWORKS
     )
     tasks: tuple[str, ...] = option(TASKS, "targets: the cell or the image class", choices=TASKS)
-    seeds: tuple[int, ...] | None = option(
-        None, "run every combination once per seed, report mean +/- std (None: --seed)", minimum=0
+    seeds: tuple[int, ...] = option(
+        (), "run every combination once per seed, report mean +/- std (): --seed)", minimum=0
     )
     epochs: int = option(1, "epochs of GAPNet, the classifier and the border rows")
     order_free_epochs: int = option(10, "epochs of PermuteNet and SortNet")
@@ -71,15 +71,15 @@ class ChannelwiseConfig(TrainConfig):
     border_grid_size: int | None = option(
         None, "grid size of the border rows (GAPNet location: circular, + blur, + APS); None: none"
     )
-    backbone: str = option("resnet18", "backbone", choices=vocabulary.BACKBONES)
-    stem: str = option("paper", "ResNet stem", choices=vocabulary.STEMS)
+    backbone: str = option("resnet18", "backbone", choices=BACKBONES)
+    stem: str = option("paper", "ResNet stem", choices=STEMS)
     width: int = option(16, "ResNet first-stage width, 64 = paper (NiN: 12 x this)")
     cell_size: int | None = option(None, "resize images to this cell size (None: theirs)")
     flip: bool = option(False, "random horizontal flip in training")
     train_examples: int | None = option(2880, "canvases per epoch (None: the train split)")
     test_examples: int | None = option(180, "test images used (None: all)")
     eval_placement: str = option(
-        "random", "test placements: k^2 random passes or every cell", choices=vocabulary.PLACEMENTS
+        "random", "test placements: k^2 random passes or every cell", choices=PLACEMENTS
     )
     out: str = option("runs/channelwise", "run directory (resumed when it exists)")
 
@@ -93,7 +93,7 @@ class ChannelwiseConfig(TrainConfig):
 
     @property
     def seed_list(self):
-        return self.seeds if self.seeds is not None else (self.seed,)
+        return self.seeds or (self.seed,)
 
 
 PRESETS = {

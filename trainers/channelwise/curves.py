@@ -10,7 +10,7 @@ import json
 import os
 import statistics
 
-from trainers import reports
+from trainers.framework import reports
 
 
 def learning_curves(run_dir, networks=("permutenet", "sortnet")):

@@ -1,9 +1,9 @@
 """The channel-wise experiment's TensorFlow side: grid pipelines and the class evaluator."""
 
-from trainers.experiment import Data
+from trainers.framework.experiment import Data
 
 
-def canvases(config, combination, steps_per_epoch):
+def canvases(config, combination):
     """Training canvases, validation (one fixed placement pass) and test (k^2 passes
     with fresh placements, or every cell), in pixels with mean-colour empty cells.
     Class-task test batches also carry each canvas's cell: `(canvas, class, cell)`."""
@@ -36,7 +36,6 @@ def canvases(config, combination, steps_per_epoch):
         test = tf.data.Dataset.zip((test, cells)).map(lambda x, cell: (*x, cell))
     return Data(
         train,
-        steps_per_epoch,
         validation.batch(config.batch_size).cache(),  # the same placements every epoch
         test.batch(config.eval_batch_size),
         extra={"samples": samples},
@@ -50,7 +49,7 @@ def class_per_cell(model, dataset, grid_size, verbose=0, title=None):
     import numpy as np
     import tensorflow as tf
 
-    from trainers import evaluators
+    from trainers.framework import evaluators
 
     labelled = dataset.map(
         lambda canvas, label, cell: (canvas, tf.stack([tf.cast(label, tf.int64), cell], -1))

@@ -30,16 +30,14 @@ A run killed at any point resumes when started again with the same command and `
 
 import dataclasses
 
-from trainers.channelwise_config import (  # noqa: F401  (the experiment's public names)
+from trainers.channelwise.config import (
     BORDER_ROWS,
-    NETWORKS,
     ORDER_FREE,
     PRESETS,
-    TASKS,
     ChannelwiseConfig,
     Combination,
 )
-from trainers.experiment import Experiment
+from trainers.framework.experiment import Budget, Experiment, steps_for
 
 
 class Channelwise(Experiment):
@@ -81,12 +79,9 @@ class Channelwise(Experiment):
         return info(config.dataset).num_classes
 
     def build_model(self, config, combination):
-        import keras
-
         from tfposenc.data import info
         from tfposenc.models import Classifier, GAPNet, PermuteNet, SortNet, build_backbone
 
-        keras.utils.set_random_seed(combination.seed)  # each seed its own initial weights
         options = dict(
             padding_mode=combination.padding_mode,
             downsampling=combination.downsampling,
@@ -111,44 +106,44 @@ class Channelwise(Experiment):
             return SortNet(backbone, outputs, **stats)
         return PermuteNet(backbone, outputs, seed=combination.seed, **stats)
 
-    def epochs(self, config, combination):
-        if combination.network in ORDER_FREE:
-            return config.order_free_epochs
-        return config.epochs
-
-    def compile(self, config, combination, model):
-        if combination.network in ORDER_FREE:
-            rate, beta = config.order_free_learning_rate, config.order_free_beta_1
-            config = dataclasses.replace(
-                config,
-                learning_rate=config.learning_rate if rate is None else rate,
-                beta_1=config.beta_1 if beta is None else beta,
-            )
-        super().compile(config, combination, model)
-
-    def steps_per_epoch(self, config):
+    def budget(self, config, combination):
+        """Epochs per network (the order-free ones have their own), one pass over
+        `train_examples` canvases per epoch."""
         from tfposenc.data import info
 
-        train_size = info(config.dataset).splits["train"]
-        return -(-(config.train_examples or train_size) // config.batch_size)
+        epochs = config.epochs
+        if combination.network in ORDER_FREE:
+            epochs = config.order_free_epochs
+        examples = config.train_examples or info(config.dataset).splits["train"]
+        return Budget(epochs, steps_for(examples, config.batch_size))
+
+    def optimizer(self, config, combination, budget):
+        import keras
+
+        rate, beta = config.learning_rate, config.beta_1
+        if combination.network in ORDER_FREE:
+            if config.order_free_learning_rate is not None:
+                rate = config.order_free_learning_rate
+            if config.order_free_beta_1 is not None:
+                beta = config.order_free_beta_1
+        return keras.optimizers.Adam(rate, beta_1=beta, beta_2=config.beta_2)
 
     def data(self, config, combination):
-        from trainers.channelwise_data import canvases
+        from trainers.channelwise.data import canvases
 
-        return canvases(config, combination, self.steps_per_epoch(config))
+        return canvases(config, combination)
 
     def hparams(self, config, combination):
         return {
             **dataclasses.asdict(combination),
             "group": combination.group,
-            "steps_per_epoch": self.steps_per_epoch(config),
             "backbone": config.backbone,
             "width": config.width,
             "dataset": config.dataset,
         }
 
     def callbacks(self, config, combination, data, log_dir):
-        from trainers.summaries import GridSummaries
+        from trainers.channelwise.summaries import GridSummaries
 
         # Per-epoch heat maps cost a validation pass each; the order-free networks train
         # many epochs, so theirs is only the final one (`heatmaps/` in the report).
@@ -157,8 +152,8 @@ class Channelwise(Experiment):
         return [GridSummaries(log_dir, data.extra["samples"], data.validation, k, heatmap)]
 
     def evaluate(self, config, combination, model, data):
-        from trainers import evaluators
-        from trainers.channelwise_data import class_per_cell
+        from trainers.channelwise.data import class_per_cell
+        from trainers.framework import evaluators
 
         k = combination.grid_size
         verbose = 0 if config.verbose == "0" else 1
@@ -169,26 +164,17 @@ class Channelwise(Experiment):
             yield from class_per_cell(model, data.test, k, verbose, title)
         yield "chance", 100.0 / self.num_outputs(config, combination)
         yield "feature_map_size", list(model.backbone.output_shape[1:3])
-        yield "steps", data.steps_per_epoch * self.epochs(config, combination)
 
-    def report(self, config, results, run_dir):
-        """Replaces the per-seed `results` (in place: the runner writes what the list
-        holds to `results.json`) by one record per combination over seeds; returns
-        the markdown section and draws the figures."""
-        from trainers.channelwise_report import report
-        from trainers.channelwise_results import aggregate
+    def aggregate(self, config, records):
+        """One record per combination over its seeds (`trainers.channelwise.results`)."""
+        from trainers.channelwise.results import aggregate
 
-        results[:] = aggregate(results)
-        return report(config, results, run_dir)
+        return aggregate(records)
+
+    def report(self, config, records, run_dir):
+        from trainers.channelwise.report import report
+
+        return report(config, records, run_dir)
 
 
 EXPERIMENT = Channelwise()
-
-
-def main(argv=None):
-    """`python -m trainers.channelwise` and the `tfposenc-channelwise` console script."""
-    return EXPERIMENT.main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

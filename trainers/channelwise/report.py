@@ -1,6 +1,6 @@
 """The channel-wise experiment's report: Table 1, geometry, border rows, claim, figures.
 
-From the records of `trainers.channelwise_results.aggregate` (one per combination over
+From the records of `trainers.channelwise.results.aggregate` (one per combination over
 seeds), `report` renders `results.md`'s section from them and draws `location_accuracy.png`,
 `learning_curves.png` (PermuteNet and SortNet: validation accuracy against training
 steps, from `metrics.jsonl`) and per-cell heat maps. Nothing here imports TensorFlow.
@@ -8,10 +8,10 @@ steps, from `metrics.jsonl`) and per-cell heat maps. Nothing here imports Tensor
 
 import os
 
-from trainers import reports
-from trainers.channelwise_config import ISOLATES
-from trainers.channelwise_curves import curve_verdict, curves_figure, learning_curves
-from trainers.channelwise_results import poster_value
+from trainers.channelwise.config import ISOLATES
+from trainers.channelwise.curves import curve_verdict, curves_figure, learning_curves
+from trainers.channelwise.results import poster_value
+from trainers.framework import reports
 
 
 def _cell(result, poster=True):

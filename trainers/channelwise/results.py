@@ -5,7 +5,11 @@ mean and sample standard deviation of the accuracy over seeds, the per-cell accu
 averaged, and the per-seed records kept under `seeds`. Nothing here imports TensorFlow.
 """
 
+import dataclasses
 import statistics
+
+from trainers.channelwise.config import Combination
+from trainers.framework.reports import mean_std
 
 # The poster's Table 1 (ResNet-18 on CIFAR-10, 20 epochs, width 64, batch 48).
 POSTER = {
@@ -17,6 +21,8 @@ POSTER = {
     ("replicate", "permutenet"): {"location": (78.3, 40.1, 23.6), "class": (72.0, 71.5, 71.4)},
 }
 POSTER_GRIDS = (3, 5, 7)
+# What a combination trained with (the same for every seed), kept in its record.
+TRAINED_WITH = ("epochs", "steps", "batch_size", "optimizer", "learning_rate", "beta_1")
 
 
 def _mean_grid(grids):
@@ -40,16 +46,12 @@ def aggregate(per_seed):
     (0 for one seed), `seeds` the per-seed records."""
     groups = {}
     for record in per_seed:
-        group = (
-            record["combination"].rsplit("-s", 1)[0]
-            if record.get("seed")
-            else record["combination"]
-        )
-        groups.setdefault(group, []).append(record)
+        fields = {f.name: record[f.name] for f in dataclasses.fields(Combination)}
+        groups.setdefault(Combination(**fields).group, []).append(record)
     records = []
     for group, runs in groups.items():
         runs = sorted(runs, key=lambda r: r.get("seed", 0))
-        accuracies = [r["accuracy"] for r in runs]
+        accuracy, accuracy_std = mean_std([r["accuracy"] for r in runs])
         first = runs[0]
         records.append(
             {
@@ -57,16 +59,15 @@ def aggregate(per_seed):
                 "network": first["network"],
                 "task": first["task"],
                 "grid_size": first["grid_size"],
-                "padding": first["padding_mode"],
                 "padding_mode": first["padding_mode"],
                 "downsampling": first.get("downsampling", "stride"),
-                "accuracy": statistics.fmean(accuracies),
-                "accuracy_std": statistics.stdev(accuracies) if len(runs) > 1 else 0.0,
+                "accuracy": accuracy,
+                "accuracy_std": accuracy_std,
                 "seeds": runs,
                 "chance": first["chance"],
                 "examples": first.get("examples"),
                 "feature_map_size": first.get("feature_map_size"),
-                "steps": first.get("steps"),
+                **{key: first.get(key) for key in TRAINED_WITH},
                 "per_cell_accuracy": _mean_grid([r.get("per_cell_accuracy") for r in runs]),
                 "epochs_trained": first["epochs_trained"],
                 "train_seconds": round(sum(r["train_seconds"] for r in runs), 1),

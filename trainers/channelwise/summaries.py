@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainers import evaluators, reports
+from trainers.framework import evaluators, reports
 
 
 class GridSummaries(keras.callbacks.Callback):
@@ -23,7 +23,7 @@ class GridSummaries(keras.callbacks.Callback):
 
     def __init__(self, log_dir, samples, validation, grid_size, heatmap):
         super().__init__()
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
+        self.writer = tf.summary.create_file_writer(log_dir)  # the combination's one run
         self.samples = samples
         self.validation = validation
         self.grid_size = grid_size

@@ -3,16 +3,13 @@
 `evaluate` scores the candidate and the served version through their `serving_default`
 signatures on the same batches; `run_test_data` rebuilds the test set of the run that
 exported the candidate (its experiment's `data` hook, or grid canvases as its
-`config.json` describes them) and `_grid_test_set` builds canvases named by flags;
-`_checks` applies `min_value` and `max_regression` to the metrics. Moved out of
-`trainers.push`, which re-exports these names.
+`config.json` and the combination's record describe them) and `grid_test_set` builds
+canvases named by flags; `checks` applies `min_value` and `max_regression`.
 """
 
 import dataclasses
-import importlib
 import json
 import os
-import re
 
 METRICS = ("accuracy",)  # top-1 accuracy in %, higher is better
 
@@ -54,34 +51,43 @@ def evaluate(paths, dataset):
     return results
 
 
-def run_test_data(run_dir, combination):
+def run_test_data(run_dir, combination, experiments=None):
     """The test set the run at `run_dir` evaluated `combination` (a name) on, and a
-    description of it: the experiment's own `data` hook, rebuilt from `config.json`;
-    for a run whose experiment cannot be rebuilt, grid canvases as `config.json` and
-    `results/<combination>.json` describe them."""
+    description of it: the experiment's own `data` hook when `experiments` (`{name:
+    Experiment}`) has the run's experiment; otherwise grid canvases as `config.json` and
+    `results/<combination>.json` describe them.
+
+    Raises:
+        ValueError: neither the experiment nor the combination's record is available.
+    """
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
     description = {"source": "run", "run": os.path.abspath(run_dir), "combination": combination}
-    try:
-        module = importlib.import_module(f"trainers.{config['experiment']}")
-        experiment = module.EXPERIMENT
+    experiment = (experiments or {}).get(config.get("experiment"))
+    if experiment is not None:
         known = {f.name for f in dataclasses.fields(experiment.config_class)}
         resolved = experiment.config_class(**{k: v for k, v in config.items() if k in known})
         chosen = [c for c in experiment.combinations(resolved) if c.name == combination]
         if chosen:
             import keras
 
-            keras.utils.set_random_seed(resolved.seed)  # as the runner does before `data`
-            description["via"] = f"trainers.{config['experiment']} data hook"
+            keras.utils.set_random_seed(experiment.seed(resolved, chosen[0]))  # as the runner
+            description["via"] = f"trainers.{experiment.name} data hook"
             return experiment.data(resolved, chosen[0]).test, description
-    except (ImportError, KeyError, AttributeError, TypeError, ValueError):
-        pass
-    grid_size, task = _combination_fields(run_dir, combination)
+    path = os.path.join(run_dir, "results", f"{combination}.json")
+    if not os.path.exists(path):
+        raise ValueError(
+            f"Cannot rebuild the test set of combination {combination!r}: its experiment "
+            f"{config.get('experiment')!r} is unknown and {path} does not exist; pass "
+            f"--eval-data. Received: eval_run={run_dir!r}"
+        )
+    with open(path) as f:
+        record = json.load(f)
     description["via"] = "config.json grid canvases"
-    return _grid_test_set(
+    return grid_test_set(
         config["dataset"],
-        grid_size,
-        task,
+        int(record["grid_size"]),
+        record["task"],
         cell_size=config.get("cell_size"),
         examples=config.get("test_examples"),
         seed=config.get("seed", 0) + 2,
@@ -90,22 +96,7 @@ def run_test_data(run_dir, combination):
     ), description
 
 
-def _combination_fields(run_dir, combination):
-    path = os.path.join(run_dir, "results", f"{combination}.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            result = json.load(f)
-        return int(result["grid_size"]), result["task"]
-    match = re.fullmatch(r"k(\d+)-.*-(location|class)", combination)
-    if match is None:
-        raise ValueError(
-            f"Cannot tell the grid size and task of combination {combination!r}: no "
-            f"{path} and the name is not k<size>-...-<task>."
-        )
-    return int(match.group(1)), match.group(2)
-
-
-def _grid_test_set(
+def grid_test_set(
     dataset, grid_size, task, cell_size=None, examples=None, seed=0, placement="all_cells",
     data_dir=None, batch_size=64,
 ):  # fmt: skip
@@ -122,7 +113,7 @@ def _grid_test_set(
     return canvases.batch(batch_size)
 
 
-def _checks(metric, candidate, baseline, min_value, max_regression):
+def checks(metric, candidate, baseline, min_value, max_regression):
     checks = []
     value = candidate[metric]
     if min_value is not None:
@@ -158,3 +149,6 @@ def _checks(metric, candidate, baseline, min_value, max_regression):
                 }
             )
     return checks
+
+
+__all__ = ["METRICS", "checks", "evaluate", "grid_test_set", "run_test_data"]

@@ -1,4 +1,4 @@
-"""A validated push: TFX's InfraValidator, Evaluator and Pusher in one command.
+"""The validated push: TFX's InfraValidator, Evaluator and Pusher in one command.
 
     python -m trainers.push --export runs/channelwise/exports/k3-zero-gapnet-location/1 \\
         --serving-base serving_models/gapnet --min-value 90 --max-regression 1 --keep 3
@@ -34,34 +34,26 @@ printing every check with its numbers. TF Serving and `serving.server` ignore th
 non-integer names used here (`.push-*`, `.push.lock`, `.retired`).
 """
 
-import argparse
 import datetime
 import json
 import os
 import shutil
 import uuid
 
-from trainers.push_eval import METRICS, _checks, _grid_test_set, evaluate, run_test_data
-from trainers.push_infra import (  # noqa: F401
-    CANARY_BATCH,
-    WARMUP_FILE,
-    _infra_check_entry,
-    infra_check,
-    infra_validate,
-)
-from trainers.push_store import (  # noqa: F401
+from trainers.delivery.evaluate import METRICS, evaluate, grid_test_set, run_test_data
+from trainers.delivery.evaluate import checks as threshold_checks
+from trainers.delivery.store import (
     LINEAGE_FILE,
-    LOCK_FILE,
     RETIRED,
     STAGING_PREFIX,
-    VERSION_NAME,
-    _config_hash,
-    _infer_run,
-    _Lock,
-    _sha256,
+    Lock,
+    config_hash,
+    infer_run,
     retire,
+    sha256,
     versions,
 )
+from trainers.delivery.validate import WARMUP_FILE, infra_check_entry, infra_validate
 
 
 def _check_args(export_dir, metric, min_value, max_regression, keep, eval_data, grid_size, task):
@@ -101,6 +93,7 @@ def push(
     keep=None,
     infra_timeout=600,
     log=print,
+    experiments=None,
 ):
     """Validates the exported version `export_dir` and pushes it into `serving_base`.
 
@@ -123,6 +116,8 @@ def push(
             `<serving_base>/.retired/`. Defaults to None (keep all).
         infra_timeout: float. Seconds the infra validation process may take.
         log: callable or None. Receives progress lines. Defaults to `print`.
+        experiments: dict or None. `{name: Experiment}` whose `data` hook rebuilds a
+            run's test set (the push command passes every experiment of `trainers`).
 
     Returns:
         A dict: `pushed` (bool), `version` and `path` (None when refused), `checks`
@@ -137,9 +132,9 @@ def push(
     say = log or (lambda line: None)
     export_dir = os.path.abspath(export_dir)
     combination = os.path.basename(os.path.dirname(export_dir))
-    run_dir = eval_run or (None if eval_data else _infer_run(export_dir))
+    run_dir = eval_run or (None if eval_data else infer_run(export_dir))
     if eval_data is not None:
-        dataset = _grid_test_set(eval_data, grid_size, task, cell_size, eval_examples)
+        dataset = grid_test_set(eval_data, grid_size, task, cell_size, eval_examples)
         evaluation = {
             "source": "flags",
             "dataset": eval_data,
@@ -150,7 +145,7 @@ def push(
             "placement": "all_cells",
         }
     elif run_dir is not None:
-        dataset, evaluation = run_test_data(run_dir, combination)
+        dataset, evaluation = run_test_data(run_dir, combination, experiments)
     else:
         raise ValueError(
             "No evaluation data: the export is not inside a run directory "
@@ -159,7 +154,7 @@ def push(
         )
     os.makedirs(serving_base, exist_ok=True)
     result = {"pushed": False, "version": None, "path": None, "retired": [], "lineage": None}
-    with _Lock(serving_base):
+    with Lock(serving_base):
         for name in os.listdir(serving_base):  # what a killed push left; we hold the lock
             if name.startswith(STAGING_PREFIX):
                 shutil.rmtree(os.path.join(serving_base, name), ignore_errors=True)
@@ -174,7 +169,7 @@ def push(
                 say("   the export has no warm-up records: writing them into the copy")
             say(f"infra validation of {export_dir} (separate process)")
             infra = result["infra"] = infra_validate(staging, infra_timeout)
-            checks = result["checks"] = [_infra_check_entry(infra)]
+            checks = result["checks"] = [infra_check_entry(infra)]
             served = versions(serving_base)
             baseline = None
             if infra["ok"]:
@@ -190,7 +185,7 @@ def push(
                     checks.append({"check": "evaluation", "passed": False, "message": message})
                 else:
                     result["candidate"] = metrics["candidate"]
-                    checks += _checks(
+                    checks += threshold_checks(
                         metric, metrics["candidate"], baseline, min_value, max_regression
                     )
             result["baseline"] = baseline
@@ -205,10 +200,10 @@ def push(
                     "export": export_dir,
                     "run": run_dir and os.path.abspath(run_dir),
                     "combination": combination,
-                    "saved_model_sha256": _sha256(os.path.join(staging, "saved_model.pb")),
+                    "saved_model_sha256": sha256(os.path.join(staging, "saved_model.pb")),
                     "warmup_added_by_push": added_warmup,
                 },
-                "config_sha256": _config_hash(run_dir),
+                "config_sha256": config_hash(run_dir),
                 "metric": metric,
                 "candidate": result["candidate"],
                 "baseline": baseline,
@@ -231,69 +226,4 @@ def push(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-# === Command line ===
-
-
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m trainers.push",
-        description="Validates an exported SavedModel (infra and model) and pushes it "
-        "as the next version under --serving-base.",
-    )
-    add = parser.add_argument
-    add("--export", help="exported version directory (holds saved_model.pb)")
-    add("--serving-base", help="base path of the served model")
-    add("--eval-run", help="run directory whose test set evaluates (default: the export's run)")
-    add("--eval-data", help="evaluate on this dataset's test split instead (e.g. digits)")
-    add("--grid-size", type=int, help="grid size k of --eval-data canvases")
-    add("--task", choices=("location", "class"), help="target of --eval-data canvases")
-    add("--cell-size", type=int, help="cell size of --eval-data canvases (default: theirs)")
-    add("--eval-examples", type=int, help="test images of --eval-data (default: all)")
-    add("--metric", default="accuracy", choices=METRICS, help="metric the thresholds apply to")
-    add("--min-value", type=float, help="least metric value to push")
-    add("--max-regression", type=float, help="most the metric may fall below the served one")
-    add("--keep", type=int, help="after a push, retire versions beyond the newest N")
-    add("--infra-check", help=argparse.SUPPRESS)  # the infra validation process
-    add("--infra-report", help=argparse.SUPPRESS)
-    return parser
-
-
-def main(argv=None):
-    """`python -m trainers.push` and the `tfposenc-push` console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.infra_check:
-        report = infra_check(args.infra_check)
-        with open(args.infra_report, "w") as f:
-            json.dump(report, f)
-        return 0 if report["ok"] else 1
-    if not args.export or not args.serving_base:
-        parser.error("--export and --serving-base are required")
-    try:
-        result = push(
-            args.export,
-            args.serving_base,
-            eval_run=args.eval_run,
-            eval_data=args.eval_data,
-            grid_size=args.grid_size,
-            task=args.task,
-            cell_size=args.cell_size,
-            eval_examples=args.eval_examples,
-            metric=args.metric,
-            min_value=args.min_value,
-            max_regression=args.max_regression,
-            keep=args.keep,
-        )
-    except ValueError as error:
-        parser.error(str(error))
-    for check in result["checks"]:
-        print(f"{'PASS' if check['passed'] else 'FAIL'} {check['check']}: {check['message']}")
-    if not result["pushed"]:
-        print(f"refused: nothing pushed, {args.serving_base} unchanged", flush=True)
-        return 1
-    print(f"pushed version {result['version']}: {result['path']}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+__all__ = ["push"]

@@ -2,36 +2,37 @@
 
 Every trainer's config has `push_to`, `push_min_value` and `push_max_regression`; when
 `push_to` is set, the runner calls `push_exports` after the report, and each
-combination's newest export goes through `trainers.push.push` (infra validation in a
+combination's newest export goes through `trainers.delivery.push.push` (infra validation in a
 fresh process, model validation against the served version, atomic versioned copy with
 a lineage record) into `push_to/<combination>`.
 """
 
 import os
-import re
+
+from tfposenc.export import versions
+from trainers.delivery.push import push
 
 
-def push_exports(config, combinations):
-    """`--push-to`: every combination's newest export through `trainers.push.push`
+def push_exports(experiment, config, combinations):
+    """`--push-to`: every combination's newest export through `trainers.delivery.push.push`
     (infra and model validation, atomic versioned copy) into `push_to/<name>`.
 
     A refused candidate is reported, not fatal: the serving directory stays as it was.
     Returns one record per combination: name, pushed, version, failed checks.
     """
-    from trainers.push import push
-
     records = []
     for combination in combinations:
         base = os.path.join(config.out, "exports", combination.name)
-        versions = _integer_versions(base)
-        if not versions:
+        done = versions(base)
+        if not done:
             continue
         outcome = push(
-            os.path.join(base, str(versions[-1])),
+            os.path.join(base, str(done[-1])),
             os.path.join(config.push_to, combination.name),
             eval_run=config.out,
             min_value=config.push_min_value,
             max_regression=config.push_max_regression,
+            experiments={experiment.name: experiment},
         )
         failed = [c["message"] for c in outcome.get("checks", []) if not c.get("passed")]
         print(
@@ -52,7 +53,4 @@ def push_exports(config, combinations):
     return records
 
 
-def _integer_versions(base):
-    if not os.path.isdir(base):
-        return []
-    return sorted(int(n) for n in os.listdir(base) if re.fullmatch(r"[0-9]+", n))
+__all__ = ["push_exports"]

@@ -2,39 +2,26 @@
 
 The integer version directories TF Serving serves (`versions`), the hidden names a push
 uses beside them (`.push-*` staging copies, `.push.lock`, `.retired/`), the `flock` that
-serialises pushes (`_Lock`), the hashes a lineage record holds (`_sha256`,
-`_config_hash`), the run an export sits in (`_infer_run`) and `retire`, which moves old
-versions aside and never deletes. Moved out of `trainers.push`, which re-exports these
-names.
+serialises pushes (`Lock`), the hashes a lineage record holds (`sha256`,
+`config_hash`), the run an export sits in (`infer_run`) and `retire`, which moves old
+versions aside and never deletes. Version directories follow `tfposenc.export`'s rule.
 """
 
 import fcntl
 import hashlib
 import json
 import os
-import re
 import uuid
 
-VERSION_NAME = re.compile(r"[0-9]{1,18}", re.ASCII)  # as TF Serving and serving.server
+from tfposenc.export import versions
+
 LINEAGE_FILE = os.path.join("assets.extra", "tfposenc_lineage.json")
 STAGING_PREFIX = ".push-"
 LOCK_FILE = ".push.lock"
 RETIRED = ".retired"
 
 
-def versions(serving_base):
-    """The complete integer versions (holding `saved_model.pb`) under `serving_base`."""
-    if not os.path.isdir(serving_base):
-        return []
-    return sorted(
-        int(name)
-        for name in os.listdir(serving_base)
-        if VERSION_NAME.fullmatch(name)
-        and os.path.isfile(os.path.join(serving_base, name, "saved_model.pb"))
-    )
-
-
-class _Lock:
+class Lock:
     """An exclusive `flock` on `<serving_base>/.push.lock`; the kernel drops it when the
     holder dies, so a killed push never blocks the next one."""
 
@@ -51,7 +38,7 @@ class _Lock:
         self.file.close()
 
 
-def _sha256(path):
+def sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -59,7 +46,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _config_hash(run_dir):
+def config_hash(run_dir):
     path = run_dir and os.path.join(run_dir, "config.json")
     if not path or not os.path.exists(path):
         return None
@@ -82,7 +69,7 @@ def retire(serving_base, keep):
     return old
 
 
-def _infer_run(export_dir):
+def infer_run(export_dir):
     """`<run>` of an export at `<run>/exports/<combination>/<version>`, else None."""
     combination_dir = os.path.dirname(os.path.abspath(export_dir))
     exports = os.path.dirname(combination_dir)
@@ -90,3 +77,17 @@ def _infer_run(export_dir):
     if os.path.basename(exports) == "exports" and os.path.isfile(os.path.join(run, "config.json")):
         return run
     return None
+
+
+__all__ = [
+    "LINEAGE_FILE",
+    "LOCK_FILE",
+    "RETIRED",
+    "STAGING_PREFIX",
+    "Lock",
+    "config_hash",
+    "infer_run",
+    "retire",
+    "sha256",
+    "versions",
+]

@@ -1,12 +1,11 @@
 """Infra validation of a push candidate, run in a separate Python process.
 
-`infra_validate(path)` starts `python -m trainers.push --infra-check PATH`, whose
+`infra_validate(path)` starts `python -m trainers.delivery.validate PATH REPORT`, whose
 `infra_check` loads the staged SavedModel with the server's own loader
 (`serving.servable.Servable`, or `tf.saved_model.load` without it), replays its warm-up
 records, sends a canary request per signature, checks that every output is finite and
-shaped as the signature says, and times load, warm-up and canaries; `_infra_check_entry`
-turns that report into the push's `infra` check. Moved out of `trainers.push`, which
-re-exports these names.
+shaped as the signature says, and times load, warm-up and canaries; `infra_check_entry`
+turns that report into the push's `infra` check.
 """
 
 import json
@@ -19,7 +18,7 @@ import time
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 CANARY_BATCH = 2
 CANARY_REPEATS = 5
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def infra_check(path):
@@ -148,19 +147,37 @@ class _Loaded:
         return {k: v.numpy() for k, v in outputs.items()}
 
 
+def _die_with_parent():
+    """In the child, before exec: ask Linux to SIGKILL it when its parent dies, so a
+    killed push never leaves its validation process running (no-op elsewhere)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def infra_validate(path, timeout=600):
     """Runs `infra_check(path)` in a fresh Python process; returns its report (with
     `ok` False and the process's last words when it died without one)."""
     with tempfile.TemporaryDirectory() as scratch:
         report_path = os.path.join(scratch, "report.json")
-        command = [sys.executable, "-m", "trainers.push", "--infra-check", path]
-        command += ["--infra-report", report_path]
+        command = [sys.executable, "-m", "trainers.delivery.validate", path, report_path]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
         start = time.perf_counter()
         try:
             process = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+                command,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                cwd=ROOT,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except subprocess.TimeoutExpired:
             return {"ok": False, "failures": [f"infra validation took over {timeout} s"]}
@@ -179,7 +196,7 @@ def infra_validate(path, timeout=600):
         return report
 
 
-def _infra_check_entry(report):
+def infra_check_entry(report):
     if report["ok"]:
         signatures = report.get("signatures", {})
         canary = ", ".join(f"{k} {v['latency_ms']:.1f} ms" for k, v in signatures.items())
@@ -191,3 +208,18 @@ def _infra_check_entry(report):
     else:
         message = "; ".join(report["failures"])
     return {"check": "infra", "passed": report["ok"], "message": message}
+
+
+def main(argv=None):
+    """The infra validation process: `python -m trainers.delivery.validate PATH REPORT`."""
+    path, report_path = sys.argv[1:3] if argv is None else argv
+    report = infra_check(path)
+    with open(report_path, "w") as f:
+        json.dump(report, f)
+    return 0 if report["ok"] else 1
+
+
+__all__ = ["CANARY_BATCH", "WARMUP_FILE", "infra_check", "infra_check_entry", "infra_validate"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

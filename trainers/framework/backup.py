@@ -4,8 +4,7 @@ Keras' `BackupAndRestore` writes its weights file and epoch counter in place, so
 mid-write leaves a truncated backup. `AtomicBackupAndRestore` writes each backup to
 `incoming/` and swaps it in by renames, rolls an interrupted swap forward or back on
 start, and sets an incomplete or unloadable backup aside raising `BrokenBackupError`.
-Also usable from a training loop of one's own (`restore`). Moved out of
-`trainers.core`, which re-exports these names.
+Also usable from a training loop of one's own (`restore`).
 """
 
 import json

@@ -1,111 +1,22 @@
-"""The trainer core: strategy, precision, callbacks, atomic files and a resumable `fit`.
+"""The framework's Keras callbacks and TensorBoard writers.
 
-TensorFlow-only by design (tf.distribute, TensorBoard). Training always runs inside a
-`tf.distribute` strategy scope; `make_strategy` is the single place that picks one.
-`model.fit` under `MultiWorkerMirroredStrategy` is broken in Keras 3.15
-(keras-team/keras#20585), so that strategy trains with `trainers.distributed`'s own loop,
-which drives the same callbacks and backups as `fit_resumable`.
+`StopOnNonFiniteLoss` (fails a diverged epoch before it is logged or backed up),
+`JsonLinesLogger` (`metrics.jsonl`), `TensorBoardLogger` (one run per combination,
+scalars against the training step), `StepTimer` (the median training step), and the
+writers of hparams, final metrics, series and images. TensorFlow-only by design (TensorBoard summaries).
 """
 
 import json
 import math
-import os
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from trainers.core_backup import AtomicBackupAndRestore, BrokenBackupError  # noqa: F401
-from trainers.vocabulary import PRECISIONS, STRATEGIES
-
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; nothing of that epoch is kept."""
-
-
-def cpu_supports_bfloat16():
-    """True where the CPU has native bf16 instructions (AVX512-BF16 or AMX-BF16)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision):
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"`precision` must be one of {PRECISIONS}. Received: precision={precision!r}"
-        )
-    if precision != "auto":
-        return precision
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
-
-
-def set_precision(precision):
-    """Sets the global Keras dtype policy; returns the resolved policy name."""
-    resolved = resolve_precision(precision)
-    keras.mixed_precision.set_global_policy(resolved)
-    return resolved
-
-
-def make_strategy(name="auto", devices=(), collective="auto"):
-    """Returns a `tf.distribute.Strategy`.
-
-    `auto`: `MirroredStrategy` over all GPUs when there are several, else one device.
-    `one_device`: the first GPU, or the CPU. `mirrored`: `MirroredStrategy` over
-    `devices` (e.g. two logical CPUs in tests) or all GPUs. `multi_worker`:
-    `MultiWorkerMirroredStrategy` from `TF_CONFIG` with the `collective` all-reduce
-    (see `trainers.distributed.make_strategy`, which also returns this task's place).
-    """
-    if name not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
-    if name == "multi_worker":
-        from trainers import distributed
-
-        return distributed.make_strategy(collective)[0]
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy(list(devices) or None)
-    return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
-
-
-def check_writable(path, name="out"):
-    """Raises ValueError unless a directory can be created (or written) at `path`.
-
-    Probes with a temporary file in `path` or its nearest existing parent, which works
-    for root too (where permission bits say nothing), and creates nothing that stays.
-    """
-    path = os.path.abspath(path)
-    probe = path
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    reason = None
-    if not os.path.isdir(probe):
-        reason = f"{probe} is a file, not a directory"
-    else:
-        try:
-            with tempfile.TemporaryFile(dir=probe):
-                pass
-        except OSError as error:
-            reason = f"{probe} is not writable ({error.strerror or error})"
-    if reason:
-        raise ValueError(
-            f"`{name}` must be a writable directory: {reason}. Received: {name}={path!r}"
-        )
-
-
-def write_json(path, value):
-    """Writes `value` as JSON to `path` atomically (a reader sees the old or the new file)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -153,18 +64,92 @@ class JsonLinesLogger(keras.callbacks.Callback):
             f.flush()
 
 
-class LearningRateLogger(keras.callbacks.Callback):
-    """Writes the optimizer's learning rate to TensorBoard each epoch."""
+class TensorBoardLogger(keras.callbacks.Callback):
+    """One TensorBoard run per combination: every scalar against the training step.
 
-    def __init__(self, log_dir):
+    Writes to `log_dir` itself (no `train/` and `validation/` sub-runs, so a run of many
+    combinations stays under the number of runs TensorBoard selects by default):
+    `train/<metric>` (the epoch's running mean) every `every` steps, so a network that
+    trains one epoch still draws a line; `epoch/<metric>` and `epoch/val_<metric>` at
+    the end of each epoch; `learning_rate`. Resumed runs continue at the right step.
+
+    Args:
+        log_dir: str, the combination's run directory.
+        steps_per_epoch: int, steps of one epoch (the x axis is the global step).
+        points_per_epoch: int, how many `train/` points an epoch gets. Defaults to 20.
+    """
+
+    def __init__(self, log_dir, steps_per_epoch, points_per_epoch=20):
         super().__init__()
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.every = max(1, self.steps_per_epoch // max(1, points_per_epoch))
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _scalars(self, prefix, logs, step):
+        with self.writer.as_default():
+            for key, value in (logs or {}).items():
+                value = float(np.asarray(value))
+                if math.isfinite(value):
+                    tf.summary.scalar(f"{prefix}{key}", value, step=step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0 or batch + 1 == self.steps_per_epoch:
+            self._scalars("train/", logs, self._epoch * self.steps_per_epoch + batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        lr = float(np.asarray(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        with self.writer.as_default():
-            tf.summary.scalar("learning_rate", lr, step=epoch)
+        step = (epoch + 1) * self.steps_per_epoch
+        self._scalars("epoch/", logs, step)
+        rate = self.model.optimizer.learning_rate
+        self._scalars("", {"learning_rate": keras.ops.convert_to_numpy(rate)}, step)
         self.writer.flush()
+
+
+def write_scalars(log_dir, values, step, prefix=""):
+    """Writes the finite float and int values of `values` as scalars at `step`."""
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if math.isfinite(value):
+                    tf.summary.scalar(f"{prefix}{key}", float(value), step=int(step))
+    writer.flush()
+
+
+def write_series(log_dir, series):
+    """`series`: `{tag: [(step, value), ...]}` written as scalars (e.g. a sweep against
+    the fraction removed in percent)."""
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        for tag, points in series.items():
+            for step, value in points:
+                if value is not None and math.isfinite(float(value)):
+                    tf.summary.scalar(tag, float(value), step=int(step))
+    writer.flush()
+
+
+def write_images(log_dir, images):
+    """`images`: `{tag: PNG path}` written as TensorBoard images."""
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        for tag, path in images.items():
+            with open(path, "rb") as f:
+                image = tf.image.decode_png(f.read(), channels=4)
+            tf.summary.image(tag, image[None], step=0)
+    writer.flush()
+
+
+def hparam_value(value):
+    """What TensorBoard's hparams table shows: bools and floats as they are, integers
+    as their digits (a number column would show 5 as "5.0000"), the rest as text."""
+    if isinstance(value, bool) or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    return value if isinstance(value, str) else str(value)
 
 
 def write_hparams(log_dir, hparams):
@@ -172,43 +157,42 @@ def write_hparams(log_dir, hparams):
 
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
-        hp.hparams(
-            {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()}
-        )
+        hp.hparams({k: hparam_value(v) for k, v in hparams.items()})
     writer.flush()
 
 
-def fit_resumable(
-    model,
-    train,
-    epochs,
-    run_dir,
-    validation=None,
-    steps_per_epoch=None,
-    callbacks=(),
-    verbose="auto",
-    delete_backup=False,
-):
-    """`model.fit` that survives being killed: `AtomicBackupAndRestore` in `run_dir/backup`.
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of training steps: the intervals between consecutive batch ends of an
+    epoch (the first batch of each epoch, with its pipeline start-up, is not timed).
+    `seconds()` is their median, robust to a shared machine's bursts; None before any."""
 
-    Started again with the same `run_dir`, it resumes after the last finished epoch and
-    trains exactly `epochs` epochs in all. The final backup is kept by default, so a
-    process killed after training (while evaluating or exporting) restarts without
-    training again; delete `run_dir` once the results are safe. A NaN or infinite loss
-    raises `NonFiniteLossError`; an unusable backup raises `BrokenBackupError`.
-    """
-    backup = AtomicBackupAndRestore(
-        os.path.join(run_dir, "backup"), delete_checkpoint=delete_backup
-    )
-    return model.fit(
-        train,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=validation,
-        # The divergence check first (a diverged epoch is neither logged nor committed);
-        # the backup last: an epoch is logged before it is committed, so a kill in
-        # between retrains (and re-logs) that epoch instead of losing its record.
-        callbacks=[StopOnNonFiniteLoss(os.path.basename(run_dir)), *callbacks, backup],
-        verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles
-    )
+    def __init__(self):
+        super().__init__()
+        self.intervals = []
+        self._last = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self._last is not None:
+            self.intervals.append(now - self._last)
+        self._last = now
+
+    def seconds(self):
+        return float(np.median(self.intervals)) if self.intervals else None
+
+
+__all__ = [
+    "JsonLinesLogger",
+    "TensorBoardLogger",
+    "NonFiniteLossError",
+    "StepTimer",
+    "StopOnNonFiniteLoss",
+    "hparam_value",
+    "write_hparams",
+    "write_images",
+    "write_scalars",
+    "write_series",
+]

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from trainers.config import field_kind, flag
+from trainers.framework.config import field_kind, flag
 
 
 class Parser(argparse.ArgumentParser):
@@ -147,7 +147,8 @@ def main(experiment, argv=None):
     import_tensorflow_quietly()
     try:
         config = from_args(config_class, args, experiment.presets)
-        from trainers import runner  # TensorFlow from here on
+        from trainers.framework import runner  # TensorFlow from here on
+        from trainers.framework.callbacks import NonFiniteLossError
 
         plan = runner.prepare(experiment, config)
     except (ValueError, OSError) as error:
@@ -155,13 +156,15 @@ def main(experiment, argv=None):
     start = time.time()
     try:
         runner.execute(plan)
-    except runner.core.NonFiniteLossError as error:
+    except NonFiniteLossError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
-    if getattr(plan, "is_chief", True):  # only the chief writes the run directory
+    if plan.engine.writes:  # a worker that does not write has no results to show
         with open(os.path.join(config.out, "results.md")) as f:
             print(f.read())
-    print(f"done in {time.time() - start:.0f} s; results in {config.out}")
+        print(f"done in {time.time() - start:.0f} s; results in {config.out}")
+    else:
+        print(f"done in {time.time() - start:.0f} s (the chief wrote the results)")
     return 0
 
 

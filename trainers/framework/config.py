@@ -3,7 +3,7 @@
 A field's default, help, allowed values and bounds live in the field itself:
 
     grid_sizes: tuple[int, ...] = option((3, 5, 7), "grid sizes k")
-    backbone: str = option("resnet18", "backbone", choices=vocabulary.BACKBONES)
+    backbone: str = option("resnet18", "backbone", choices=BACKBONES)
 
 `TrainConfig` holds the knobs every trainer shares (data, optimiser, seed, strategy,
 precision, export, run directory); an experiment subclasses it. Fields are validated from
@@ -21,7 +21,14 @@ import os
 import types
 import typing
 
-from trainers import vocabulary
+from tfposenc.vocabulary import DATASETS
+from trainers.framework.artifacts import write_json
+
+# The framework's own choices (the library's live in `tfposenc.vocabulary`).
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+COLLECTIVES = ("auto", "ring", "nccl")  # multi_worker all-reduce implementations
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+VERBOSITIES = ("auto", "0", "1", "2")
 
 
 def option(default, help, choices=None, minimum=None, aliases=()):
@@ -47,7 +54,7 @@ def field_kind(field):
 class TrainConfig:
     """The knobs every trainer shares; experiments subclass it and add their own."""
 
-    dataset: str = option("digits", "image source", choices=vocabulary.DATASETS)
+    dataset: str = option("digits", "image source", choices=DATASETS)
     data_dir: str | None = option(None, "tensorflow-datasets directory (tfds default)")
     epochs: int = option(6, "training epochs of every combination")
     batch_size: int = option(48, "global training batch size")
@@ -59,13 +66,11 @@ class TrainConfig:
     strategy: str = option(
         "auto",
         "tf.distribute strategy (multi_worker: from TF_CONFIG)",
-        choices=vocabulary.STRATEGIES,
+        choices=STRATEGIES,
     )
-    collective: str = option(
-        "auto", "all-reduce of the multi_worker strategy", choices=vocabulary.COLLECTIVES
-    )
+    collective: str = option("auto", "all-reduce of the multi_worker strategy", choices=COLLECTIVES)
     devices: tuple[str, ...] = option((), "devices of the mirrored strategy; () means all GPUs")
-    precision: str = option("float32", "Keras dtype policy", choices=vocabulary.PRECISIONS)
+    precision: str = option("float32", "Keras dtype policy", choices=PRECISIONS)
     jit_compile: bool = option(False, "XLA (slower on CPU: measure first)")
     export: bool = option(True, "export a SavedModel per combination")
     push_to: str | None = option(
@@ -76,7 +81,7 @@ class TrainConfig:
         None, "push: largest accepted drop below the served version (points)", minimum=0.0
     )
     out: str = option("runs/run", "run directory (resumed when it exists)")
-    verbose: str = option("auto", "Keras verbosity", choices=vocabulary.VERBOSITIES)
+    verbose: str = option("auto", "Keras verbosity", choices=VERBOSITIES)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -118,10 +123,6 @@ class TrainConfig:
             if not 0 <= value < limit or (name == "learning_rate" and value == 0):
                 bounds = "> 0" if name == "learning_rate" else "in [0, 1)"
                 raise ValueError(f"`{name}` must be {bounds}. Received: {name}={value!r}")
-
-    def epochs_for(self, combination):
-        """Epochs of one combination; override in a config for per-network budgets."""
-        return self.epochs
 
 
 def _minimum(meta, fallback):
@@ -176,11 +177,21 @@ def check_resume(config, experiment):
 
 def write_config(config, experiment):
     """Writes the resolved config to `config.out/config.json` (atomically)."""
-    os.makedirs(config.out, exist_ok=True)
-    path = os.path.join(config.out, "config.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump({"experiment": experiment, **to_dict(config)}, f, indent=2)
-    os.replace(path + ".tmp", path)
+    write_json(
+        os.path.join(config.out, "config.json"), {"experiment": experiment, **to_dict(config)}
+    )
 
 
-__all__ = ["TrainConfig", "check_resume", "field_kind", "flag", "option", "to_dict", "write_config"]
+__all__ = [
+    "COLLECTIVES",
+    "PRECISIONS",
+    "STRATEGIES",
+    "VERBOSITIES",
+    "TrainConfig",
+    "check_resume",
+    "field_kind",
+    "flag",
+    "option",
+    "to_dict",
+    "write_config",
+]

@@ -11,16 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfposenc.metrics import PerCellAccuracy
-
-
-def predictor(model):
-    """A traced `model(images, training=False)`; unlike `predict_on_batch` it returns
-    the whole batch under `MirroredStrategy` too."""
-    if not hasattr(model, "_evaluator_predictor"):
-        model._evaluator_predictor = tf.function(
-            lambda images: model(images, training=False), reduce_retracing=True
-        )
-    return model._evaluator_predictor
+from tfposenc.metrics.traced import traced
 
 
 def predictions(model, dataset, verbose=0, title=None):
@@ -30,9 +21,10 @@ def predictions(model, dataset, verbose=0, title=None):
     if verbose:
         if title:
             print(title, flush=True)
-        bar = keras.utils.Progbar(steps if steps > 0 else None, verbose=1 if verbose == 1 else 2)
+        if verbose == 1:  # a progress bar on a terminal; nothing per batch in a log file
+            bar = keras.utils.Progbar(steps if steps > 0 else None, verbose=1)
     for step, (inputs, labels) in enumerate(dataset.prefetch(tf.data.AUTOTUNE)):
-        yield np.asarray(predictor(model)(inputs)), labels.numpy()
+        yield np.asarray(traced(model)(inputs)), labels.numpy()
         if bar is not None:
             bar.update(step + 1)
 
@@ -66,4 +58,4 @@ def grid_location(model, dataset, grid_size, verbose=0, title=None):
     )
 
 
-__all__ = ["classification", "grid_location", "predictions", "predictor"]
+__all__ = ["classification", "grid_location", "predictions"]

@@ -1,33 +1,52 @@
-"""What an experiment declares; `trainers.runner` does the rest.
+"""What an experiment declares; `trainers.framework.runner` does the rest.
 
-An experiment module (`trainers/channelwise.py` is the model to copy) holds a config
-dataclass (a `trainers.config.TrainConfig` subclass), its presets, and one `Experiment`
-subclass that answers the questions only it can answer:
+An experiment package (`trainers/channelwise/` is the model to copy) holds a config
+dataclass (a `trainers.framework.config.TrainConfig` subclass), its presets, and one
+`Experiment` subclass that answers the questions only it can answer. The runner calls
+the hooks in this order, for every combination `c` of `combinations(config)`:
 
-- `combinations(config)`: the list of runs, each a frozen dataclass with a `name`
-  property (used for file names: `results/<name>.json`, `exports/<name>/`, ...).
-- `build_model(config, combination)`: the uncompiled Keras model, built for
-  `input_shape(config, combination)`. The runner builds and checks every combination's
-  model before anything is written (the preflight), so an impossible setting fails at once.
-- `data(config, combination)`: a `Data` of `tf.data` pipelines. The preflight makes the
-  first combination's, so a missing dataset fails before anything is written too.
-- `evaluate(config, combination, model, data)`: yields `(name, value)` pairs (see
-  `trainers.evaluators`); they become the combination's result. JSON-able values only.
-- `report(config, results, run_dir)`: the experiment's own section of `results.md` (a
-  list of markdown lines) and any figures it draws from `results`.
+    preflight (nothing written yet), for every c:
+        data(config, c)                 pipelines built, never iterated
+        build_model(config, c); check_model(config, c, model)
+    then, for every c not finished earlier:
+        seed(config, c)                 keras.utils.set_random_seed before data and model
+        data(config, c); budget(config, c)
+        build_model(config, c) in the strategy's scope; compiled by the runner with
+            optimizer(config, c, budget), loss(config, c), metrics(config, c)
+        callbacks(config, c, data, log_dir); hparams(config, c)
+        fit (the engine) -> evaluate(config, c, model, data)  -> the record's values
+        model_to_save(config, c, model) -> models/<name>.keras
+        model_to_export(config, c, model) -> exports/<name>/<version>/
+    at the end (the writing process only):
+        aggregate(config, records)      e.g. one record per combination over seeds
+        report(config, records, run_dir) the markdown section of results.md, figures
+        finalize(config, records)       extra top-level keys of results.json
+        series(config, records)         curves written to TensorBoard as scalars
 
-Optional hooks with defaults: `compile` (Adam from the config, sparse cross-entropy on
-logits, accuracy), `callbacks` (extra Keras callbacks, e.g. TensorBoard images),
-`hparams` (TensorBoard hparams of a combination), `epochs` (`config.epochs_for`, the
-place for per-network budgets) and `check_model`. The module then only needs
-`main = EXPERIMENT.main` for its console script. Importing this module does not import
-TensorFlow; an experiment imports the library inside its hooks, so `--help` stays fast.
+TensorBoard (`tensorboard/`): one run per combination with its training scalars
+(`train/`, `epoch/`, `learning_rate`, against the step), its hparams (those that differ
+between combinations) and its final values as `test/<name>` (the hparams metrics);
+`report/` holds every PNG figure of the report; the `series` hook adds curves.
+`results.json` is written once, at the end: `experiment`, `config`, `results` (the
+aggregated records), `distribution`, `pushes` (with `--push-to`) and what `finalize`
+adds. Each record holds the combination's fields, what `evaluate` yielded, and what it
+trained with: `epochs`, `steps`, `batch_size`, `learning_rate`, `beta_1` (None for an
+optimizer without one), `optimizer`, `epochs_trained`, `train_seconds`,
+`step_seconds`, `test_seconds`, `export`.
+
+Required: `combinations` (frozen dataclasses with a unique `name` property, used for
+file names), `input_shape` (`(height, width, channels)`, the export's size),
+`build_model` (uncompiled), `data` (a `Data`), `budget` (a `Budget`), `evaluate`
+(yields `(name, value)` pairs of JSON-able values, see `trainers.framework.evaluators`).
+The others have defaults. Importing this module does not import TensorFlow; an
+experiment imports the library inside its hooks, so `--help` stays fast. A package's
+`main(argv)` is `trainers.framework.cli.main(EXPERIMENT, argv)`.
 """
 
 import dataclasses
 import typing
 
-from trainers.config import TrainConfig
+from trainers.framework.config import TrainConfig
 
 
 @dataclasses.dataclass
@@ -36,17 +55,32 @@ class Data:
 
     Attributes:
         train: `tf.data.Dataset` of `(inputs, labels)` batches, repeated.
-        steps_per_epoch: int, training steps per epoch.
         validation: `tf.data.Dataset` of batches evaluated after every epoch, or None.
         test: `tf.data.Dataset` of batches that `evaluate` consumes.
         extra: anything else the experiment's hooks share (e.g. sample images).
     """
 
     train: typing.Any
-    steps_per_epoch: int
     validation: typing.Any
     test: typing.Any
     extra: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What one combination trains for: `epochs` of `steps_per_epoch` steps."""
+
+    epochs: int
+    steps_per_epoch: int
+
+    @property
+    def steps(self):
+        return self.epochs * self.steps_per_epoch
+
+
+def steps_for(examples, batch_size):
+    """Steps of one pass over `examples` in batches of `batch_size` (the last one partial)."""
+    return -(-int(examples) // int(batch_size))
 
 
 class Experiment:
@@ -57,6 +91,8 @@ class Experiment:
     presets = {"default": {}}
     description = ""
     prog = None  # the command in usage lines, e.g. "python -m trainers.channelwise"
+
+    # === Required ===
 
     def combinations(self, config):
         raise NotImplementedError
@@ -71,32 +107,45 @@ class Experiment:
     def data(self, config, combination):
         raise NotImplementedError
 
+    def budget(self, config, combination):
+        """The combination's `Budget` (epochs and steps per epoch)."""
+        raise NotImplementedError
+
     def evaluate(self, config, combination, model, data):
         raise NotImplementedError
 
-    def report(self, config, results, run_dir):
-        return []
+    # === Training ===
 
-    def epochs(self, config, combination):
-        return config.epochs_for(combination)
+    def seed(self, config, combination):
+        """The seed of the combination's data and initial weights: its `seed` field
+        when it has one, else `config.seed`."""
+        return getattr(combination, "seed", config.seed)
 
-    def hparams(self, config, combination):
-        return dataclasses.asdict(combination)
-
-    def callbacks(self, config, combination, data, log_dir):
-        return []
-
-    def compile(self, config, combination, model):
+    def optimizer(self, config, combination, budget):
+        """The combination's optimizer; Adam from the config by default."""
         import keras
 
-        model.compile(
-            optimizer=keras.optimizers.Adam(
-                config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2
-            ),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=config.jit_compile,
+        return keras.optimizers.Adam(
+            config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2
         )
+
+    def loss(self, config, combination):
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self, config, combination):
+        import keras
+
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    def callbacks(self, config, combination, data, log_dir):
+        """Extra Keras callbacks of the combination's training (e.g. TensorBoard images)."""
+        return []
+
+    def hparams(self, config, combination):
+        """The combination's TensorBoard hparams."""
+        return dataclasses.asdict(combination)
 
     def check_model(self, config, combination, model):
         """Runs one zero input through `model`; raises ValueError on non-finite output."""
@@ -106,11 +155,35 @@ class Experiment:
         if not np.all(np.isfinite(outputs)):
             raise ValueError(f"{combination.name}: the untrained model's output is not finite")
 
-    def main(self, argv=None):
-        """The command line: `python -m trainers.<name>` and the console script."""
-        from trainers import cli
+    # === After training ===
 
-        return cli.main(self, argv)
+    def model_to_save(self, config, combination, model):
+        """The model written to `models/<name>.keras` (e.g. the classifier inside a
+        training wrapper)."""
+        return model
+
+    def model_to_export(self, config, combination, model):
+        """The model exported as a SavedModel; by default the one saved."""
+        return self.model_to_save(config, combination, model)
+
+    def aggregate(self, config, records):
+        """The records of `results.json` from the per-combination ones (e.g. one per
+        combination over seeds); returns a new list, by default `records`."""
+        return list(records)
+
+    def report(self, config, records, run_dir):
+        """The experiment's section of `results.md` (markdown lines); draws figures."""
+        return []
+
+    def finalize(self, config, records):
+        """Extra top-level keys of `results.json` (a dict), e.g. claims or flat lists."""
+        return {}
+
+    def series(self, config, records):
+        """Curves for TensorBoard: `{run: {tag: [(step, value), ...]}}`, written as
+        scalars under `tensorboard/<run>/` (e.g. a sweep against the percentage of
+        channels removed, consistency against the shift). By default none."""
+        return {}
 
 
-__all__ = ["Data", "Experiment"]
+__all__ = ["Budget", "Data", "Experiment", "steps_for"]

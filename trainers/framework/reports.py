@@ -1,4 +1,4 @@
-"""Reports: `results.json`, `results.md` and figures, rendered from result dicts.
+"""Reports: `results.md` tables and figures, rendered from result dicts.
 
 Figures use matplotlib's object API (`matplotlib.figure.Figure` drawn by
 `FigureCanvasAgg`), so rendering never touches pyplot's global state nor switches the
@@ -6,17 +6,29 @@ backend of a user's session. Nothing here imports TensorFlow.
 """
 
 import io
-import json
 import math
 import os
-
-from trainers.config import to_dict
+import statistics
 
 
 def markdown_table(header, rows):
     """Markdown lines of a table; cells are formatted with `str`."""
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+
+
+def mean_std(values):
+    """`(mean, sample standard deviation)` of `values`; the deviation is 0.0 for one."""
+    values = [float(v) for v in values]
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def format_mean_std(values, digits=1):
+    """`"m"` for one value, `"m ± s"` (sample standard deviation) for several."""
+    mean, std = mean_std(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def timing_table(results):
@@ -33,21 +45,6 @@ def timing_table(results):
     ]
     header = ("combination", "epochs", "train s", "test s", "test examples")
     return ["", "## Cost", "", *markdown_table(header, rows)]
-
-
-def write_results(run_dir, experiment, config, results, section):
-    """Writes `results.json` (the config and every result) and `results.md` (the
-    experiment's `section` lines, then the timing table), each atomically."""
-    path = os.path.join(run_dir, "results.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(
-            {"experiment": experiment, "config": to_dict(config), "results": results}, f, indent=2
-        )
-    os.replace(path + ".tmp", path)
-    path = os.path.join(run_dir, "results.md")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join([*section, *timing_table(results)]) + "\n")
-    os.replace(path + ".tmp", path)
 
 
 def new_figure(size):
@@ -116,11 +113,12 @@ def line_figure(series, xlabel, ylabel, title, reference=None, ylim=(0, 105)):
 
 __all__ = [
     "figure_png",
+    "format_mean_std",
     "heatmap_figure",
     "line_figure",
     "markdown_table",
+    "mean_std",
     "new_figure",
     "save_figure",
     "timing_table",
-    "write_results",
 ]

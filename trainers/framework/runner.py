@@ -1,46 +1,53 @@
 """The generic runner: the resumable loop over an experiment's combinations.
 
 `prepare(experiment, config)` checks everything before anything is written: the config,
-that `config.out` is writable and new or holds this same config, the data of the first
-combination, and every combination's model (built for its input size and run once on
-zeros: the preflight). `execute(plan)` then writes `config.json` and, for combination
-i of N (printing elapsed time and an estimate of the time left):
+that `config.out` is writable and new or holds this same config, every combination's
+data (pipelines built, not iterated) and model (built for its input size and run once
+on zeros: the preflight). `execute(plan)` then writes `config.json` and, for
+combination i of N (printing the elapsed time and an estimate of the time left,
+weighted by each combination's training steps and input size):
 
     seed -> data -> build -> compile -> resumable fit -> evaluate -> save .keras
     -> export SavedModel -> results/<name>.json (atomic) -> drop the backup
 
-and finally `results.json`, `results.md` (the experiment's section, then the cost of each
-combination) and the experiment's figures. `config.json` and `results.json` record the
-strategy and the replicas in sync under `distribution`. Killed at any point and started again with
-the same config and `--out`, finished combinations are skipped and the running one
-resumes after its last finished epoch; a broken backup is set aside and that combination
-retrained (saying so); a NaN loss stops the run with `core.NonFiniteLossError` and
-reports nothing.
+and finally, on the process that writes, `results.md` (the experiment's section, then
+the cost of each combination), its figures and `results.json` (written once). Killed at
+any point and started again with the same config and `--out`, finished combinations
+are skipped and the running one resumes after its last finished epoch ("resuming ...
+from epoch N"); a broken backup is set aside and that combination retrained (saying so);
+a NaN loss stops the run with `NonFiniteLossError` and reports nothing.
 
-With `--strategy multi_worker` (`trainers.distributed`) every worker runs this same
-program and trains with `distributed.fit_multi_worker` instead of `fit`; the chief writes
-the run directory, every other worker writes the same files to a temporary directory of
-its own that is removed at the end (it evaluates, saves and exports too: saving may
-need every worker), and which combinations are finished is the chief's answer.
-
-Extension points are the `trainers.experiment.Experiment` hooks; the run directory is:
+How the process trains, whether it writes and how decisions are shared is its engine's
+business (`trainers.framework.engines`); the hooks are `Experiment`'s
+(`trainers.framework.experiment`). The run directory is:
 
     config.json  metrics.jsonl  results.json  results.md  results/<name>.json
-    tensorboard/<name>/  checkpoints/<name>/ (until done)  models/<name>.keras
-    exports/<name>/<version>/  (and whatever the experiment's `report` draws)
+    tensorboard/<name>/  checkpoints/<name>/ (while it trains; removed once its
+    result is safe)  models/<name>.keras  exports/<name>/<version>/
 """
 
 import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 
 import keras
 
-from trainers import config as config_lib
-from trainers import core, distributed, reports
-from trainers.runner_export import _read_json, _result_path, _training_log, export, exported
+from trainers.delivery.run_exports import push_exports
+from trainers.framework import artifacts, reports, strategy
+from trainers.framework.backup import BrokenBackupError
+from trainers.framework.callbacks import (
+    JsonLinesLogger,
+    StepTimer,
+    TensorBoardLogger,
+    write_hparams,
+    write_images,
+    write_scalars,
+    write_series,
+)
+from trainers.framework.config import check_resume, write_config
 
 
 @dataclasses.dataclass
@@ -50,22 +57,9 @@ class Plan:
     experiment: object
     config: object
     combinations: list
-    strategy: object
+    engine: object
     precision: str
-    task: object = None  # a `distributed.Task` under the multi_worker strategy
-
-    @property
-    def is_chief(self):
-        return self.task is None or self.task.is_chief
-
-    @property
-    def distribution(self):
-        """What `config.json` and `results.json` record about the strategy."""
-        return {
-            "strategy": type(self.strategy).__name__,
-            "replicas_in_sync": self.strategy.num_replicas_in_sync,
-            "workers": 1 if self.task is None else self.task.num_workers,
-        }
+    hparam_keys: tuple = None  # the hparams that differ between combinations (None: all)
 
 
 def prepare(experiment, config):
@@ -73,115 +67,151 @@ def prepare(experiment, config):
 
     Raises:
         ValueError: an unusable `out`, a different config in it, or a combination whose
-            model cannot be built or run (the message names the combination).
-        tfposenc.data.DatasetNotFoundError: the dataset is not prepared.
+            data or model cannot be built or run (the message names the combination).
+        tfposenc.data.DatasetNotFoundError: a dataset is not prepared.
     """
-    task = None
-    if config.strategy == "multi_worker":  # first: TF_CONFIG, and before any TF op
-        strategy, task = distributed.make_strategy(config.collective)
+    engine = strategy.make_engine(config)  # first: a multi-worker engine needs no TF op before
     combinations = list(experiment.combinations(config))
     names = [c.name for c in combinations]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"Combination names must be unique and non-empty. Received: {names}")
-    if task is None or task.is_chief:  # the other workers write to temporary directories
-        core.check_writable(config.out)
-        config_lib.check_resume(config, experiment.name)
-    precision = core.set_precision(config.precision)
-    experiment.data(config, combinations[0])
+    if engine.writes:  # the other workers write to temporary directories
+        artifacts.check_writable(config.out)
+        check_resume(config, experiment.name)
+    precision = strategy.set_precision(config.precision)
     for combination in combinations:
         try:
+            experiment.data(config, combination)
             model = experiment.build_model(config, combination)
             experiment.check_model(config, combination, model)
         except ValueError as error:
             raise ValueError(f"{combination.name}: {error}") from error
         del model
     keras.backend.clear_session()
-    if task is None:
-        strategy = core.make_strategy(config.strategy, config.devices)
-    return Plan(experiment, config, combinations, strategy, precision, task)
+    return Plan(
+        experiment,
+        config,
+        combinations,
+        engine,
+        precision,
+        varying_hparams(plan_hparams(experiment, config, combinations)),
+    )
 
 
-def _duration(seconds):
+def plan_hparams(experiment, config, combinations):
+    return [experiment.hparams(config, c) for c in combinations]
+
+
+def varying_hparams(hparams):
+    """The hparam names whose values differ between combinations (every name for one)."""
+    if len(hparams) <= 1:
+        return tuple(hparams[0]) if hparams else ()
+    names = list(dict.fromkeys(k for h in hparams for k in h))
+    return tuple(n for n in names if len({repr(h.get(n)) for h in hparams}) > 1)
+
+
+def duration(seconds):
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def execute(plan):
-    """Runs (or resumes) a prepared plan; returns the list of result dicts.
+def work(experiment, config, combination):
+    """The relative cost of training one combination: its steps times its input pixels
+    (the ETA's weight)."""
+    height, width = experiment.input_shape(config, combination)[:2]
+    return experiment.budget(config, combination).steps * height * width
 
-    On a multi-worker plan's non-chief worker everything is written to a temporary
-    directory, removed at the end; it returns the results it computed (None for the
-    combinations the chief had finished) and writes no report.
-    """
-    if not plan.is_chief:
-        scratch = distributed.worker_directory(plan.task)
-        worker_plan = dataclasses.replace(
-            plan, config=dataclasses.replace(plan.config, out=scratch)
-        )
-        try:
-            return _execute(worker_plan)
-        finally:
-            distributed.remove_worker_directory(scratch)
-    return _execute(plan)
+
+def time_left(elapsed, done, remaining):
+    """The estimated seconds left: `elapsed` seconds bought `done` work; `remaining` is
+    left (both in `work` units). None before any work is done."""
+    return elapsed / done * remaining if done else None
+
+
+def execute(plan):
+    """Runs (or resumes) a prepared plan; returns the list of per-combination records
+    (None for a combination another process finished, on a process that does not write)."""
+    with plan.engine.directory(plan.config.out) as out:
+        return _execute(dataclasses.replace(plan, config=dataclasses.replace(plan.config, out=out)))
 
 
 def _execute(plan):
-    experiment, config = plan.experiment, plan.config
-    config_lib.write_config(config, experiment.name)
-    core.write_json(
-        os.path.join(config.out, "config.json"),
-        {**_read_json(os.path.join(config.out, "config.json")), "distribution": plan.distribution},
+    experiment, config, engine = plan.experiment, plan.config, plan.engine
+    write_config(config, experiment.name)
+    config_path = os.path.join(config.out, "config.json")
+    artifacts.write_json(
+        config_path, {**artifacts.read_json(config_path), "distribution": engine.description}
     )
     total = len(plan.combinations)
-    where = (
-        ""
-        if plan.task is None
-        else (
-            f", {plan.task.label} of {plan.task.num_workers} workers"
-            f"{' (chief)' if plan.is_chief else ''}"
-        )
-    )
+    replicas = engine.strategy.num_replicas_in_sync
     print(
-        f"{experiment.name}: {total} combinations, {plan.strategy.num_replicas_in_sync} "
-        f"replica(s) in sync{where}, {plan.precision}, run directory {config.out}",
+        f"{experiment.name}: {total} combinations, {replicas} replica(s) in sync"
+        f"{engine.place}, {plan.precision}, run directory {config.out}",
         flush=True,
     )
-    start, trained, results = time.time(), 0, []
-    finished = _finished(plan)
-    todo = len(finished) - sum(finished)
+    finished = engine.agree(
+        [os.path.exists(artifacts.result_path(config.out, c)) for c in plan.combinations]
+    )
+    weights = [work(experiment, config, c) for c in plan.combinations]
+    remaining = sum(w for w, f in zip(weights, finished) if not f)
+    start, done, records = time.time(), 0, []
     for index, combination in enumerate(plan.combinations, 1):
-        done_before = finished[index - 1]
         elapsed = time.time() - start
-        left = f", about {_duration(elapsed / trained * (todo - trained))} left" if trained else ""
-        status = "finished earlier" if done_before else f"elapsed {_duration(elapsed)}{left}"
+        if finished[index - 1]:
+            status = "finished earlier"
+        else:
+            left = time_left(elapsed, done, remaining - done)
+            status = f"elapsed {duration(elapsed)}" + (
+                f", about {duration(left)} left" if left is not None else ""
+            )
         print(f"combination {index} of {total}: {combination.name} ({status})", flush=True)
-        results.append(run_combination(plan, combination, done_before))
-        trained += not done_before
-    if plan.is_chief:
-        section = experiment.report(config, results, config.out)
-        reports.write_results(config.out, experiment.name, config, results, section)
-        path = os.path.join(config.out, "results.json")
-        extra = {"distribution": plan.distribution}
-        if getattr(config, "push_to", None):
-            from trainers.delivery import push_exports
-
-            extra["pushes"] = push_exports(config, plan.combinations)
-        core.write_json(path, {**_read_json(path), **extra})
-    if plan.task is not None:
-        distributed.broadcast_number(plan.strategy, 1)  # workers end after the chief's report
-    return results
+        records.append(run_combination(plan, combination, finished[index - 1]))
+        done += 0 if finished[index - 1] else weights[index - 1]
+    if engine.writes:
+        write_results(plan, records)
+    engine.finish()
+    return records
 
 
-def _finished(plan):
-    """Which combinations have a result, as the chief sees its run directory."""
-    finished = [os.path.exists(_result_path(plan.config, c)) for c in plan.combinations]
-    if plan.task is None:
-        return finished
-    import tensorflow as tf
+def write_results(plan, records):
+    """`results.md` and its figures, then `results.json`, written once."""
+    experiment, config = plan.experiment, plan.config
+    table = experiment.aggregate(config, records)
+    section = experiment.report(config, table, config.out)
+    summary = {
+        "experiment": experiment.name,
+        "config": json.loads(json.dumps(dataclasses.asdict(config))),
+        "results": table,
+        "distribution": plan.engine.description,
+        **experiment.finalize(config, table),
+    }
+    if getattr(config, "push_to", None):
+        summary["pushes"] = push_exports(experiment, config, plan.combinations)
+    artifacts.write_text(
+        os.path.join(config.out, "results.md"),
+        "\n".join([*section, *reports.timing_table(records)]) + "\n",
+    )
+    artifacts.write_json(os.path.join(config.out, "results.json"), summary)
+    board = os.path.join(config.out, "tensorboard")
+    for run, series in experiment.series(config, table).items():
+        write_series(os.path.join(board, run), series)
+    figures = report_figures(config.out)
+    if figures:
+        write_images(os.path.join(board, "report"), figures)
 
-    flags = tf.constant([int(f) for f in finished], tf.int64)
-    shared = distributed.broadcast_from_chief(plan.strategy, [flags])[0]
-    return [bool(f) for f in shared.numpy()]
+
+def report_figures(out):
+    """`{relative path: path}` of the report's PNG figures in the run directory."""
+    found = {}
+    for folder, subfolders, files in os.walk(out):
+        subfolders[:] = [
+            s for s in subfolders if s not in ("tensorboard", "models", "exports", "checkpoints")
+        ]
+        for name in sorted(files):
+            if name.endswith(".png"):
+                path = os.path.join(folder, name)
+                found[os.path.relpath(path, out)] = path
+    return dict(sorted(found.items()))
 
 
 def run(experiment, config):
@@ -189,99 +219,172 @@ def run(experiment, config):
     return execute(prepare(experiment, config))
 
 
-def _verbosity(config):
-    return int(config.verbose) if config.verbose.isdigit() else config.verbose
+def verbosity(config, stream=None):
+    """Keras' verbosity: `auto` is progress bars on a terminal, one line per epoch
+    when the output goes to a file or a pipe (no ANSI escapes in logs)."""
+    if config.verbose != "auto":
+        return int(config.verbose)
+    stream = sys.stdout if stream is None else stream
+    return 1 if getattr(stream, "isatty", lambda: False)() else 2
 
 
-def _compiled_model(plan, combination):
-    keras.utils.set_random_seed(plan.config.seed)
-    with plan.strategy.scope():
-        model = plan.experiment.build_model(plan.config, combination)
-        plan.experiment.compile(plan.config, combination, model)
+def _compiled_model(plan, combination, budget):
+    experiment, config = plan.experiment, plan.config
+    keras.utils.set_random_seed(experiment.seed(config, combination))
+    with plan.engine.strategy.scope():
+        model = experiment.build_model(config, combination)
+        model.compile(
+            optimizer=experiment.optimizer(config, combination, budget),
+            loss=experiment.loss(config, combination),
+            metrics=experiment.metrics(config, combination),
+            jit_compile=config.jit_compile,
+        )
     return model
 
 
+def trained_with(optimizer, budget, batch_size):
+    """What a combination trained with, for its record."""
+    rate = optimizer.learning_rate
+    if isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        rate = optimizer._learning_rate(0)  # the schedule's initial rate
+    beta_1 = getattr(optimizer, "beta_1", None)
+    return {
+        "epochs": budget.epochs,
+        "steps": budget.steps,
+        "batch_size": batch_size,
+        "optimizer": type(optimizer).__name__,
+        "learning_rate": float(keras.ops.convert_to_numpy(rate)),
+        "beta_1": None if beta_1 is None else float(beta_1),
+    }
+
+
+def _resumed_epoch(checkpoints):
+    try:
+        return artifacts.read_json(
+            os.path.join(checkpoints, "backup", "state", "training_metadata.json")
+        )["epoch"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def headline(values):
+    """The progress line's numbers: every float, and the floats one level inside a dict
+    (e.g. `miou overall 54.0`)."""
+    shown = []
+    for key, value in values.items():
+        if isinstance(value, float):
+            shown.append(f"{key} {value:.1f}")
+        elif isinstance(value, dict):
+            inner = [(k, v) for k, v in value.items() if isinstance(v, float)][:4]
+            shown += [f"{key} {k} {v:.1f}" for k, v in inner]
+    return ", ".join(shown)
+
+
 def run_combination(plan, combination, finished=None):
-    """Trains, evaluates, saves and exports one combination; returns its result dict.
+    """Trains, evaluates, saves and exports one combination; returns its record.
 
     `finished`: whether the combination has a result already (default: its file exists);
-    a non-chief worker returns None for it.
+    a process that does not write returns None for it.
     """
     experiment, config, name = plan.experiment, plan.config, combination.name
-    result_path = _result_path(config, combination)
+    path = artifacts.result_path(config.out, combination)
     if finished is None:
-        finished = os.path.exists(result_path)
-    if finished and not plan.is_chief:
+        finished = os.path.exists(path)
+    if finished and not plan.engine.writes:
         return None
     if finished:
-        with open(result_path) as f:
-            result = json.load(f)
-        if config.export and not exported(result["export"]):  # removed or never finished
+        record = artifacts.read_json(path)
+        if config.export and not artifacts.exported(record["export"]):  # removed or never done
             model = keras.saving.load_model(os.path.join(config.out, "models", f"{name}.keras"))
-            export(model, result["export"], experiment.input_shape(config, combination))
-        return result
+            artifacts.export(model, record["export"], experiment.input_shape(config, combination))
+        return record
     clock = [time.time()]
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(experiment.seed(config, combination))
     data = experiment.data(config, combination)
-    epochs = experiment.epochs(config, combination)
+    budget = experiment.budget(config, combination)
     hparams = {"combination": name, **experiment.hparams(config, combination)}
     log_dir = os.path.join(config.out, "tensorboard", name)
-    core.write_hparams(log_dir, {**hparams, "epochs": epochs})
+    shown = plan.hparam_keys if plan.hparam_keys is not None else tuple(hparams)
+    write_hparams(log_dir, {k: v for k, v in hparams.items() if k == "combination" or k in shown})
     checkpoints = os.path.join(config.out, "checkpoints", name)
+    resumed = _resumed_epoch(checkpoints)
+    if resumed:
+        print(f"   resuming {name} from epoch {resumed} of {budget.epochs}", flush=True)
+    timer = StepTimer()
 
     def fit(model):
         callbacks = [
-            keras.callbacks.TensorBoard(log_dir, write_graph=False),
-            core.LearningRateLogger(log_dir),
+            TensorBoardLogger(log_dir, budget.steps_per_epoch),
+            timer,
             *experiment.callbacks(config, combination, data, log_dir),
-            core.JsonLinesLogger(os.path.join(config.out, "metrics.jsonl"), hparams),
+            JsonLinesLogger(
+                os.path.join(config.out, "metrics.jsonl"),
+                {**hparams, "steps_per_epoch": budget.steps_per_epoch},
+            ),
         ]
-        options = dict(
+        plan.engine.fit(
+            model,
+            data.train,
+            budget.epochs,
+            checkpoints,
             validation=data.validation,
-            steps_per_epoch=data.steps_per_epoch,
+            steps_per_epoch=budget.steps_per_epoch,
             callbacks=callbacks,
-            verbose=_verbosity(config),
+            verbose=verbosity(config),
         )
-        if plan.task is None:
-            core.fit_resumable(model, data.train, epochs, checkpoints, **options)
-        else:  # the same contract on every worker of a multi-worker cluster
-            distributed.fit_multi_worker(
-                model, plan.strategy, plan.task, data.train, epochs, checkpoints, **options
-            )
 
-    model = _compiled_model(plan, combination)
+    model = _compiled_model(plan, combination, budget)
     try:
         fit(model)
-    except core.BrokenBackupError as error:
+    except BrokenBackupError as error:
         print(f"warning: {error} {name} trains again from its first epoch.", flush=True)
-        model = _compiled_model(plan, combination)
+        model = _compiled_model(plan, combination, budget)
         fit(model)
     clock.append(time.time())
     values = dict(experiment.evaluate(config, combination, model, data))
+    write_scalars(log_dir, values, budget.steps, prefix="test/")  # hparams metrics
     clock.append(time.time())
-    result = {
+    log = artifacts.training_log(config.out, name)
+    record = {
         "combination": name,
         **dataclasses.asdict(combination),
         **values,
-        "epochs": epochs,
-        **_training_log(config.out, name),
+        **trained_with(model.optimizer, budget, config.batch_size),
+        **log,
+        "step_seconds": timer.seconds() or _logged_step_seconds(config.out, name, budget),
         "test_seconds": round(clock[2] - clock[1], 1),
     }
     os.makedirs(os.path.join(config.out, "models"), exist_ok=True)
-    model.save(os.path.join(config.out, "models", f"{name}.keras"))
+    experiment.model_to_save(config, combination, model).save(
+        os.path.join(config.out, "models", f"{name}.keras")
+    )
     if config.export:
         base = os.path.join(config.out, "exports", name)
-        result["export"] = export(model, base, experiment.input_shape(config, combination))
-    core.write_json(result_path, result)
+        shape = experiment.input_shape(config, combination)
+        record["export"] = artifacts.export(
+            experiment.model_to_export(config, combination, model), base, shape
+        )
+    artifacts.write_json(path, record)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the result and model are safe now
     clock.append(time.time())
-    shown = ", ".join(f"{k} {v:.1f}" for k, v in values.items() if isinstance(v, float))
     print(
-        f"   {name}: {shown}; set-up and training {clock[1] - clock[0]:.0f} s, test "
+        f"   {name}: {headline(values)}; set-up and training {clock[1] - clock[0]:.0f} s, test "
         f"{clock[2] - clock[1]:.0f} s, save and export {clock[3] - clock[2]:.0f} s",
         flush=True,
     )
-    return result
+    return record
 
 
-__all__ = ["Plan", "execute", "export", "exported", "prepare", "run", "run_combination"]
+def _logged_step_seconds(out, name, budget):
+    """Seconds per step from `metrics.jsonl` (its fastest epoch, validation included)
+    when no step was timed in this process (a run resumed after its last epoch); None
+    for a combination that trained no step."""
+    seconds = [
+        r["epoch_seconds"] for r in artifacts.metrics_records(out) if r.get("combination") == name
+    ]
+    if not seconds or not budget.steps_per_epoch:
+        return None
+    return min(seconds) / budget.steps_per_epoch
+
+
+__all__ = ["Plan", "execute", "prepare", "run", "run_combination", "time_left", "work"]

@@ -2,8 +2,9 @@
 
 Every method trains a ResNet-18 (cifar stem, `--width`) classifier on raw pixels (the
 model normalises inside) and is measured on the test split: top-1 (%), Cons.8 and
-Cons.16 (the crop protocol of `trainers.shift_evaluation`: pad 8 black pixels, two
-windows at offsets in [0, m) around the centre, top-1 agreement, `--passes` passes),
+Cons.16 (the poster's Cons.m, `tfposenc.metrics.shift_consistency`'s default
+`"centred"` views: two windows at offsets centred on the image with black fill, which
+differ by at most m - 1 pixels per axis; top-1 agreement, `--passes` passes),
 circular-shift consistency (two `np.roll`s by any amount) and Cons.m for m = 1..16 (the
 curve, `consistency_vs_shift_<dataset>.png`; m = 1 compares an image with itself). The rows:
 
@@ -40,113 +41,11 @@ resumes when started again with the same command.
 
 import dataclasses
 
-from trainers import vocabulary
-from trainers.config import TrainConfig, option
-from trainers.experiment import Data, Experiment
+from trainers.framework.experiment import Budget, Experiment, steps_for
+from trainers.shift_invariance.config import PRESETS, Combination, ShiftInvarianceConfig
 
-METHODS = ("baseline", "shift_aug", "augshift", "blurpool", "blurpool_augshift", "aps")
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("cosine", "constant")
-BLUR_PADDING_MODES = ("zero", "reflect", "replicate", "circular")  # tfposenc's PADDING_MODES
-
-
-@dataclasses.dataclass
-class ShiftInvarianceConfig(TrainConfig):
-    """Every knob of the shift-invariance experiment, with its default."""
-
-    dataset: tuple[str, ...] = option(
-        ("digits",), "image sources, one table each", choices=vocabulary.DATASETS[:3]
-    )
-    methods: tuple[str, ...] = option(METHODS, "rows of the table", choices=METHODS)
-    seeds: tuple[int, ...] = option(
-        (), "training seeds, every method once each (mean +/- std); () means --seed", minimum=0
-    )
-    width: int = option(16, "ResNet-18 (cifar stem) first-stage width, 64 = paper")
-    image_size: int = option(32, "images are resized to this size (digits: 8 -> 32)")
-    epochs: int = option(8, "training epochs of every method")
-    optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
-    beta_1: float = option(0.9, "Adam beta_1 in [0, 1)", minimum=0.0)
-    momentum: float = option(0.9, "SGD momentum", minimum=0.0)
-    weight_decay: float = option(0.0, "weight decay (Keras' decoupled w -= lr*wd*w)", minimum=0.0)
-    schedule: str = option("cosine", "learning-rate schedule over all steps", choices=SCHEDULES)
-    crop_pad: int = option(0, "train on random crops after this black pad (0: none)", minimum=0)
-    flip: bool = option(False, "random horizontal flip in training")
-    train_max_shift: int = option(4, "AugShift views: symmetric offsets in [-m, m], zero fill")
-    consistency_weight: float = option(1.0, "weight of AugShift's latent MSE", minimum=0.0)
-    blur_padding_mode: str = option(
-        "reflect", "BlurPool border mode (Zhang's: reflect)", choices=BLUR_PADDING_MODES
-    )
-    passes: int = option(5, "test passes for Cons.8, Cons.16 and circular consistency")
-    curve_passes: int = option(1, "test passes of the other points of the curve")
-    holdout_examples: int = option(0, "train images held out to validate (0: test)", minimum=0)
-    test_on_holdout: bool = option(False, "measure on the held-out images, not the test split")
-    train_examples: int | None = option(None, "training images per epoch (None: the split)")
-    test_examples: int | None = option(None, "test images used (None: all)")
-    out: str = option("runs/shift-invariance", "run directory (resumed when it exists)")
-
-    def validate(self):
-        super().validate()
-        for name in ("dataset", "methods", "seeds"):
-            values = getattr(self, name)
-            if len(set(values)) != len(values):
-                raise ValueError(f"`{name}` must not repeat a value. Received: {name}={values!r}")
-        if self.test_on_holdout and not self.holdout_examples:
-            raise ValueError("`test_on_holdout` needs `holdout_examples` > 0. Received: 0")
-        if self.image_size < 8 * 2 or self.image_size % 8:
-            raise ValueError(
-                "`image_size` must be a multiple of 8 (the cifar stem's stride, even down to "
-                f"the last APS) and >= 16. Received: image_size={self.image_size}"
-            )
-
-
-PRESETS = {
-    "default": {},
-    "smoke": {
-        "methods": ("baseline", "augshift", "aps"),
-        "width": 4,
-        "image_size": 16,
-        "epochs": 1,
-        "batch_size": 16,
-        "train_examples": 48,
-        "test_examples": 32,
-        "passes": 1,
-        "verbose": "0",
-        "out": "runs/shift-invariance-smoke",
-    },
-    "paper": {
-        "dataset": ("cifar10", "cifar100"),
-        "width": 64,
-        "epochs": 200,
-        "batch_size": 128,
-        "optimizer": "sgd",
-        "learning_rate": 0.1,
-        "weight_decay": 5e-4,
-        "crop_pad": 4,
-        "flip": True,
-        "holdout_examples": 5000,
-        "curve_passes": 5,
-        "precision": "auto",
-        "out": "runs/shift-invariance-paper",
-    },
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Combination:
-    dataset: str
-    method: str
-    seed: int
-
-    @property
-    def name(self):
-        return f"{self.dataset}-{self.method}-seed{self.seed}"
-
-
-def steps_per_epoch(config, dataset):
-    from tfposenc.data import info
-
-    examples = config.train_examples or info(dataset).splits["train"] - config.holdout_examples
-    return -(-examples // config.batch_size)
+AUGSHIFT_METHODS = ("shift_aug", "augshift", "blurpool_augshift")
+DOWNSAMPLING = {"blurpool": "blur", "blurpool_augshift": "blur", "aps": "aps"}
 
 
 class ShiftInvariance(Experiment):
@@ -164,129 +63,78 @@ class ShiftInvariance(Experiment):
         return (config.image_size, config.image_size, 3)
 
     def build_model(self, config, combination):
-        import keras
-
         from tfposenc.data import info
-        from tfposenc.models import Classifier, ResNetBackbone
-        from trainers.shift_evaluation import AugShiftTrainer
+        from tfposenc.models import AugShift, Classifier, ResNetBackbone
 
-        keras.utils.set_random_seed(combination.seed)
         method, meta = combination.method, info(combination.dataset)
-        downsampling = {"blurpool": "blur", "blurpool_augshift": "blur", "aps": "aps"}
         backbone = ResNetBackbone(
             18,
             stem="cifar",
             width=config.width,
             padding_mode="circular" if method == "aps" else "zero",
-            downsampling=downsampling.get(method, "stride"),
+            downsampling=DOWNSAMPLING.get(method, "stride"),
             blur_padding_mode=config.blur_padding_mode,
             input_shape=self.input_shape(config, combination),
         )
         classifier = Classifier(backbone, meta.num_classes, mean=meta.mean, std=meta.std)
-        if method not in ("shift_aug", "augshift", "blurpool_augshift"):
+        if method not in AUGSHIFT_METHODS:
             return classifier
-        return AugShiftTrainer(
+        return AugShift(
             classifier,
             max_shift=config.train_max_shift,
             consistency_weight=0.0 if method == "shift_aug" else config.consistency_weight,
             seed=combination.seed,
         )
 
-    def check_model(self, config, combination, model):
-        """Also checks that the combination's dataset is prepared: the preflight makes
-        only the first combination's data, and a second dataset must fail early too."""
-        from tfposenc.data import load
-
-        super().check_model(config, combination, model)
-        load(combination.dataset, "test", config.data_dir)
-
     def data(self, config, combination):
-        """Train (resized pixels, optional crop/flip), validation (holdout or test), test."""
-        import keras
-        import tensorflow as tf
+        from trainers.shift_invariance.data import pipelines
 
-        from tfposenc.data import load
+        return pipelines(config, combination)
 
-        keras.utils.set_random_seed(combination.seed)  # the runner seeded config.seed
-        size, pad, seed = config.image_size, config.crop_pad, combination.seed
+    def budget(self, config, combination):
+        from tfposenc.data import info
 
-        def resized(split):
-            def resize(image, label):
-                image = tf.image.resize(tf.cast(image, tf.float32), (size, size))
-                return tf.clip_by_value(tf.round(image), 0.0, 255.0), label
+        examples = config.train_examples
+        examples = examples or info(combination.dataset).splits["train"] - config.holdout_examples
+        return Budget(config.epochs, steps_for(examples, config.batch_size))
 
-            source = load(combination.dataset, split, config.data_dir)
-            return source.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
-
-        def augment(image, label):
-            if pad:
-                image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-                image = tf.image.random_crop(image, (size, size, 3))
-            if config.flip:
-                image = tf.image.random_flip_left_right(image)
-            return image, label
-
-        train_split = resized("train")
-        held = train_split.take(config.holdout_examples)
-        train = train_split.skip(config.holdout_examples).cache().shuffle(4096, seed=seed)
-        train = train.repeat().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        train = train.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        test = held if config.test_on_holdout else resized("test")
-        test = test.take(config.test_examples or -1).cache().batch(config.eval_batch_size)
-        validation = held.batch(config.eval_batch_size).cache() if config.holdout_examples else test
-        return Data(train, steps_per_epoch(config, combination.dataset), validation, test)
-
-    def compile(self, config, combination, model):
+    def optimizer(self, config, combination, budget):
         import keras
 
         learning_rate = config.learning_rate
         if config.schedule == "cosine":
-            steps = config.epochs * steps_per_epoch(config, combination.dataset)
-            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, budget.steps)
         decay = config.weight_decay or None
         if config.optimizer == "sgd":
-            optimizer = keras.optimizers.SGD(
-                learning_rate, momentum=config.momentum, weight_decay=decay
-            )
-        else:
-            optimizer = keras.optimizers.Adam(
-                learning_rate, config.beta_1, config.beta_2, weight_decay=decay
-            )
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=config.jit_compile,
+            return keras.optimizers.SGD(learning_rate, momentum=config.momentum, weight_decay=decay)
+        return keras.optimizers.Adam(
+            learning_rate, config.beta_1, config.beta_2, weight_decay=decay
         )
 
     def hparams(self, config, combination):
-        keys = ("width", "consistency_weight", "train_max_shift", "optimizer", "crop_pad")
-        return {**dataclasses.asdict(combination), **{k: getattr(config, k) for k in keys}}
+        keys = ("width", "optimizer", "crop_pad")
+        values = {**dataclasses.asdict(combination), **{k: getattr(config, k) for k in keys}}
+        if combination.method in AUGSHIFT_METHODS:  # only where they take effect
+            values["train_max_shift"] = config.train_max_shift
+            weight = 0.0 if combination.method == "shift_aug" else config.consistency_weight
+            values["consistency_weight"] = weight
+        return values
 
-    def callbacks(self, config, combination, data, log_dir):
-        from trainers.shift_evaluation import StepTimer
+    def model_to_save(self, config, combination, model):
+        """An AugShift row saves and exports its classifier (what predicts)."""
+        from tfposenc.models import AugShift
 
-        data.extra["timer"] = StepTimer()
-        return [data.extra["timer"]]
+        return model.classifier if isinstance(model, AugShift) else model
 
     def evaluate(self, config, combination, model, data):
-        from trainers import shift_evaluation
+        from trainers.shift_invariance.evaluation import evaluate
 
-        yield from shift_evaluation.evaluate(self, config, combination, model, data)
+        yield from evaluate(config, self.model_to_save(config, combination, model), data)
 
-    def report(self, config, results, run_dir):
-        from trainers import shift_evaluation
+    def report(self, config, records, run_dir):
+        from trainers.shift_invariance.report import section
 
-        return shift_evaluation.section(config, results, run_dir)
+        return section(config, records, run_dir)
 
 
 EXPERIMENT = ShiftInvariance()
-
-
-def main(argv=None):
-    """`python -m trainers.shift_invariance` and the `tfposenc-shift-invariance` script."""
-    return EXPERIMENT.main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

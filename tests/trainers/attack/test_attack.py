@@ -10,26 +10,22 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from tests.trainers.smoke import smoke_config, smoke_fixture
 from tfposenc.data import load_digits_arrays
-from trainers import attack_data, cli
-from trainers.attack import EXPERIMENT, PRESETS, AttackConfig, Combination, run
-from trainers.attack_report import report
+from trainers.attack import EXPERIMENT
+from trainers.attack import data as attack_data
+from trainers.attack.config import PRESETS, AttackConfig, Combination
+from trainers.attack.report import report
+from trainers.framework import cli, runner
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def smoke(out, **overrides):
-    values = dict(PRESETS["smoke"])
-    values.update(out=str(out), **overrides)
-    return AttackConfig(**values)
+    return smoke_config(EXPERIMENT, out, **overrides)
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("attack-smoke")
-    start = time.process_time()
-    results = run(smoke(out))
-    return out, results, time.process_time() - start
+smoke_run = smoke_fixture(EXPERIMENT)
 
 
 def test_smoke_writes_results_json_lists(smoke_run):
@@ -117,7 +113,7 @@ def test_unablated_sweep_value_is_the_test_miou_of_the_saved_model(smoke_run):
     out, results, _ = smoke_run
     config = smoke(out)
     model = keras.saving.load_model(out / "models" / "zero-segmentation.keras")
-    _, _, test, _, _ = attack_data.segmentation_data(config)
+    _, test, _, _ = attack_data.segmentation_data(config)
     truth, predicted = [], []
     for images, labels in test:
         truth.append(labels.numpy())
@@ -212,7 +208,7 @@ def test_models_of_a_channelwise_run_are_loaded_not_trained(tmp_path):
     _channelwise_run(tmp_path / "cw")
     config = smoke(tmp_path / "out", tasks=("location",), padding_modes=("zero",),
                    models=str(tmp_path / "cw"))  # fmt: skip
-    (result,) = run(config)
+    (result,) = runner.run(EXPERIMENT, config)
     assert result["source"].endswith("k3-zero-gapnet-location.keras")
     assert result["epochs_trained"] == 0
     assert json.load(open(tmp_path / "out" / "results.json"))["sweep"]

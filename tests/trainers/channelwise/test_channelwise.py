@@ -12,25 +12,20 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from trainers import runner
-from trainers.channelwise import EXPERIMENT, PRESETS, ChannelwiseConfig, Combination
-from trainers.channelwise_data import class_per_cell
+from tests.trainers.smoke import smoke_config, smoke_fixture
+from trainers.channelwise import EXPERIMENT
+from trainers.channelwise.config import ChannelwiseConfig, Combination
+from trainers.channelwise.data import class_per_cell
+from trainers.framework import artifacts, runner
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def smoke(out, **overrides):
-    values = dict(PRESETS["smoke"])
-    values.update(out=str(out), **overrides)
-    return ChannelwiseConfig(**values)
+    return smoke_config(EXPERIMENT, out, **overrides)
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke")
-    start = time.time()
-    results = runner.run(EXPERIMENT, smoke(out))
-    return out, results, time.time() - start
+smoke_run = smoke_fixture(EXPERIMENT)
 
 
 def test_smoke_writes_every_artifact(smoke_run):
@@ -55,13 +50,18 @@ def test_smoke_writes_every_artifact(smoke_run):
     assert glob.glob(str(out / "heatmaps" / "*.png"))
     assert glob.glob(str(out / "models" / "*.keras"))
     for r in summary["results"]:
-        assert {"network", "task", "grid_size", "padding", "accuracy", "accuracy_std"} <= set(r)
-        assert r["padding"] == r["padding_mode"] == "zero" and r["accuracy_std"] == 0.0
+        assert {"network", "task", "grid_size", "padding_mode", "accuracy", "accuracy_std"} <= set(
+            r
+        )
+        assert "padding" not in r and r["padding_mode"] == "zero" and r["accuracy_std"] == 0.0
+        assert r["steps"] == 2 * 4 and r["batch_size"] == 24  # 96 canvases, batch 24, 2 epochs
+        expected = (3e-3, 0.9) if r["network"] == "permutenet" else (1e-3, 0.5)
+        assert (r["learning_rate"], r["beta_1"]) == pytest.approx(expected)
         (run,) = r["seeds"]
         assert run["seed"] == 0 and run["accuracy"] == r["accuracy"]
         assert 0 <= r["accuracy"] <= 100
         assert run["epochs_trained"] == 2 and run["examples"] == 24 * 4  # k^2 passes
-        assert runner.exported(run["export"])
+        assert artifacts.exported(run["export"])
         assert np.nansum(r["per_cell_accuracy"]) > 0
 
 
@@ -105,7 +105,9 @@ def record(network, accuracy, seed=0, k=3, task="location", mode="zero", samplin
 def test_poster_numbers_only_beside_runs_that_match_them(tmp_path):
     results = [record(n, 55.5) for n in ("gapnet", "permutenet")]
     config = smoke(tmp_path, grid_sizes=(3,), dataset="cifar10", networks=("gapnet", "permutenet"))
-    table = "\n".join(EXPERIMENT.report(config, list(results), str(tmp_path)))
+    table = "\n".join(
+        EXPERIMENT.report(config, EXPERIMENT.aggregate(config, results), str(tmp_path))
+    )
     assert "55.5 (poster: 100)" in table and "55.5 (poster: 78.8)" in table
     assert "ICCV 2021 poster's ResNet-18 on CIFAR-10 (width 64" in table
     assert "11.1" in table  # chance at k=3
@@ -113,7 +115,9 @@ def test_poster_numbers_only_beside_runs_that_match_them(tmp_path):
     assert (tmp_path / "location_accuracy.png").stat().st_size > 1000
     for other in (dict(dataset="digits"), dict(dataset="cifar10", backbone="nin")):
         config = smoke(tmp_path, grid_sizes=(3,), networks=("gapnet", "permutenet"), **other)
-        table = "\n".join(EXPERIMENT.report(config, list(results), str(tmp_path)))
+        table = "\n".join(
+            EXPERIMENT.report(config, EXPERIMENT.aggregate(config, results), str(tmp_path))
+        )
         assert "55.5 |" in table and "(poster:" not in table
         assert "The poster's numbers (ResNet-18 on CIFAR-10) are not shown" in table
 
@@ -124,7 +128,7 @@ def test_seeds_give_mean_and_std_of_the_per_seed_results(tmp_path):
         record(n, a, seed) for n, values in accuracies.items() for seed, a in enumerate(values)
     ]
     config = smoke(tmp_path, grid_sizes=(3,), seeds=(0, 1, 2))
-    results = list(per_seed)
+    results = EXPERIMENT.aggregate(config, per_seed)
     table = "\n".join(EXPERIMENT.report(config, results, str(tmp_path)))
     assert [r["combination"] for r in results] == [
         "k3-zero-classifier-location",
@@ -136,7 +140,7 @@ def test_seeds_give_mean_and_std_of_the_per_seed_results(tmp_path):
         assert [s["seed"] for s in r["seeds"]] == [0, 1, 2]
         assert r["accuracy"] == pytest.approx(np.mean(values))
         assert r["accuracy_std"] == pytest.approx(np.std(values, ddof=1))
-        assert r["padding"] == "zero" and r["train_seconds"] == 4.5
+        assert r["padding_mode"] == "zero" and r["train_seconds"] == 4.5
         assert r["per_cell_accuracy"][0][1] is None
         assert r["per_cell_accuracy"][0][0] == pytest.approx(np.mean(values), abs=0.01)
     assert "98.7 ± 1.5" in table and "26.0 ± 5.6" in table
@@ -157,7 +161,7 @@ def test_combinations_per_seed_network_and_border_row():
     assert "k3-zero-gapnet-location" in names and "k3-zero-gapnet-location-s1" in names
     assert "k4-circular-aps-gapnet-location-s1" in names
     assert "k4-circular-blur-gapnet-location" in names and "k4-circular-gapnet-location" in names
-    none = dataclasses.replace(config, border_grid_size=None, seeds=None, seed=5)
+    none = dataclasses.replace(config, border_grid_size=None, seeds=(), seed=5)
     assert [c.name for c in EXPERIMENT.combinations(none)] == [
         f"k{k}-zero-{n}-location-s5" for k in (3, 4) for n in ("gapnet", "classifier")
     ]
@@ -166,11 +170,10 @@ def test_combinations_per_seed_network_and_border_row():
 def test_order_free_networks_get_their_own_budget():
     config = ChannelwiseConfig(epochs=2, order_free_epochs=9, order_free_learning_rate=0.004)
     fast, slow = (Combination(3, "zero", n, "class") for n in ("classifier", "permutenet"))
-    assert EXPERIMENT.epochs(config, fast) == 2 and EXPERIMENT.epochs(config, slow) == 9
+    budgets = [EXPERIMENT.budget(config, c) for c in (fast, slow)]
+    assert [b.epochs for b in budgets] == [2, 9]
     for combination, rate, beta in ((fast, 1e-3, 0.5), (slow, 4e-3, 0.9)):
-        model = EXPERIMENT.build_model(config, combination)
-        EXPERIMENT.compile(config, combination, model)
-        optimizer = model.optimizer
+        optimizer = EXPERIMENT.optimizer(config, combination, budgets[0])
         assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(rate)
         assert optimizer.beta_1 == pytest.approx(beta)
     with pytest.raises(ValueError, match="order_free_beta_1"):
@@ -265,8 +268,8 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from trainers import channelwise, runner
-config = channelwise.ChannelwiseConfig(**{**channelwise.PRESETS["smoke"], "out": sys.argv[1],
+from trainers import channelwise\nfrom trainers.channelwise.config import ChannelwiseConfig, PRESETS\nfrom trainers.framework import runner
+config = ChannelwiseConfig(**{**PRESETS["smoke"], "out": sys.argv[1],
     "networks": ("gapnet", "permutenet"), "epochs": 4, "strategy": "mirrored", "devices": ("/cpu:0", "/cpu:1"),
     "export": False, "learning_rate": 3e-3, "order_free_epochs": 4})
 results = runner.run(channelwise.EXPERIMENT, config)
@@ -293,19 +296,6 @@ def test_mirrored_strategy_over_two_cpus(tmp_path):
     assert gapnet[-1] < gapnet[0]
     results = json.load(open(tmp_path / "results.json"))["results"]
     assert len(results) == 2 and all(0 <= r["accuracy"] <= 100 for r in results)
-
-
-def test_strategy_and_precision_resolution():
-    from trainers import core
-
-    assert core.make_strategy("one_device").num_replicas_in_sync == 1
-    assert core.resolve_precision("float32") == "float32"
-    assert core.resolve_precision("auto") in ("mixed_bfloat16", "float32")
-    with pytest.raises(ValueError, match="Received: strategy='tpu'"):
-        core.make_strategy("tpu")
-    with pytest.raises(ValueError, match="Received: precision='half'"):
-        core.resolve_precision("half")
-    assert tf.distribute.get_strategy().num_replicas_in_sync == 1
 
 
 def test_a_failed_preflight_leaves_nothing_and_the_fix_runs(tmp_path):

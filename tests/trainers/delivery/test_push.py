@@ -22,9 +22,9 @@ import tensorflow as tf
 from tfposenc.data import info, load, make_grid
 from tfposenc.export import export_saved_model
 from tfposenc.models import GAPNet, ResNetBackbone
-from trainers import push as push_lib
+from trainers.delivery import cli, push, store, validate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CELL, K = 8, 2  # digits are 8 x 8: 2 x 2 canvases of 16 x 16 pixels
 EVAL = dict(eval_data="digits", grid_size=K, task="location", eval_examples=5)
 COMBINATION = "k2-zero-gapnet-location"
@@ -109,9 +109,13 @@ def fake_run(tmp_path, export, test_examples=6):
 def test_pushing_twice_gives_versions_1_and_2_with_lineage(exports, tmp_path):
     run, export, config = fake_run(tmp_path, exports["gapnet"])
     base = str(tmp_path / "served")
-    first = push_lib.push(export, base, min_value=0, max_regression=0, log=None)
+    first = push.push(
+        export, base, min_value=0, max_regression=0, log=None, experiments=cli.EXPERIMENTS
+    )
     assert first["pushed"] and first["version"] == 1 and served(base) == ["1"]
-    second = push_lib.push(export, base, min_value=0, max_regression=0, log=None)
+    second = push.push(
+        export, base, min_value=0, max_regression=0, log=None, experiments=cli.EXPERIMENTS
+    )
     assert second["pushed"] and second["version"] == 2 and served(base) == ["1", "2"]
     # The run's own test canvases: 6 images, k^2 = 4 random placements each, redrawn on
     # every pass over the set: the same model as candidate and baseline scores the same
@@ -121,7 +125,7 @@ def test_pushing_twice_gives_versions_1_and_2_with_lineage(exports, tmp_path):
     assert second["baseline"] == {"version": 1, "accuracy": accuracy, "examples": 24}
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     for version in (1, 2):
-        with open(os.path.join(base, str(version), push_lib.LINEAGE_FILE)) as f:
+        with open(os.path.join(base, str(version), store.LINEAGE_FILE)) as f:
             lineage = json.load(f)
         assert lineage["version"] == version
         assert lineage["source"]["run"] == str(run)
@@ -139,7 +143,7 @@ def test_pushing_twice_gives_versions_1_and_2_with_lineage(exports, tmp_path):
         assert (
             infra["load_seconds"] > 0 and infra["signatures"]["serving_default"]["latency_ms"] > 0
         )
-        assert os.path.isfile(os.path.join(base, str(version), push_lib.WARMUP_FILE))
+        assert os.path.isfile(os.path.join(base, str(version), validate.WARMUP_FILE))
     assert lineage["baseline"]["version"] == 1
     # The pushed files are the export's, plus the lineage record.
     loaded = tf.saved_model.load(os.path.join(base, "2")).signatures["serving_default"]
@@ -165,7 +169,7 @@ def test_unreachable_min_value_exits_1_and_creates_no_version(exports, tmp_path)
     assert process.returncode == 1, process.stderr
     assert "FAIL min-value: accuracy 0.00 < min-value 50.00" in process.stdout
     assert "PASS infra" in process.stdout and "refused" in process.stdout
-    assert os.listdir(base) == [push_lib.LOCK_FILE]
+    assert os.listdir(base) == [store.LOCK_FILE]
 
 
 def test_regression_beyond_max_regression_is_refused(exports, tmp_path, capsys):
@@ -174,28 +178,28 @@ def test_regression_beyond_max_regression_is_refused(exports, tmp_path, capsys):
     before = sorted(os.listdir(os.path.join(base, "1")))
     args = ["--export", exports["bad"], "--serving-base", base, "--eval-data", "digits"]
     args += ["--grid-size", "2", "--task", "location", "--eval-examples", "5"]
-    assert push_lib.main(args + ["--max-regression", "5"]) == 1
+    assert cli.main(args + ["--max-regression", "5"]) == 1
     printed = capsys.readouterr().out
     assert (
         "FAIL max-regression: accuracy 0.00 vs served version 1's 100.00: 100.00 below it "
         "(over max-regression 5.00)"
     ) in printed
     assert served(base) == ["1"] and sorted(os.listdir(os.path.join(base, "1"))) == before
-    assert not [n for n in os.listdir(base) if n.startswith(push_lib.STAGING_PREFIX)]
+    assert not [n for n in os.listdir(base) if n.startswith(store.STAGING_PREFIX)]
 
 
 def test_keep_moves_old_versions_aside(exports, tmp_path):
     base = str(tmp_path / "served")
     for version in (1, 2):
         copy_version(exports["gapnet"], base, version)
-    result = push_lib.push(exports["good"], base, keep=2, log=None, **EVAL)
+    result = push.push(exports["good"], base, keep=2, log=None, **EVAL)
     assert result["pushed"] and result["version"] == 3 and result["retired"] == [1]
     assert result["candidate"] == {"accuracy": 100.0, "examples": 20}
     assert served(base) == ["2", "3"]
-    retired = os.path.join(base, push_lib.RETIRED, "1")
+    retired = os.path.join(base, store.RETIRED, "1")
     assert os.path.isfile(os.path.join(retired, "saved_model.pb"))  # moved, not deleted
-    assert push_lib.retire(base, 1) == [2] and served(base) == ["3"]
-    assert sorted(os.listdir(os.path.join(base, push_lib.RETIRED))) == ["1", "2"]
+    assert store.retire(base, 1) == [2] and served(base) == ["3"]
+    assert sorted(os.listdir(os.path.join(base, store.RETIRED))) == ["1", "2"]
 
 
 def test_a_savedmodel_that_does_not_load_is_refused_by_infra_validation(exports, tmp_path):
@@ -204,7 +208,7 @@ def test_a_savedmodel_that_does_not_load_is_refused_by_infra_validation(exports,
     (candidate / "saved_model.pb").write_bytes(b"\x08\x01 not a SavedModel")
     base = str(tmp_path / "served")
     copy_version(exports["gapnet"], base, 1)
-    result = push_lib.push(str(candidate), base, min_value=0, log=None, **EVAL)
+    result = push.push(str(candidate), base, min_value=0, log=None, **EVAL)
     assert not result["pushed"] and served(base) == ["1"]
     (infra,) = result["checks"]  # no model validation after a failed infra check
     assert infra["check"] == "infra" and not infra["passed"]
@@ -216,7 +220,7 @@ def test_non_finite_outputs_are_refused_by_infra_validation(tmp_path):
     inputs = keras.Input((16, 16, 3))
     outputs = keras.layers.Lambda(lambda t: keras.ops.log(t[:, 0, 0, :3] - 300.0))(inputs)
     export = export_saved_model(keras.Model(inputs, outputs), str(tmp_path / "nan"), 1, (16, 16))
-    result = push_lib.push(export, str(tmp_path / "served"), log=None, **EVAL)
+    result = push.push(export, str(tmp_path / "served"), log=None, **EVAL)
     assert not result["pushed"]
     message = result["checks"][0]["message"]
     assert "output 'logits' is not finite" in message and "probabilities" in message
@@ -225,17 +229,17 @@ def test_non_finite_outputs_are_refused_by_infra_validation(tmp_path):
 def test_bad_arguments(exports, tmp_path):
     base = str(tmp_path / "served")
     with pytest.raises(ValueError, match="Received: export_dir="):
-        push_lib.push(str(tmp_path), base, **EVAL)
+        push.push(str(tmp_path), base, **EVAL)
     with pytest.raises(ValueError, match="Received: metric='loss'"):
-        push_lib.push(exports["good"], base, metric="loss", **EVAL)
+        push.push(exports["good"], base, metric="loss", **EVAL)
     with pytest.raises(ValueError, match="Received: max_regression=-1"):
-        push_lib.push(exports["good"], base, max_regression=-1, **EVAL)
+        push.push(exports["good"], base, max_regression=-1, **EVAL)
     with pytest.raises(ValueError, match="Received: keep=0"):
-        push_lib.push(exports["good"], base, keep=0, **EVAL)
+        push.push(exports["good"], base, keep=0, **EVAL)
     with pytest.raises(ValueError, match="Received: grid_size=None"):
-        push_lib.push(exports["good"], base, eval_data="digits", task="location")
+        push.push(exports["good"], base, eval_data="digits", task="location")
     with pytest.raises(ValueError, match="No evaluation data"):
-        push_lib.push(exports["good"], base)
+        push.push(exports["good"], base)
     assert not os.path.exists(base)
 
 
@@ -266,7 +270,7 @@ def assert_intact(base, before):
     for name in new:
         files = os.listdir(os.path.join(base, name))
         assert {"saved_model.pb", "variables", "assets.extra"} <= set(files)
-        with open(os.path.join(base, name, push_lib.LINEAGE_FILE)) as f:
+        with open(os.path.join(base, name, store.LINEAGE_FILE)) as f:
             assert json.load(f)["version"] == int(name)
         tf.saved_model.load(os.path.join(base, name))  # loads
     return names
@@ -282,11 +286,11 @@ def test_sigkill_during_validation_leaves_no_version_and_the_next_push_works(exp
             break
     kill(process)
     assert served(base) == ["1"]
-    assert [n for n in os.listdir(base) if n.startswith(push_lib.STAGING_PREFIX)]
-    result = push_lib.push(exports["good"], base, log=None, **EVAL)
+    assert [n for n in os.listdir(base) if n.startswith(store.STAGING_PREFIX)]
+    result = push.push(exports["good"], base, log=None, **EVAL)
     assert result["pushed"] and result["version"] == 2
     assert served(base) == ["1", "2"]
-    assert not [n for n in os.listdir(base) if n.startswith(push_lib.STAGING_PREFIX)]
+    assert not [n for n in os.listdir(base) if n.startswith(store.STAGING_PREFIX)]
 
 
 @pytest.mark.slow

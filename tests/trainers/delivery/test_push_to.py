@@ -3,8 +3,9 @@
 import json
 import os
 
-from trainers import runner
-from trainers.channelwise import EXPERIMENT, PRESETS, ChannelwiseConfig
+from trainers.channelwise import EXPERIMENT
+from trainers.channelwise.config import PRESETS, ChannelwiseConfig
+from trainers.framework import runner
 
 
 def test_push_to_serves_each_validated_export_and_records_it(tmp_path):

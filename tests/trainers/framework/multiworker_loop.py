@@ -1,7 +1,7 @@
-"""Per-step losses of one small training, for tests/trainers/test_multiworker.py.
+"""Per-step losses of one small training, for tests/trainers/framework/test_multiworker.py.
 
-    python -m trainers.launch --workers N -- tests.trainers.multiworker_loop OUT.json
-    python -m tests.trainers.multiworker_loop OUT.json --fit      # plain model.fit
+    python -m trainers.launch --workers N -- tests.trainers.framework.multiworker_loop OUT.json
+    python -m tests.trainers.framework.multiworker_loop OUT.json --fit      # plain model.fit
 
 A dense network on fixed random data, Adam, global batch 16, 2 epochs of 8 steps, seed
 0: the same data order whatever the number of workers. Each process writes
@@ -41,9 +41,9 @@ class Record(keras.callbacks.Callback):
 def main(argv):
     path, plain = argv[0], "--fit" in argv
     if not plain:
-        from trainers import distributed
+        from trainers.framework.multiworker import loop
 
-        strategy, task = distributed.make_strategy("ring")
+        strategy, task = loop.make_strategy("ring")
     else:
         strategy, task = tf.distribute.get_strategy(), None
     keras.utils.set_random_seed(0)
@@ -67,7 +67,7 @@ def main(argv):
         if plain:
             model.fit(train, epochs=EPOCHS, steps_per_epoch=STEPS, callbacks=[record], verbose=0)
         else:
-            distributed.fit_multi_worker(
+            loop.fit_multi_worker(
                 model, strategy, task, train, EPOCHS, scratch, steps_per_epoch=STEPS,
                 callbacks=[record], verbose=0,
             )  # fmt: skip

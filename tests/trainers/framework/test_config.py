@@ -7,26 +7,16 @@ import sys
 
 import pytest
 
-from trainers import cli, vocabulary
-from trainers.channelwise import EXPERIMENT, PRESETS, ChannelwiseConfig
-from trainers.config import check_resume, write_config
+from trainers.channelwise import EXPERIMENT
+from trainers.channelwise.config import PRESETS, ChannelwiseConfig
+from trainers.framework import cli
+from trainers.framework.config import check_resume, write_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def smoke(out, **overrides):
     return ChannelwiseConfig(**{**PRESETS["smoke"], "out": str(out), **overrides})
-
-
-def test_vocabulary_mirrors_the_library():
-    from tfposenc import data, layers, models
-    from tfposenc.data import grid
-
-    assert vocabulary.BACKBONES == models.BACKBONES
-    assert vocabulary.STEMS == models.STEMS
-    assert vocabulary.PADDING_MODES == layers.CONV_PADDING_MODES
-    assert vocabulary.DATASETS == data.DATASETS
-    assert vocabulary.PLACEMENTS == grid.PLACEMENTS
 
 
 @pytest.mark.parametrize(
@@ -62,8 +52,8 @@ def test_bad_configs_are_refused(overrides, match, tmp_path):
 
 
 def test_any_grid_size_has_epochs(tmp_path):
-    config = smoke(tmp_path, grid_sizes=(4, 9), epochs=3)
-    assert [config.epochs_for(c) for c in EXPERIMENT.combinations(config)] == [3, 3, 3, 3]
+    config = smoke(tmp_path, grid_sizes=(4, 9), epochs=3, order_free_epochs=3)
+    assert [EXPERIMENT.budget(config, c).epochs for c in EXPERIMENT.combinations(config)] == [3] * 4
     # One default for every grid size (no per-grid table); the order-free networks
     # (PermuteNet, SortNet) have their own budget.
     assert ChannelwiseConfig().epochs == 1 and ChannelwiseConfig().order_free_epochs == 10
@@ -148,7 +138,7 @@ def test_cli_errors_are_one_line_with_code_2_and_leave_nothing(args, flag, tmp_p
 
 
 def test_an_explicit_none_on_the_command_line_overrides_a_default():
-    from trainers.cli import from_args, make_parser
+    from trainers.framework.cli import from_args, make_parser
 
     parser = make_parser(ChannelwiseConfig, PRESETS, "test")
     config = from_args(ChannelwiseConfig, parser.parse_args(["--test-examples", "none"]), PRESETS)

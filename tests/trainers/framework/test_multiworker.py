@@ -17,9 +17,9 @@ import time
 import numpy as np
 import pytest
 
-from trainers import distributed, launch
+from trainers.framework.multiworker import cluster, launch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def launcher(args, tmp_path, **kwargs):
@@ -56,21 +56,21 @@ TWO = {"worker": ["localhost:2001", "localhost:2002"]}
 )
 def test_bad_tf_config_names_the_variable_and_the_problem(environ, match):
     with pytest.raises(ValueError, match=re.escape(match)) as info:
-        distributed.task_from_environment(environ)
+        cluster.task_from_environment(environ)
     assert str(info.value).startswith("`TF_CONFIG` must describe")
     assert "Received: TF_CONFIG=" in str(info.value)
 
 
 def test_tf_config_tasks_and_the_chief():
-    task = distributed.task_from_environment(tf_config(TWO, index=1))
+    task = cluster.task_from_environment(tf_config(TWO, index=1))
     assert (task.type, task.index, task.num_workers, task.is_chief, task.rank) == (
         "worker", 1, 2, False, 1,
     )  # fmt: skip
     with_chief = {"chief": ["h:1"], "worker": ["h:2", "h:3"]}
-    assert distributed.task_from_environment(tf_config(with_chief, "chief")).is_chief
-    worker = distributed.task_from_environment(tf_config(with_chief, "worker", 0))
+    assert cluster.task_from_environment(tf_config(with_chief, "chief")).is_chief
+    worker = cluster.task_from_environment(tf_config(with_chief, "worker", 0))
     assert not worker.is_chief and worker.rank == 1 and worker.num_workers == 3
-    assert distributed.task_from_environment(tf_config(TWO, index=0)).is_chief
+    assert cluster.task_from_environment(tf_config(TWO, index=0)).is_chief
 
 
 def test_the_trainer_refuses_a_bad_tf_config_with_one_line_and_writes_nothing(tmp_path):
@@ -112,11 +112,11 @@ def test_one_and_two_workers_train_as_fit_does(tmp_path):
     n * m_n - (n - 1) * m_(n-1) with n <= 8 multiplies that by ~16, hence rtol 1e-5."""
     out = str(tmp_path / "losses.json")
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    module = [sys.executable, "-m", "tests.trainers.multiworker_loop"]
+    module = [sys.executable, "-m", "tests.trainers.framework.multiworker_loop"]
     started = [subprocess.Popen([*module, out, "--fit"], cwd=ROOT, env=env)]
     for workers, path in ((2, out), (1, out + "-1")):  # all three at once: start-up dominates
         command = [sys.executable, "-m", "trainers.launch", "--workers", str(workers), "--"]
-        started.append(subprocess.Popen([*command, "tests.trainers.multiworker_loop", path],
+        started.append(subprocess.Popen([*command, "tests.trainers.framework.multiworker_loop", path],
                                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL))  # fmt: skip
     assert [p.wait(timeout=240) for p in started] == [0, 0, 0]
     runs = {name: json.load(open(out + suffix)) for name, suffix in
@@ -164,7 +164,7 @@ def test_two_workers_run_the_channelwise_smoke_preset_and_only_the_chief_writes(
 
 def test_a_killed_worker_stops_the_job_and_the_rerun_resumes_to_exact_epochs(tmp_path):
     out = tmp_path / "run"
-    args = ["--workers", "2", "--grace", "3", "--", "tests.trainers.tiny_experiment",
+    args = ["--workers", "2", "--grace", "3", "--", "tests.trainers.framework.tiny_experiment",
             "--units", "1", "--epochs", "3", "--no-export", "--out", str(out)]  # fmt: skip
     proc = launcher(args, tmp_path)
     first = proc.stdout.readline()

@@ -8,10 +8,11 @@ import time
 import keras
 import pytest
 
-from tests.trainers.tiny_experiment import EXPERIMENT, TinyConfig
-from trainers import cli, core, runner
+from tests.trainers.framework.tiny_experiment import EXPERIMENT, TinyConfig
+from trainers.framework import artifacts, cli, runner
+from trainers.framework.callbacks import NonFiniteLossError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def metrics(out):
@@ -39,7 +40,7 @@ def test_runs_every_combination_then_resumes_without_work(tmp_path, capsys):
     assert [r["combination"] for r in results] == ["tiny1", "tiny2"]
     for r in results:
         assert r["epochs_trained"] == 3 and r["examples"] == 64 and 0 <= r["accuracy"] <= 100
-        assert runner.exported(r["export"])
+        assert artifacts.exported(r["export"])
         assert os.path.isfile(tmp_path / "models" / f"{r['combination']}.keras")
     assert not (tmp_path / "checkpoints" / "tiny1").exists()
     summary = json.load(open(tmp_path / "results.json"))
@@ -116,7 +117,7 @@ def test_a_nan_loss_stops_the_run_and_reports_nothing(tmp_path, capsys, monkeypa
     for name in ("results", "results.json", "models", "exports", "metrics.jsonl"):
         assert not (tmp_path / name).exists()
     assert not (tmp_path / "checkpoints" / "tiny1" / "backup" / "state").exists()
-    with pytest.raises(core.NonFiniteLossError):
+    with pytest.raises(NonFiniteLossError):
         runner.run(EXPERIMENT, TinyConfig(out=str(tmp_path / "b"), units=(1,)))
 
 
@@ -125,7 +126,7 @@ def test_killed_during_export_reruns_to_a_servable_version(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "tests.trainers.tiny_experiment",
+        "tests.trainers.framework.tiny_experiment",
         "--out",
         str(tmp_path),
         "--units",

@@ -1,12 +1,13 @@
 """A tiny experiment for the runner's tests: 4x4 images, a pooled dense layer, seconds per run.
 
-python -m tests.trainers.tiny_experiment --out DIR [--sizes 1 2] [--epochs 3]
+python -m tests.trainers.framework.tiny_experiment --out DIR [--sizes 1 2] [--epochs 3]
 """
 
 import dataclasses
 
-from trainers.config import TrainConfig, option
-from trainers.experiment import Data, Experiment
+from trainers.framework import cli
+from trainers.framework.config import TrainConfig, option
+from trainers.framework.experiment import Budget, Data, Experiment
 
 
 @dataclasses.dataclass
@@ -58,10 +59,13 @@ class TinyExperiment(Experiment):
         labels = (images[..., 0].mean((1, 2)) > 127).astype("int64")
         source = tf.data.Dataset.from_tensor_slices((images, labels))
         train = source.shuffle(64, seed=config.seed).repeat().batch(config.batch_size)
-        return Data(train, 4, source.batch(32), source.batch(16))
+        return Data(train, source.batch(32), source.batch(16))
+
+    def budget(self, config, combination):
+        return Budget(config.epochs, 4)
 
     def evaluate(self, config, combination, model, data):
-        from trainers import evaluators
+        from trainers.framework import evaluators
 
         yield from evaluators.classification(model, data.test)
 
@@ -72,4 +76,4 @@ class TinyExperiment(Experiment):
 EXPERIMENT = TinyExperiment()
 
 if __name__ == "__main__":
-    raise SystemExit(EXPERIMENT.main())
+    raise SystemExit(cli.main(EXPERIMENT))

@@ -1,6 +1,6 @@
+import dataclasses
 import glob
 import json
-import time
 
 import keras
 import numpy as np
@@ -8,30 +8,20 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+from tests.trainers.smoke import smoke_config, smoke_fixture
 from tfposenc.export import signature_defs
-from tfposenc.layers.padding2d import PADDING_MODES
-from tfposenc.models import Classifier
-from trainers import runner
-from trainers import shift_evaluation as se
-from trainers.shift_invariance import (
-    BLUR_PADDING_MODES,
-    EXPERIMENT,
-    METHODS,
-    PRESETS,
-    ShiftInvarianceConfig,
-)
+from tfposenc.models import AugShift, Classifier
+from tfposenc.vocabulary import PADDING_MODES
+from trainers.framework import artifacts, runner
+from trainers.shift_invariance import EXPERIMENT
+from trainers.shift_invariance.config import METHODS, ShiftInvarianceConfig
 
 
 def smoke(out, **overrides):
-    return ShiftInvarianceConfig(**{**PRESETS["smoke"], "out": str(out), **overrides})
+    return smoke_config(EXPERIMENT, out, **overrides)
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke")
-    start = time.time()
-    results = runner.run(EXPERIMENT, smoke(out))
-    return out, results, time.time() - start
+smoke_run = smoke_fixture(EXPERIMENT)
 
 
 def test_smoke_writes_table_curve_records_and_exports(smoke_run):
@@ -47,7 +37,7 @@ def test_smoke_writes_table_curve_records_and_exports(smoke_run):
         assert sorted(map(int, r["curve"])) == list(range(1, 17))
         assert r["curve"]["8"] == r["cons8"] and r["curve"]["16"] == r["cons16"]
         assert r["curve"]["1"] == 100.0  # Cons.1: both views are the image itself
-        assert runner.exported(r["export"])
+        assert artifacts.exported(r["export"])
         signatures = signature_defs(glob.glob(r["export"] + "/*")[0])
         assert {"serving_default", "pooled_features"} <= set(signatures)  # a Classifier
         model = keras.saving.load_model(out / "models" / f"{r['combination']}.keras")
@@ -72,76 +62,6 @@ def test_augshift_logs_latent_norm_with_both_loss_terms(smoke_run):
         tags |= set(acc.Tags().get("scalars", [])) | set(acc.Tags().get("tensors", []))
     assert {"epoch_latent_norm", "epoch_consistency", "epoch_cross_entropy"} <= tags
     assert {"epoch_loss", "epoch_accuracy", "learning_rate"} <= tags
-
-
-def batches(images, size=5):
-    labels = np.zeros(len(images), "int64")
-    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(size)
-
-
-def test_crop_views_are_windows_of_the_black_padded_image():
-    images = np.random.default_rng(0).uniform(1, 255, (64, 6, 6, 1)).astype("float32")
-    for m in (1, 4, 7, 16):
-        rng, oracle_rng = np.random.default_rng(m), np.random.default_rng(m)
-        views = [np.asarray(v) for v in se.crop_views(tf.constant(images), m, rng)]
-        padded = np.pad(images, ((0, 0), (8, 8), (8, 8), (0, 0)))
-        shifts = []
-        for view in views:
-            offsets = oracle_rng.integers(0, m, (64, 2)) + 8 - m // 2
-            expected = [padded[i, y : y + 6, x : x + 6] for i, (y, x) in enumerate(offsets)]
-            np.testing.assert_array_equal(view, np.stack(expected))
-            shifts.append(offsets - 8)
-        relative = np.concatenate(shifts)
-        assert relative.min() == -(m // 2) and relative.max() == m - 1 - m // 2
-        assert np.abs(shifts[0] - shifts[1]).max() <= m - 1
-
-
-def test_circular_views_are_rolls():
-    images = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
-    rng, oracle_rng = np.random.default_rng(3), np.random.default_rng(3)
-    for view in se.circular_views(tf.constant(images), rng):
-        offsets = oracle_rng.integers(0, 4, (2, 2))
-        for i, (dy, dx) in enumerate(offsets):
-            np.testing.assert_array_equal(view[i], np.roll(images[i], (dy, dx), axis=(0, 1)))
-
-
-class TopLeftIsBlack:
-    """A 'model' whose class says whether pixel (0, 0) is black: shifts change it."""
-
-    def __call__(self, images, training=False):
-        black = tf.cast(images[:, 0, 0, 0] == 0, tf.float32)
-        return tf.stack([black, 1 - black], axis=-1)
-
-
-def test_agreement_against_a_numpy_oracle():
-    images = np.random.default_rng(1).uniform(1, 255, (12, 6, 6, 1)).astype("float32")
-    m, passes, seed = 6, 3, 7
-    got = se.agreement(
-        TopLeftIsBlack(), batches(images), lambda x, rng: se.crop_views(x, m, rng), passes, seed
-    )
-    agree = 0
-    for index in range(passes):
-        rng = np.random.default_rng([seed, index])
-        for start in range(0, 12, 5):
-            n = len(images[start : start + 5])
-            black = [np.any(rng.integers(0, m, (n, 2)) + 8 - m // 2 < 8, axis=1) for _ in "ab"]
-            agree += int(np.sum(black[0] == black[1]))
-    assert got == pytest.approx(100.0 * agree / (12 * passes))
-    assert 0 < got < 100
-    assert se.circular_consistency(TopLeftIsBlack(), batches(images), 2, 0) == 100.0
-
-
-def test_step_timer_takes_the_median_interval_within_epochs(monkeypatch):
-    clock = iter([0.0, 1.0, 3.0, 100.0, 100.5, 101.5])
-    monkeypatch.setattr(se.time, "perf_counter", lambda: next(clock))
-    timer = se.StepTimer()
-    assert timer.seconds() is None
-    for epoch, steps in ((0, 3), (1, 3)):
-        timer.on_epoch_begin(epoch)
-        for step in range(steps):
-            timer.on_train_batch_end(step)
-    assert timer.intervals == [1.0, 2.0, 0.5, 1.0]  # not the 97 s between epochs
-    assert timer.seconds() == 1.0
 
 
 def fake(dataset, method, seed, top1, step=0.1):
@@ -171,7 +91,7 @@ def test_report_mean_std_and_poster_only_where_setup_matches(tmp_path):
     ]
     text = "\n".join(EXPERIMENT.report(config, results, str(tmp_path)))
     std = np.std([90.0, 92.0], ddof=1)
-    assert f"| baseline | 91.0 +/- {std:.1f} | 92.0 +/- 0.0 |" in text
+    assert f"| baseline | 91.0 ± {std:.1f} | 92.0 ± 0.0 |" in text
     assert "| 1.00x | 93.1 / 90.8 | 91.6 / 87.4 |" in text  # poster, then the rerun
     assert "| 2.00x | 92.1 / 94.8 |" in text
     assert "## cifar10 (seeds 0, 1; mean +/- std)" in text and "`poster`" in text
@@ -192,20 +112,22 @@ def test_combinations_models_and_config_checks(tmp_path):
     kinds = {}
     for combination in EXPERIMENT.combinations(config)[::2]:
         model = EXPERIMENT.build_model(config, combination)
-        backbone = se.classifier_of(model).backbone
+        backbone = EXPERIMENT.model_to_save(config, combination, model).backbone
         kinds[combination.method] = (type(model).__name__, backbone.downsampling)
         kinds[combination.method] += (backbone.padding_mode,)
         if combination.method == "shift_aug":
             assert model.consistency_weight == 0.0 and model.shift_mode == "symmetric"
     assert kinds == {
         "baseline": ("Classifier", "stride", "zero"),
-        "shift_aug": ("AugShiftTrainer", "stride", "zero"),
-        "augshift": ("AugShiftTrainer", "stride", "zero"),
+        "shift_aug": ("AugShift", "stride", "zero"),
+        "augshift": ("AugShift", "stride", "zero"),
         "blurpool": ("Classifier", "blur", "zero"),
-        "blurpool_augshift": ("AugShiftTrainer", "blur", "zero"),
+        "blurpool_augshift": ("AugShift", "blur", "zero"),
         "aps": ("Classifier", "aps", "circular"),
     }
-    assert BLUR_PADDING_MODES == PADDING_MODES
+    field = {f.name: f for f in dataclasses.fields(ShiftInvarianceConfig)}["blur_padding_mode"]
+    assert field.metadata["choices"] is PADDING_MODES  # the library's vocabulary itself
+    assert isinstance(EXPERIMENT.build_model(config, EXPERIMENT.combinations(config)[2]), AugShift)
     with pytest.raises(ValueError, match="Received: methods"):
         smoke(tmp_path, methods=("baseline", "nope"))
     with pytest.raises(ValueError, match="must not repeat a value. Received: seeds"):

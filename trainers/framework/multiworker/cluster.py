@@ -3,8 +3,7 @@
 `task_from_environment` reads `TF_CONFIG`, checks it (valid JSON, `chief`/`worker` jobs
 of distinct `host:port` addresses, one chief, a task type and index the cluster has) and
 returns a `Task`: the cluster, this task's type and index, whether it is the chief, its
-rank and the number of workers. Every problem is a ValueError naming `TF_CONFIG`. Moved
-out of `trainers.distributed`, which re-exports these names.
+rank and the number of workers. Every problem is a ValueError naming `TF_CONFIG`.
 """
 
 import dataclasses

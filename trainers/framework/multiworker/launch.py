@@ -14,7 +14,6 @@ last complete backup. On a real cluster each host sets its own `TF_CONFIG` and r
 trainer itself (see `examples/`).
 """
 
-import argparse
 import json
 import os
 import signal
@@ -23,6 +22,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from trainers.framework.cli import Parser
 
 
 def free_ports(count, host="127.0.0.1"):
@@ -159,7 +160,7 @@ def launch(workers, module, flags, host="127.0.0.1", grace=10.0, env=None):
 def main(argv=None):
     """`python -m trainers.launch` and the `tfposenc-launch` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m trainers.launch",
         description=__doc__.splitlines()[0],
         usage="%(prog)s [--workers N] [--host HOST] [--grace S] -- MODULE [TRAINER FLAGS]",
@@ -172,10 +173,10 @@ def main(argv=None):
         default=10.0,
         help="seconds between SIGTERM and SIGKILL (default: 10)",
     )
-    if "--" not in argv:
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])  # -h / --help answered here
+    if split == len(argv):
         parser.error("give the trainer after `--`, e.g. -- trainers.channelwise --preset smoke")
-    split = argv.index("--")
-    args = parser.parse_args(argv[:split])
     rest = argv[split + 1 :]
     if not rest:
         parser.error("give the trainer module after `--`, e.g. -- trainers.channelwise")

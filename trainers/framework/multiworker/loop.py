@@ -1,4 +1,4 @@
-"""Multi-worker training: `TF_CONFIG`, the strategy, who writes where, and the loop.
+"""Multi-worker training: the strategy from `TF_CONFIG`, broadcasts from the chief, the loop.
 
 `model.fit` under `MultiWorkerMirroredStrategy` fails in Keras 3 (keras-team/keras#20585:
 "Attempt to convert a value (PerReplica:{...})" on every worker), so `fit_multi_worker`
@@ -32,8 +32,10 @@ import shutil
 import tempfile
 import time
 
-from trainers.distributed_config import Task, task_from_environment  # noqa: F401
-from trainers.vocabulary import COLLECTIVES
+from trainers.framework.backup import AtomicBackupAndRestore, BrokenBackupError
+from trainers.framework.callbacks import StopOnNonFiniteLoss
+from trainers.framework.config import COLLECTIVES
+from trainers.framework.multiworker.cluster import task_from_environment
 
 
 def make_strategy(collective="auto", environ=None):
@@ -54,12 +56,6 @@ def make_strategy(collective="auto", environ=None):
     )
     options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options), task
-
-
-def is_multi_worker(strategy):
-    import tensorflow as tf
-
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def worker_directory(task):
@@ -134,24 +130,22 @@ def fit_multi_worker(
     verbose="auto",
     delete_backup=False,
 ):
-    """`core.fit_resumable` for `MultiWorkerMirroredStrategy`, on every worker.
+    """`engines.fit_resumable` for `MultiWorkerMirroredStrategy`, on every worker.
 
-    The same contract: `run_dir/backup` holds atomic backups (`core.AtomicBackupAndRestore`,
+    The same contract: `run_dir/backup` holds atomic backups (`AtomicBackupAndRestore`,
     written by every worker to its own `run_dir`; the chief's is the one resumed from,
     and broadcast), exactly `epochs` epochs are trained over all restarts, a NaN or
-    infinite loss raises `core.NonFiniteLossError` (on every worker: the logs are
-    reduced), an unusable backup `core.BrokenBackupError`. `callbacks` are Keras
+    infinite loss raises `NonFiniteLossError` (on every worker: the logs are
+    reduced), an unusable backup `BrokenBackupError`. `callbacks` are Keras
     callbacks, called as `fit` calls them (epoch logs with `val_` entries, the batch
     logs of the step). Returns the `keras.callbacks.History`.
     """
     import keras
     import tensorflow as tf
 
-    from trainers import core
-
     if steps_per_epoch is None:
         raise ValueError("`steps_per_epoch` is required with a multi-worker strategy.")
-    backup = core.AtomicBackupAndRestore(
+    backup = AtomicBackupAndRestore(
         os.path.join(run_dir, "backup"), delete_checkpoint=delete_backup
     )
     with strategy.scope():
@@ -162,18 +156,18 @@ def fit_multi_worker(
     if task.is_chief:
         try:
             start = backup.restore()
-        except core.BrokenBackupError as error:
+        except BrokenBackupError as error:
             start, problem = -1, error
     start = broadcast_number(strategy, start)
     if start < 0:
-        raise problem or core.BrokenBackupError(
+        raise problem or BrokenBackupError(
             "The chief's backup is unusable and was set aside; training again from the start."
         )
     if start > 0:
         broadcast_weights(strategy, model)
     verbose = 1 if verbose == "auto" else verbose
     callback_list = keras.callbacks.CallbackList(
-        [core.StopOnNonFiniteLoss(os.path.basename(run_dir)), *callbacks, backup],
+        [StopOnNonFiniteLoss(os.path.basename(run_dir)), *callbacks, backup],
         add_history=True,
         add_progbar=verbose != 0,
         model=model,
@@ -230,15 +224,12 @@ def remove_worker_directory(path, attempts=3):
 
 
 __all__ = [
-    "Task",
     "broadcast_from_chief",
     "broadcast_number",
     "broadcast_weights",
     "distribute",
     "fit_multi_worker",
-    "is_multi_worker",
     "make_strategy",
     "remove_worker_directory",
-    "task_from_environment",
     "worker_directory",
 ]

@@ -1,0 +1,5 @@
+"""`python -m trainers.attack`."""
+
+from trainers.attack import main
+
+raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""The position attack's config, presets and combinations (no TensorFlow)."""
+
+import dataclasses
+import os
+
+from tfposenc.vocabulary import BACKBONES, DATASETS, PADDING_MODES, RANKING_METHODS, STEMS
+from trainers.framework.config import TrainConfig, option
+
+TASKS = ("segmentation", "location")
+FRACTIONS = (0.0, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95)
+
+
+@dataclasses.dataclass
+class AttackConfig(TrainConfig):
+    """Every knob of the position attack, with its default."""
+
+    dataset: str = option("digits", "segmentation source", choices=("digits", "cityscapes"))
+    padding_modes: tuple[str, ...] = option(
+        ("zero", "circular"), "border modes, one model per task each",
+        choices=PADDING_MODES, aliases=("--paddings",),
+    )  # fmt: skip
+    tasks: tuple[str, ...] = option(TASKS, "models attacked", choices=TASKS)
+    models: str | None = option(None, "load models from this run directory (channel-wise)")
+    backbone: str = option("resnet18", "backbone of both tasks", choices=BACKBONES)
+    stem: str = option("paper", "ResNet stem", choices=STEMS)
+    width: int = option(16, "ResNet first-stage width, 64 = paper")
+    output_stride: int = option(8, "segmenter backbone's output stride (8 or 16, dilated)")
+    head_channels: int = option(32, "channels of the segmenter's 3x3 head conv")
+    grid_size: int = option(3, "digits per side of a segmentation canvas")
+    cell_size: int = option(24, "segmentation cell size (digits are resized to it)")
+    image_size: tuple[int, ...] = option((512, 1024), "Cityscapes height width after resizing")
+    epochs: int = option(8, "segmenter training epochs")
+    train_examples: int = option(640, "segmentation canvases (images) per epoch")
+    test_examples: int = option(160, "segmentation canvases (images) evaluated")
+    segmentation_learning_rate: float = option(4e-3, "segmenter Adam learning rate", minimum=0.0)
+    location_dataset: str = option("digits", "location source", choices=DATASETS[:3])
+    location_grid_size: int = option(5, "location grid size k")
+    location_cell_size: int | None = option(None, "location cell size (None: the images')")
+    location_epochs: int = option(6, "location training epochs")
+    location_train_examples: int | None = option(None, "location canvases per epoch")
+    location_test_examples: int = option(40, "test images, each placed in every cell")
+    ranking: str = option("flip", "channel ranking method", choices=RANKING_METHODS)
+    rank_examples: int = option(600, "training canvases the channels are ranked on")
+    fractions: tuple[float, ...] = option(FRACTIONS, "fractions of the channels removed")
+    random_draws: int = option(3, "random channel sets per fraction")
+    table_fractions: tuple[float, ...] = option((0.05, 0.2, 0.8), "fractions in results.md")
+    figure_fraction: float = option(0.2, "fraction removed in the qualitative figure", minimum=0.0)
+    figure_examples: int = option(3, "canvases in the qualitative figure")
+    constant_value: float = option(128.0, "pixel value of the constant artifact input", minimum=0.0)
+    export: bool = option(False, "export a SavedModel per combination")
+    out: str = option("runs/attack", "run directory (resumed when it exists)")
+
+    def validate(self):
+        super().validate()
+        for name in ("fractions", "table_fractions"):
+            if any(not 0 <= f <= 1 for f in getattr(self, name)):
+                raise ValueError(
+                    f"`{name}` must be in [0, 1]. Received: {name}={getattr(self, name)!r}"
+                )
+        if self.output_stride not in (8, 16):
+            raise ValueError(
+                f"`output_stride` must be 8 or 16. Received: output_stride={self.output_stride!r}"
+            )
+        if self.models is not None and not os.path.isdir(os.path.join(self.models, "models")):
+            raise ValueError(
+                f"`models` must be a run directory with a models/ folder. Received: "
+                f"models={self.models!r}"
+            )
+
+
+PRESETS = {
+    "default": {},
+    "smoke": {
+        "width": 4,
+        "head_channels": 8,
+        "cell_size": 8,
+        "epochs": 1,
+        "train_examples": 32,
+        "test_examples": 16,
+        "batch_size": 16,
+        "eval_batch_size": 64,
+        "location_grid_size": 3,
+        "location_epochs": 1,
+        "location_train_examples": 32,
+        "location_test_examples": 8,
+        "rank_examples": 16,
+        "fractions": (0.0, 0.5),
+        "table_fractions": (0.5,),
+        "figure_fraction": 0.5,
+        "random_draws": 2,
+        "verbose": "0",
+        "out": "runs/attack-smoke",
+    },
+    "paper": {  # DeepLabv3-style ResNet-50 (output stride 8) on Cityscapes; CIFAR-10 grids
+        "dataset": "cityscapes",
+        "padding_modes": ("zero", "reflect", "replicate", "circular"),
+        "backbone": "resnet50",
+        "stem": "imagenet",
+        "width": 64,
+        "head_channels": 256,
+        "epochs": 60,
+        "batch_size": 8,
+        "eval_batch_size": 4,
+        "train_examples": 2975,
+        "test_examples": 500,
+        "segmentation_learning_rate": 1e-4,
+        "location_dataset": "cifar10",
+        "location_epochs": 20,
+        "location_test_examples": 1000,
+        "rank_examples": 500,
+        "random_draws": 5,
+        "precision": "auto",
+        "out": "runs/attack-paper",
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Combination:
+    padding_mode: str
+    task: str
+
+    @property
+    def name(self):
+        return f"{self.padding_mode}-{self.task}"
+
+
+__all__ = ["FRACTIONS", "PRESETS", "TASKS", "AttackConfig", "Combination"]

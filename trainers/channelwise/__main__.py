@@ -1,0 +1,5 @@
+"""`python -m trainers.channelwise`."""
+
+from trainers.channelwise import main
+
+raise SystemExit(main())

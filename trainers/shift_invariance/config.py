@@ -1,0 +1,105 @@
+"""The shift-invariance experiment's config, presets and combinations (no TensorFlow)."""
+
+import dataclasses
+
+from tfposenc.vocabulary import DATASETS, PADDING_MODES
+from trainers.framework.config import TrainConfig, option
+
+METHODS = ("baseline", "shift_aug", "augshift", "blurpool", "blurpool_augshift", "aps")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclasses.dataclass
+class ShiftInvarianceConfig(TrainConfig):
+    """Every knob of the shift-invariance experiment, with its default."""
+
+    dataset: tuple[str, ...] = option(
+        ("digits",), "image sources, one table each", choices=DATASETS[:3]
+    )
+    methods: tuple[str, ...] = option(METHODS, "rows of the table", choices=METHODS)
+    seeds: tuple[int, ...] = option(
+        (), "run every method once per seed, report mean +/- std (): --seed)", minimum=0
+    )
+    width: int = option(16, "ResNet-18 (cifar stem) first-stage width, 64 = paper")
+    image_size: int = option(32, "images are resized to this size (digits: 8 -> 32)")
+    epochs: int = option(8, "training epochs of every method")
+    optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
+    beta_1: float = option(0.9, "Adam beta_1 in [0, 1)", minimum=0.0)
+    momentum: float = option(0.9, "SGD momentum", minimum=0.0)
+    weight_decay: float = option(0.0, "weight decay (Keras' decoupled w -= lr*wd*w)", minimum=0.0)
+    schedule: str = option("cosine", "learning-rate schedule over all steps", choices=SCHEDULES)
+    crop_pad: int = option(0, "train on random crops after this black pad (0: none)", minimum=0)
+    flip: bool = option(False, "random horizontal flip in training")
+    train_max_shift: int = option(4, "AugShift views: symmetric offsets in [-m, m], zero fill")
+    consistency_weight: float = option(1.0, "weight of AugShift's latent MSE", minimum=0.0)
+    blur_padding_mode: str = option(
+        "reflect", "BlurPool border mode (Zhang's: reflect)", choices=PADDING_MODES
+    )
+    passes: int = option(5, "test passes for Cons.8, Cons.16 and circular consistency")
+    curve_passes: int = option(1, "test passes of the other points of the curve")
+    holdout_examples: int = option(0, "train images held out to validate (0: test)", minimum=0)
+    test_on_holdout: bool = option(False, "measure on the held-out images, not the test split")
+    train_examples: int | None = option(None, "training images per epoch (None: the split)")
+    test_examples: int | None = option(None, "test images used (None: all)")
+    out: str = option("runs/shift-invariance", "run directory (resumed when it exists)")
+
+    def validate(self):
+        super().validate()
+        for name in ("dataset", "methods", "seeds"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"`{name}` must not repeat a value. Received: {name}={values!r}")
+        if self.test_on_holdout and not self.holdout_examples:
+            raise ValueError("`test_on_holdout` needs `holdout_examples` > 0. Received: 0")
+        if self.image_size < 8 * 2 or self.image_size % 8:
+            raise ValueError(
+                "`image_size` must be a multiple of 8 (the cifar stem's stride, even down to "
+                f"the last APS) and >= 16. Received: image_size={self.image_size}"
+            )
+
+
+PRESETS = {
+    "default": {},
+    "smoke": {
+        "methods": ("baseline", "augshift", "aps"),
+        "width": 4,
+        "image_size": 16,
+        "epochs": 1,
+        "batch_size": 16,
+        "train_examples": 48,
+        "test_examples": 32,
+        "passes": 1,
+        "verbose": "0",
+        "out": "runs/shift-invariance-smoke",
+    },
+    "paper": {
+        "dataset": ("cifar10", "cifar100"),
+        "width": 64,
+        "epochs": 200,
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "learning_rate": 0.1,
+        "weight_decay": 5e-4,
+        "crop_pad": 4,
+        "flip": True,
+        "holdout_examples": 5000,
+        "curve_passes": 5,
+        "precision": "auto",
+        "out": "runs/shift-invariance-paper",
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Combination:
+    dataset: str
+    method: str
+    seed: int
+
+    @property
+    def name(self):
+        return f"{self.dataset}-{self.method}-seed{self.seed}"
+
+
+__all__ = ["METHODS", "OPTIMIZERS", "PRESETS", "SCHEDULES", "Combination", "ShiftInvarianceConfig"]
