@@ -115,7 +115,8 @@ def test_cons_m_of_a_one_pixel_model_is_the_hand_computed_probability(m):
     up = (m - m // 2) / m  # P(dy <= 0)
     black = 1 - up * up
     expected = 100 * (black**2 + (1 - black) ** 2)
-    images = np.full((4000, 4, 4, 1), 200.0, "float32")
+    size = m + 1  # no shift moves the content out of the frame entirely
+    images = np.full((4000, size, size, 1), 200.0, "float32")
     data = tf.data.Dataset.from_tensor_slices((images, np.zeros(4000, "int64"))).batch(1000)
     got = shift_consistency(TopLeftIsBlack(), data, max_shift=m, passes=1)["consistency"]
     assert got == pytest.approx(expected, abs=2.5)  # 4,000 images: SD < 0.8 points

@@ -132,11 +132,13 @@ def _manual_help(name, data_dir):
         return (
             f"download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
             f"image-net.org into {os.path.join(data_dir, 'downloads', 'manual')}, then run "
-            f"`tfds build imagenet2012 --data_dir {data_dir}` (or pass download=True)"
+            f"`tfds build imagenet2012 --data_dir {data_dir}` (or, with network access, "
+            f"`tfposenc.data.load({name!r}, download=True)`)"
         )
     return (
         f"on a machine with network access run `tfds build {name} --data_dir {data_dir}` "
-        f"and copy {os.path.join(data_dir, name)} here, or pass download=True"
+        f"and copy {os.path.join(data_dir, name)} here (or, with network access, "
+        f"`tfposenc.data.load({name!r}, download=True)`)"
     )
 
 

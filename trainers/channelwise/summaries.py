@@ -1,7 +1,5 @@
 """TensorBoard images for grid experiments: sample canvases and a per-cell heat map."""
 
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf

@@ -34,6 +34,12 @@ def _parser():
     add("--min-value", type=float, help="least metric value to push")
     add("--max-regression", type=float, help="most the metric may fall below the served one")
     add("--keep", type=int, help="after a push, retire versions beyond the newest N")
+    add(
+        "--allow-signature-change",
+        action="store_true",
+        help="push a candidate whose signatures differ from the served version's "
+        "(refused by default, with every difference listed)",
+    )
     return parser
 
 
@@ -56,9 +62,12 @@ def main(argv=None):
             max_regression=args.max_regression,
             keep=args.keep,
             experiments=EXPERIMENTS,
+            allow_signature_change=args.allow_signature_change,
         )
     except (ValueError, OSError) as error:
         parser.error(str(error))
+    for remark in result.get("remarks", []):
+        print(f"NOTE {remark}")
     for check in result["checks"]:
         print(f"{'PASS' if check['passed'] else 'FAIL'} {check['check']}: {check['message']}")
     if not result["pushed"]:

@@ -40,8 +40,10 @@ import os
 import shutil
 import uuid
 
+from tfposenc.export import next_version
 from trainers.delivery.evaluate import METRICS, evaluate, grid_test_set, run_test_data
 from trainers.delivery.evaluate import checks as threshold_checks
+from trainers.delivery.signatures import differences, signature_spec
 from trainers.delivery.store import (
     LINEAGE_FILE,
     RETIRED,
@@ -54,6 +56,43 @@ from trainers.delivery.store import (
     versions,
 )
 from trainers.delivery.validate import WARMUP_FILE, infra_check_entry, infra_validate
+
+
+def signature_check(candidate, served_path, served_version, allowed):
+    """The `signatures` check (None when the candidate serves the same contract)."""
+    try:
+        changes = differences(signature_spec(candidate), signature_spec(served_path))
+    except (OSError, ValueError) as error:
+        changes = [f"the served version's signatures cannot be read ({error})"]
+    if not changes:
+        return None
+    how = (
+        "allowed by --allow-signature-change; validated alone"
+        if allowed
+        else "refused: its clients would fail; --allow-signature-change pushes it anyway"
+    )
+    return {
+        "check": "signatures",
+        "passed": bool(allowed),
+        "message": f"differs from served version {served_version} ({how}): " + "; ".join(changes),
+    }
+
+
+def lineage_remarks(served_path, served_version, combination):
+    """Remarks (not refusals) on what the candidate replaces, from the served lineage."""
+    path = os.path.join(served_path, LINEAGE_FILE)
+    try:
+        with open(path) as f:
+            source = json.load(f).get("source", {})
+    except (OSError, ValueError):
+        return []
+    served_combination = source.get("combination")
+    if served_combination and served_combination != combination:
+        return [
+            f"served version {served_version} came from {served_combination!r}, the "
+            f"candidate from {combination!r}: a different network or setting"
+        ]
+    return []
 
 
 def _check_args(export_dir, metric, min_value, max_regression, keep, eval_data, grid_size, task):
@@ -94,6 +133,7 @@ def push(
     infra_timeout=600,
     log=print,
     experiments=None,
+    allow_signature_change=False,
 ):
     """Validates the exported version `export_dir` and pushes it into `serving_base`.
 
@@ -118,6 +158,10 @@ def push(
         log: callable or None. Receives progress lines. Defaults to `print`.
         experiments: dict or None. `{name: Experiment}` whose `data` hook rebuilds a
             run's test set (the push command passes every experiment of `trainers`).
+        allow_signature_change: bool. Push a candidate whose signatures (names, inputs,
+            outputs, dtypes, shapes) differ from the served version's; it is then
+            validated alone (the served version's data would not fit it). Defaults to
+            False: such a candidate is refused with every difference listed.
 
     Returns:
         A dict: `pushed` (bool), `version` and `path` (None when refused), `checks`
@@ -172,13 +216,24 @@ def push(
             checks = result["checks"] = [infra_check_entry(infra)]
             served = versions(serving_base)
             baseline = None
-            if infra["ok"]:
+            result["remarks"] = remarks = []
+            comparable = True
+            if served:
+                served_path = os.path.join(serving_base, str(served[-1]))
+                check = signature_check(staging, served_path, served[-1], allow_signature_change)
+                if check is not None:
+                    checks.append(check)
+                    comparable = False
+                remarks += lineage_remarks(served_path, served[-1], combination)
+                for remark in remarks:
+                    say(f"   note: {remark}")
+            if infra["ok"] and all(c["passed"] for c in checks):
                 say(f"model validation on {evaluation.get('via', evaluation['source'])}")
                 paths = {"candidate": staging}
-                if served:
-                    paths["baseline"] = os.path.join(serving_base, str(served[-1]))
+                if served and comparable:
+                    paths["baseline"] = served_path
                 metrics = evaluate(paths, dataset)
-                if served:
+                if "baseline" in metrics:
                     baseline = {"version": served[-1], **metrics["baseline"]}
                 if "error" in metrics["candidate"]:
                     message = f"the candidate cannot be evaluated: {metrics['candidate']['error']}"
@@ -192,7 +247,7 @@ def push(
             result.setdefault("candidate", None)
             if not all(c["passed"] for c in checks):
                 return result
-            version = (served[-1] + 1) if served else 1
+            version = next_version(serving_base)  # past any incomplete version directory
             lineage = {
                 "version": version,
                 "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),

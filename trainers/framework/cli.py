@@ -94,7 +94,7 @@ def from_args(config_class, args, presets):
 def _naming_the_flag(error, config_class):
     message = " ".join(str(error).split())
     if isinstance(error, FileNotFoundError):  # tfposenc.data.DatasetNotFoundError
-        return f"argument --dataset: {message}"
+        return f"argument --dataset: {message}; --data-dir DIR names a prepared directory"
     for field in dataclasses.fields(config_class):
         if f"`{field.name}`" in message:
             return f"argument {flag(field.name)}: {message}"
@@ -132,6 +132,15 @@ def import_tensorflow_quietly():
     return tf
 
 
+class _ExpectedRetracing:
+    """A `logging` filter for TensorFlow's retracing warning: every combination builds a
+    new model, so Keras' step functions are traced once per model, which is expected
+    here and not the excessive retracing the warning is about."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def main(experiment, argv=None):
     """Parses `argv`, runs (or resumes) `experiment`, prints its results; returns 0.
 
@@ -144,7 +153,8 @@ def main(experiment, argv=None):
     config_class = experiment.config_class
     parser = make_parser(config_class, experiment.presets, experiment.description, experiment.prog)
     args = parser.parse_args(argv)
-    import_tensorflow_quietly()
+    tf = import_tensorflow_quietly()
+    tf.get_logger().addFilter(_ExpectedRetracing())
     try:
         config = from_args(config_class, args, experiment.presets)
         from trainers.framework import runner  # TensorFlow from here on

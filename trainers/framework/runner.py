@@ -85,7 +85,9 @@ def prepare(experiment, config):
             model = experiment.build_model(config, combination)
             experiment.check_model(config, combination, model)
         except ValueError as error:
-            raise ValueError(f"{combination.name}: {error}") from error
+            raise ValueError(
+                f"{combination.name}: {error}{_flags_hint(config, combination)}"
+            ) from error
         del model
     keras.backend.clear_session()
     return Plan(
@@ -108,6 +110,21 @@ def varying_hparams(hparams):
         return tuple(hparams[0]) if hparams else ()
     names = list(dict.fromkeys(k for h in hparams for k in h))
     return tuple(n for n in names if len({repr(h.get(n)) for h in hparams}) > 1)
+
+
+def _flags_hint(config, combination):
+    """ " Flags that set this combination: --a, --b (it has a=..., b=...)", naming the
+    config fields (`grid_sizes`) behind the combination's fields (`grid_size`)."""
+    fields = dataclasses.asdict(combination)
+    flags, values = [], []
+    for field in dataclasses.fields(config):
+        for name, value in fields.items():
+            if field.name in (name, name + "s") and field.name not in ("seed",):
+                flags.append("--" + field.name.replace("_", "-"))
+                values.append(f"{name}={value!r}")
+    if not flags:
+        return ""
+    return f". Flags that set this combination: {', '.join(flags)} (it has {', '.join(values)})"
 
 
 def duration(seconds):
@@ -367,6 +384,8 @@ def run_combination(plan, combination, finished=None):
     artifacts.write_json(path, record)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the result and model are safe now
     clock.append(time.time())
+    if not plan.engine.writes:  # its values are the writer's; nothing here reads as a result
+        return record
     print(
         f"   {name}: {headline(values)}; set-up and training {clock[1] - clock[0]:.0f} s, test "
         f"{clock[2] - clock[1]:.0f} s, save and export {clock[3] - clock[2]:.0f} s",

@@ -309,3 +309,56 @@ def test_sigkill_at_any_moment_leaves_no_version_or_a_complete_one(exports, tmp_
         kill(process)
         outcomes.append(len(assert_intact(base, before)) - len(before))
     assert 0 in outcomes  # some kills hit before the rename; later ones may not
+
+
+def test_a_candidate_with_other_signatures_is_refused_with_every_difference(exports, tmp_path):
+    base = str(tmp_path / "served")
+    copy_version(exports["gapnet"], base, 1)  # 16x16 images -> 4 logits, and pooled_features
+    result = push.push(exports["good"], base, min_value=0, log=None, **EVAL)
+    assert not result["pushed"] and served(base) == ["1"]
+    (check,) = [c for c in result["checks"] if c["check"] == "signatures"]
+    assert not check["passed"]
+    assert "signature 'pooled_features': served, missing in the candidate" in check["message"]
+    assert "--allow-signature-change" in check["message"]
+    assert result["candidate"] is None  # not evaluated on data that does not fit it
+    allowed = push.push(
+        exports["good"], base, min_value=0, max_regression=0, log=None,
+        allow_signature_change=True, **EVAL,
+    )  # fmt: skip
+    assert allowed["pushed"] and allowed["version"] == 2 and allowed["baseline"] is None
+    assert [c["passed"] for c in allowed["checks"] if c["check"] == "signatures"] == [True]
+
+
+def test_an_input_size_change_is_named_in_words(tmp_path):
+    from trainers.delivery.signatures import differences, signature_spec
+
+    paths = {}
+    for size in (16, 24):
+        inputs = keras.Input((size, size, 3))
+        model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+        paths[size] = export_saved_model(model, str(tmp_path / str(size)), image_shape=(size,) * 2)
+    lines = differences(signature_spec(paths[24]), signature_spec(paths[16]))
+    assert any("(input 24x24, served 16x16)" in line for line in lines), lines
+    assert differences(signature_spec(paths[16]), signature_spec(paths[16])) == []
+
+
+def test_an_incomplete_version_directory_does_not_end_the_push(exports, tmp_path):
+    base = tmp_path / "served"
+    copy_version(exports["good"], str(base), 1)
+    (base / "2").mkdir()  # a half-copied version: no saved_model.pb
+    (base / "2" / "variables").mkdir()
+    result = push.push(exports["good"], str(base), min_value=0, log=None, **EVAL)
+    assert result["pushed"] and result["version"] == 3
+    assert (base / "3" / "saved_model.pb").is_file() and (base / "2" / "variables").is_dir()
+
+
+def test_push_command_errors_are_one_line_and_required_flags_are_marked(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--export", "/nonexistent"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--serving-base" in error[0], error
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--allow-signature-change" in capsys.readouterr().out

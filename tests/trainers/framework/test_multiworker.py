@@ -146,6 +146,9 @@ def test_two_workers_run_the_channelwise_smoke_preset_and_only_the_chief_writes(
             output,
         ), output
     assert "[worker 0] done in" in output and "[worker 1] done in" in output
+    assert "[worker 1] done in" in output and "the chief wrote the results" in output
+    assert f"[worker 1]    {name}:" not in output  # no result line from the other worker
+    assert "[worker 0] | zero |" in output  # the chief prints results.md
     name = "k2-zero-gapnet-location"
     summary = json.load(open(out / "results.json"))
     assert summary["distribution"] == {
@@ -156,7 +159,7 @@ def test_two_workers_run_the_channelwise_smoke_preset_and_only_the_chief_writes(
     assert summary["results"][0]["epochs_trained"] == 2
     epochs = [json.loads(line)["epoch"] for line in open(out / "metrics.jsonl")]
     assert epochs == [1, 2]  # one writer: the chief
-    assert glob.glob(str(out / "tensorboard" / name / "train" / "events.*"))
+    assert glob.glob(str(out / "tensorboard" / name / "events.*"))  # one run per combination
     assert os.path.isfile(out / "exports" / name / "1" / "saved_model.pb")
     assert os.path.isfile(out / "models" / f"{name}.keras")
     assert os.listdir(tmp_path / "tmp") == []  # worker 1's directory was removed

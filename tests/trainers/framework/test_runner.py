@@ -149,3 +149,53 @@ def test_killed_during_export_reruns_to_a_servable_version(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert os.listdir(base) == ["1"] and (base / "1" / "saved_model.pb").is_file()
     assert json.load(open(tmp_path / "results.json"))["results"][0]["export"] == str(base)
+
+
+def test_the_estimate_of_time_left_is_weighted_by_steps_and_input_size(
+    tmp_path, monkeypatch, capsys
+):
+    """Combination 1: 3 epochs x 4 steps of 4x4 inputs (work 192); combination 2: the same
+    steps on 8x8 inputs (work 768). If combination 1 took 10 s, 768 / 192 x 10 = 40 s are
+    left when combination 2 starts (a plain average per combination would say 10 s)."""
+    from trainers.framework import experiment as experiment_lib
+
+    monkeypatch.setattr(
+        EXPERIMENT, "input_shape", lambda config, c: (4, 4, 3) if c.units == 1 else (8, 8, 3)
+    )
+    monkeypatch.setattr(
+        EXPERIMENT, "budget", lambda config, c: experiment_lib.Budget(config.epochs, 4)
+    )
+    monkeypatch.setattr(EXPERIMENT, "check_model", lambda *args: None)  # only the sizes change
+    clock = [1000.0]
+    monkeypatch.setattr(runner.time, "time", lambda: clock[0])
+
+    def fake_run(plan, combination, finished=None):
+        clock[0] += 10.0
+        return {"combination": combination.name, "epochs_trained": 3, "train_seconds": 10.0,
+                "test_seconds": 0.0}  # fmt: skip
+
+    monkeypatch.setattr(runner, "run_combination", fake_run)
+    monkeypatch.setattr(EXPERIMENT, "report", lambda *args: ["# tiny"])
+    config = TinyConfig(out=str(tmp_path), units=(1, 2))
+    plan = runner.prepare(EXPERIMENT, config)
+    assert [runner.work(EXPERIMENT, config, c) for c in plan.combinations] == [192, 768]
+    runner.execute(plan)
+    printed = capsys.readouterr().out
+    assert "combination 1 of 2: tiny1 (elapsed 0s)" in printed
+    assert "combination 2 of 2: tiny2 (elapsed 10s, about 40s left)" in printed
+    assert runner.time_left(10.0, 192, 768) == 40.0 and runner.time_left(5.0, 0, 10) is None
+
+
+def test_output_to_a_file_is_plain_lines_without_ansi_escapes(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    args = [sys.executable, "-m", "tests.trainers.framework.tiny_experiment", "--out",
+            str(tmp_path / "run"), "--units", "1", "--verbose", "auto", "--no-export"]  # fmt: skip
+    with open(tmp_path / "log.txt", "w") as log:
+        done = subprocess.run(
+            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=180
+        )
+    text = (tmp_path / "log.txt").read_text()
+    assert done.returncode == 0, text
+    assert "\x1b" not in text and "\r" not in text, text
+    assert "Epoch 3/3" in text  # one line per epoch
+    assert "Warning" not in text and "warning" not in text, text
