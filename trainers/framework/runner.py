@@ -261,16 +261,16 @@ def _compiled_model(plan, combination, budget):
 
 def trained_with(optimizer, budget, batch_size):
     """What a combination trained with, for its record."""
-    rate = optimizer.learning_rate
-    if isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        rate = optimizer._learning_rate(0)  # the schedule's initial rate
+    rate = optimizer.get_config()["learning_rate"]
+    if isinstance(rate, dict):  # a schedule: its initial rate
+        rate = rate.get("config", {}).get("initial_learning_rate")
     beta_1 = getattr(optimizer, "beta_1", None)
     return {
         "epochs": budget.epochs,
         "steps": budget.steps,
         "batch_size": batch_size,
         "optimizer": type(optimizer).__name__,
-        "learning_rate": float(keras.ops.convert_to_numpy(rate)),
+        "learning_rate": None if rate is None else float(f"{float(rate):.7g}"),  # float32 noise off
         "beta_1": None if beta_1 is None else float(beta_1),
     }
 
