@@ -160,7 +160,7 @@ def main(argv=None):
     tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
 
     from serving.codec import Limits
-    from serving.http11 import default_num_threads
+    from serving.http_server import default_num_threads
     from serving.repository import Poller, ServedModel
     from serving.servable import Servable
 
