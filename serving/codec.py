@@ -17,18 +17,11 @@ import tensorflow as tf
 
 from serving import fastjson
 from serving.errors import RequestError, invalid_argument
-from serving.images import MAX_IMAGE_PIXELS, MAX_IMAGES_PER_REQUEST, decode_image
+from serving.errors import quote as _quote
+from serving.images import EncodedImage, check_image
 
 CLASSIFY = "tensorflow/serving/classify"
 REGRESS = "tensorflow/serving/regress"
-
-
-class Limits:
-    """Per-request caps on encoded images."""
-
-    def __init__(self, max_images=MAX_IMAGES_PER_REQUEST, max_pixels=MAX_IMAGE_PIXELS):
-        self.max_images = max_images
-        self.max_pixels = max_pixels
 
 
 def parse_json(raw):
@@ -43,11 +36,15 @@ def dumps(payload):
 
 
 class _Images:
+    """The `{"b64": ...}` values of a request: every image of an input is checked
+    (count, size, the request's pixel budget) before any of them is decoded."""
+
     def __init__(self, limits):
         self.limits = limits
         self.count = 0
+        self.pixels = 0
 
-    def decode(self, value, spec, input_name):
+    def check(self, value, spec, input_name):
         try:
             raw = base64.b64decode(value["b64"], validate=True)
         except (binascii.Error, TypeError, ValueError):
@@ -63,16 +60,35 @@ class _Images:
             raise invalid_argument(
                 f"request holds more than {self.limits.max_images} encoded images"
             )
-        return decode_image(raw, spec, input_name, self.limits.max_pixels)
+        image = check_image(raw, spec, input_name, self.limits.max_pixels)
+        self.pixels += image.pixels
+        if self.pixels > self.limits.max_request_pixels:
+            raise invalid_argument(
+                f"input '{input_name}': the request's images decode to more than "
+                f"{self.limits.max_request_pixels} pixels (--max_request_image_pixels)"
+            )
+        return image
 
-    def resolve(self, value, spec, input_name):
+    def _checked(self, value, spec, input_name):
         if isinstance(value, dict):
             if set(value) == {"b64"}:
-                return self.decode(value, spec, input_name)
-            raise invalid_argument(f"input '{input_name}': unexpected object {sorted(value)}")
+                return self.check(value, spec, input_name)
+            keys = _quote(sorted(value))
+            raise invalid_argument(f"input '{input_name}': unexpected object {keys}")
         if isinstance(value, list):
-            return [self.resolve(v, spec, input_name) for v in value]
+            return [self._checked(v, spec, input_name) for v in value]
         return value
+
+    def _decoded(self, value):
+        if isinstance(value, EncodedImage):
+            return value.decode()
+        if isinstance(value, list):
+            return [self._decoded(v) for v in value]
+        return value
+
+    def resolve(self, value, spec, input_name):
+        """`value` with its b64 images decoded, once all of them passed the checks."""
+        return self._decoded(self._checked(value, spec, input_name))
 
 
 @functools.cache

@@ -32,7 +32,7 @@ from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.receiver import ChunkedReceiver
 from waitress.rfc7230 import ONLY_HEXDIG_RE
 from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import (
     BadRequest,
     Error,
@@ -200,10 +200,28 @@ class JsonErrorTask(ErrorTask):
         self.write(body)
 
 
+class Task(WSGITask):
+    """waitress's WSGI task, writing the head and a whole body in one send (waitress
+    writes them apart: two system calls and two segments for the client to wait on)."""
+
+    def write(self, data):
+        if self.wrote_header or not data or not self.complete or not self.has_body:
+            return super().write(data)
+        head = self.build_response_header()
+        self.wrote_header = True
+        if self.chunked_response or self.content_length is None:
+            self.channel.write_soon(head)
+            return super().write(data)
+        data = data[: self.content_length]
+        self.content_bytes_written += len(data)
+        self.channel.write_soon(head + data)
+
+
 class Channel(HTTPChannel):
     """One connection: one request at a time, request deadlines, 400 on a cut body."""
 
     parser_class = Parser
+    task_class = Task
     error_task_class = JsonErrorTask
     pending = b""  # bytes after the request being answered, parsed once it is sent
     started = 0.0  # when the current request's first byte arrived
@@ -234,6 +252,15 @@ class Channel(HTTPChannel):
             self.refuse(BadRequest("request ended before its body"))
         else:
             self.handle_close()
+
+    def writable(self):
+        # While a worker answers, it sends its reply itself (waitress flushes in
+        # `write_soon`); polling for POLLOUT meanwhile made the loop spin on the outbuf lock
+        # the worker holds, taking the GIL from it. The loop takes over what is left once
+        # the worker is done (it wakes the loop), or when a reply passes the high watermark.
+        if self.requests and self.total_outbufs_len <= self.adj.outbuf_high_watermark:
+            return self.will_close
+        return super().writable()
 
     def readable(self):
         if self.ended:

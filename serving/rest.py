@@ -15,7 +15,6 @@ import urllib.parse
 from http import HTTPStatus
 
 from serving.codec import (
-    Limits,
     check_classify_regress,
     dumps,
     parse_json,
@@ -25,6 +24,7 @@ from serving.codec import (
 from serving.errors import RequestError, invalid_argument, not_found
 from serving.errors import quote as _quote
 from serving.http_server import RestServer
+from serving.images import ImageBudget
 from serving.metadata import metadata_json, metadata_response, status_response, to_dict
 
 PREDICTION = re.compile(
@@ -52,7 +52,7 @@ class RestApi:
 
     def __init__(self, models, limits=None):
         self.models = models  # name -> ServedModel
-        self.limits = limits or Limits()
+        self.limits = limits or ImageBudget()
 
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"]

@@ -67,6 +67,12 @@ def build_parser():
     add("--batching_parameters_file", default=None, help="TF Serving BatchingParameters text proto")
     add("--max_images_per_request", type=int, default=1024, help="encoded (b64) images per request")
     add("--max_image_pixels", type=int, default=4096 * 4096, help="pixels of one encoded image")
+    add(
+        "--max_request_image_pixels",
+        type=int,
+        default=4 * 4096 * 4096,
+        help="pixels of all encoded images of one request (3 decoded bytes each)",
+    )
     add("--verbose", action="store_true", help="log every request")
     return parser
 
@@ -86,6 +92,7 @@ def _check_args(args, parser):
         "load_retry_interval_micros",
         "max_images_per_request",
         "max_image_pixels",
+        "max_request_image_pixels",
     ]
     for name in positive + ["rest_api_num_threads", "grpc_max_threads"]:
         value = getattr(args, name)
@@ -159,8 +166,8 @@ def main(argv=None):
     tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
     tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
 
-    from serving.codec import Limits
     from serving.http_server import default_num_threads
+    from serving.images import ImageBudget
     from serving.repository import Poller, ServedModel
     from serving.servable import Servable
 
@@ -193,7 +200,9 @@ def main(argv=None):
     if args.rest_api_port:
         from serving.rest import rest_server
 
-        limits = Limits(args.max_images_per_request, args.max_image_pixels)
+        limits = ImageBudget(
+            args.max_images_per_request, args.max_image_pixels, args.max_request_image_pixels
+        )
         rest = rest_server(
             (host, args.rest_api_port),
             models,

@@ -1,6 +1,7 @@
 """What an attack on the server found (issue "Hardening", server items 1-7)."""
 
 import base64
+import io
 import os
 import shutil
 import socket
@@ -31,18 +32,22 @@ class AnySize(tf.Module):
         return {"mean": tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3])}
 
 
-def png_declaring(width, height):
-    """A PNG whose header declares `width` x `height`, with 64 KB of compressed zero rows."""
+def png_bytes(width, height, idat, colour_type=2):
+    """A PNG of 8-bit `colour_type` declaring `width` x `height` around the IDAT `idat`."""
 
     def chunk(kind, data):
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    rows = zlib.compress(b"\x00" * (8 << 20), 9)[: 64 << 10]
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
+
+
+def png_declaring(width, height):
+    """A PNG whose header declares `width` x `height`, with 64 KB of compressed zero rows."""
+    return png_bytes(width, height, zlib.compress(b"\x00" * (8 << 20), 9)[: 64 << 10])
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +65,14 @@ def hardened(tmp_path_factory):
     )
     server = Server(
         "--model_config_file", str(config), "--rest_api_timeout_in_ms", "1500",
-        "--rest_api_num_threads", "2", "--max_images_per_request", "4", grpc=False,
+        "--rest_api_num_threads", "2", "--max_images_per_request", "4",
+        "--max_request_image_pixels", str(4096 * 4096 + 100), grpc=False,
     )  # fmt: skip
     yield server
     server.stop()
 
 
 def test_decompression_bomb_is_refused_from_its_header(hardened):
-    import io
-
     from PIL import Image
 
     bomb = base64.b64encode(png_declaring(20000, 20000)).decode()
@@ -89,6 +93,51 @@ def test_decompression_bomb_is_refused_from_its_header(hardened):
     assert code == 200 and len(reply["predictions"]) == 1
     code, reply = call(f"{hardened.url}/v1/models/any:predict", {"instances": [small] * 5})
     assert code == 400 and "more than 4 encoded images" in reply["error"]
+
+
+def b64(data):
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def timed_predict(server, model, instances):
+    """`(HTTP status, reply, seconds, MB the server's peak memory grew)` of one predict."""
+    before, start = server.peak_memory_mb(), time.time()
+    code, reply = call(f"{server.url}/v1/models/{model}:predict", {"instances": instances})
+    return code, reply, time.time() - start, server.peak_memory_mb() - before
+
+
+def test_gif_frame_larger_than_its_screen_is_refused_before_decoding(hardened):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("P", (8000, 8000)).save(buffer, format="GIF")  # all-zero LZW: 0.3 MB
+    gif = bytearray(buffer.getvalue())
+    gif[6:10] = struct.pack("<HH", 16, 16)  # the logical screen the old check read
+    code, reply, seconds, grown = timed_predict(hardened, "tiny", [b64(bytes(gif))] * 2)
+    assert code == 400 and "exceeds its 16x16 screen" in reply["error"], reply
+    assert seconds < 1.0 and grown < 50, (seconds, grown)  # was 256 MB, 1 s per frame
+
+
+def test_png_data_inflating_past_its_header_is_refused(hardened):
+    deflate = zlib.compressobj(1)
+    rows = b"".join(deflate.compress(bytes(1 << 20)) for _ in range(256)) + deflate.flush()
+    bomb = png_bytes(16, 16, rows)  # declares 784 bytes of rows, inflates to 256 MiB
+    code, reply, seconds, grown = timed_predict(hardened, "tiny", [b64(bomb)] * 4)
+    assert code == 400 and "inflates past the 784 bytes" in reply["error"], reply
+    assert seconds < 0.5, seconds  # was ~0.5 s of CPU per image
+    ok = png_bytes(16, 16, zlib.compress(bytes(16 * 49)))
+    code, reply, _, _ = timed_predict(hardened, "tiny", [b64(ok)])
+    assert code == 200 and len(reply["predictions"]) == 1, reply
+
+
+def test_request_pixel_budget_refuses_before_decoding(hardened):
+    side = 4096  # all-zero greyscale rows: 17 KB compressed, 50 MB decoded as RGB
+    zero = b64(png_bytes(side, side, zlib.compress(bytes(side * (side + 1)), 9), colour_type=0))
+    code, reply, seconds, grown = timed_predict(hardened, "any", [zero] * 4)
+    assert code == 400 and "--max_request_image_pixels" in reply["error"], reply
+    assert grown < 50, grown  # all four decoded: +600 MB
+    code, reply, _, _ = timed_predict(hardened, "any", [zero])
+    assert code == 200 and reply["predictions"] == [0.0], reply
 
 
 def raw_exchange(port, data, shutdown=False, timeout=5.0):
