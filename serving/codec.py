@@ -98,6 +98,17 @@ def _integer_range(numpy_dtype):
     return int(info.min), int(info.max)
 
 
+def _exact_integers(value, shape, input_name):
+    """The integers of JSON `value` as Python ints (an object array of `shape`): a list
+    mixing integers beyond float64's 53 bits with floats or with integers beyond int64
+    becomes float64 in numpy, where both the values and the range check round."""
+    objects = np.array(value, dtype=object)
+    if objects.shape != shape:
+        raise invalid_argument(f"input '{input_name}': values must be a rectangular array")
+    flat = [int(v) for v in objects.ravel()]  # every float here is integral (checked)
+    return np.array(flat, dtype=object).reshape(shape)
+
+
 def to_tensor(value, spec, input_name, images):
     """Converts a JSON value to a numpy array of `spec`'s dtype (shape is checked later)."""
     dtype = tf.as_dtype(spec.dtype)
@@ -121,6 +132,9 @@ def to_tensor(value, spec, input_name, images):
             raise invalid_argument(
                 f"input '{input_name}': expected dtype {dtype.name}, received non-integer values"
             )
+        if dtype.is_integer and array.dtype.kind == "f" and array.size:
+            if np.abs(array).max() >= 2**53:  # integers float64 may have rounded: redo exactly
+                array = _exact_integers(value, array.shape, input_name)
         if dtype.is_integer and array.size:
             low, high = _integer_range(dtype.as_numpy_dtype)
             if array.min() < low or array.max() > high:

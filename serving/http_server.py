@@ -100,8 +100,11 @@ class ChunkedBody(ChunkedReceiver):
             end = s.find(b"\n", i)
             self.line += s[i : n if end < 0 else end + 1]
             i = n if end < 0 else end + 1
-            limit = MAX_TRAILER_BYTES - self.trailer_bytes if self.state == "trailer" else 0
-            if len(self.line) > max(limit, MAX_CHUNK_LINE):
+            if self.state == "trailer":
+                too_long = self.trailer_bytes + len(self.line) > MAX_TRAILER_BYTES
+            else:
+                too_long = len(self.line) > MAX_CHUNK_LINE
+            if too_long:
                 if self.state == "trailer":
                     self._fail(
                         RequestHeaderFieldsTooLarge(f"trailers exceed {MAX_TRAILER_BYTES} bytes")

@@ -254,8 +254,45 @@ def test_batcher_pads_to_allowed_sizes_and_gives_every_request_the_model_error()
     failing = _RecordingSignature(fail=True)
     batcher = Batcher(BatchingOptions(max_batch_size=2, batch_timeout_micros=10_000_000))
     answers = _concurrently(batcher, failing, [_rows(1, 0), _rows(1, 1)])
-    assert failing.sizes == [2]
+    assert failing.sizes == [2, 1, 1]  # the failed batch, then each request alone
     assert [a.message for a in answers] == ["model failed", "model failed"]
+
+
+class _FailingOnNegatives(_RecordingSignature):
+    """Fails a call holding a negative row, as `tf.gather` fails on an index out of range."""
+
+    def __call__(self, inputs):
+        outputs = super().__call__(inputs)
+        if (inputs["x"] < 0).any():
+            raise RequestError("INVALID_ARGUMENT", "indices[0] = -1 is not in [0, 10)")
+        return outputs
+
+
+def test_batcher_gives_a_run_time_error_only_to_the_request_that_caused_it():
+    signature = _FailingOnNegatives(seconds=0)
+    batcher = Batcher(BatchingOptions(max_batch_size=8, batch_timeout_micros=10_000_000))
+    arrays = [_rows(1, i) for i in range(7)] + [-_rows(1, 0) - 1]
+    answers = _concurrently(batcher, signature, arrays)
+    assert signature.sizes[0] == 8  # one batch, then each request alone
+    for x, y in zip(arrays[:7], answers[:7]):
+        np.testing.assert_array_equal(y, 2 * x)
+    assert isinstance(answers[7], RequestError) and answers[7].code == "INVALID_ARGUMENT"
+
+
+def test_batcher_runs_empty_requests_outside_batches():
+    signature = _RecordingSignature(seconds=0)
+    batcher = Batcher(
+        BatchingOptions(max_batch_size=8, batch_timeout_micros=300_000, allowed_batch_sizes=(4, 8))
+    )
+    empty = np.zeros((0, 2), np.float32)
+    first = threading.Thread(target=batcher.run, args=(None, signature, {"x": empty}))
+    first.start()  # first in the window: its padding row would have been taken from it
+    time.sleep(0.05)
+    arrays = [_rows(1, i) for i in range(3)]
+    for x, y in zip(arrays, _concurrently(batcher, signature, arrays)):
+        np.testing.assert_array_equal(y, 2 * x)
+    first.join()
+    assert 0 in signature.sizes and 4 in signature.sizes
 
 
 def test_batching_gives_the_unbatched_answers_and_refuses_large_requests(tmp_path, server):

@@ -25,11 +25,16 @@ from tests.serving.savedmodels import (
 
 
 class AnySize(tf.Module):
-    """Mean pixel of uint8 images of any size: an input without static height/width."""
+    """Mean pixel of uint8 images of any size: an input without static height/width;
+    signature "ints" adds one to int64 pairs."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(self, images):
         return {"mean": tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.int64, name="i")])
+    def ints(self, i):
+        return {"j": i + 1}
 
 
 def png_bytes(width, height, idat, colour_type=2):
@@ -55,7 +60,8 @@ def hardened(tmp_path_factory):
     root = tmp_path_factory.mktemp("hardening")
     write_version(str(root / "tiny"), 0)
     os.makedirs(root / "any")
-    save(AnySize(), str(root / "any" / "1"), signatures={"serving_default": AnySize().serve})
+    module = AnySize()
+    save(module, str(root / "any" / "1"), {"serving_default": module.serve, "ints": module.ints})
     config = root / "models.config"
     config.write_text(
         "model_config_list {\n"
@@ -119,8 +125,10 @@ def test_gif_frame_larger_than_its_screen_is_refused_before_decoding(hardened):
 
 
 def test_png_data_inflating_past_its_header_is_refused(hardened):
-    deflate = zlib.compressobj(1)
-    rows = b"".join(deflate.compress(bytes(1 << 20)) for _ in range(256)) + deflate.flush()
+    deflate, mebibyte = zlib.compressobj(9), bytes(1 << 20)
+    first = deflate.compress(mebibyte) + deflate.flush(zlib.Z_FULL_FLUSH)
+    again = deflate.compress(mebibyte) + deflate.flush(zlib.Z_FULL_FLUSH)  # the same bytes
+    rows = first + again * 255  # a full flush resets the window: the stream repeats
     bomb = png_bytes(16, 16, rows)  # declares 784 bytes of rows, inflates to 256 MiB
     code, reply, seconds, grown = timed_predict(hardened, "tiny", [b64(bomb)] * 4)
     assert code == 400 and "inflates past the 784 bytes" in reply["error"], reply
@@ -207,6 +215,75 @@ def test_short_body_is_refused_and_closed(hardened):
     data = b"POST /v1/models/tiny:predict HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (len(body) + 10)
     reply, closed = raw_exchange(hardened.port, data + body, shutdown=True)
     assert reply.startswith(b"HTTP/1.1 400 ") and b"ended before its body" in reply and closed
+
+
+def test_int64_values_are_exact_or_refused(hardened):
+    url = f"{hardened.url}/v1/models/any:predict"
+    body = {"signature_name": "ints", "instances": [[123456789012345678, 1], [2**63, 1]]}
+    code, reply = call(url, body)  # was 200 with the float64-rounded, wrapped values
+    assert code == 400 and "out of range for dtype int64" in reply["error"], reply
+    body = {"signature_name": "ints", "instances": [[123456789012345678, 1.0], [2**53 + 1, 1]]}
+    code, reply = call(url, body)
+    assert code == 200 and reply["predictions"] == [[123456789012345679, 2], [2**53 + 2, 2]]
+
+
+def normal_latency(server, requests=5):
+    """Seconds of the slowest of `requests` batch-1 predicts of a well-behaved client."""
+    slowest = 0.0
+    for _ in range(requests):
+        start = time.time()
+        assert len(client.predict(server.url, "tiny", images(1), timeout=30)) == 1
+        slowest = max(slowest, time.time() - start)
+    return slowest
+
+
+def test_clients_that_never_read_their_replies_hold_no_worker(hardened):
+    pipelined = b"GET /v1/models/tiny/metadata HTTP/1.1\r\nHost: x\r\n\r\n" * 3000
+    readers = []
+    for _ in range(4):  # twice the server's 2 workers
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", hardened.port))
+        s.setblocking(False)
+        try:
+            s.send(pipelined)
+        except BlockingIOError:
+            pass
+        readers.append(s)
+    try:
+        time.sleep(0.3)
+        assert normal_latency(hardened) < 0.5  # was the timeout (1.5 s) per blocked worker
+    finally:
+        for s in readers:
+            s.close()
+
+
+def test_tiny_chunks_are_refused_without_reparsing(hardened):
+    head = b"POST /v1/models/tiny:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    start = time.time()
+    reply, closed = raw_exchange(hardened.port, head + b"1\r\n[\r\n" * 20000)
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"too many chunks" in reply, reply[:300]
+    assert closed and time.time() - start < 1.0
+
+
+def test_chunked_trailers_are_capped(hardened):
+    body = b"POST /v1/models/tiny:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body += b"2\r\n{}\r\n0\r\n" + (b"X-Pad: " + b"a" * 1000 + b"\r\n") * 50
+    reply, closed = raw_exchange(hardened.port, body)  # was read up to the body limit
+    assert reply.startswith(b"HTTP/1.1 431 ") and b"trailers exceed" in reply, reply[:300]
+    assert closed
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"GET /v1/models/tiny HTTP/1.1\nHost: x\n\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"],
+    ids=["LF only", "TLS"],
+)
+def test_bytes_that_are_not_http_are_refused_at_once(hardened, data):
+    start = time.time()
+    reply, closed = raw_exchange(hardened.port, data)
+    assert reply.startswith(b"HTTP/1.1 400 ") and b'{"error": ' in reply, reply[:300]
+    assert closed and time.time() - start < 1.0  # was 408 at the timeout (1.5 s)
 
 
 def test_held_connections_are_closed_and_cost_no_thread(hardened):
