@@ -250,7 +250,9 @@ class Channel(HTTPChannel):
         if data:
             self.last_activity = time.time()
             self.received(data)
-        elif self._partial() and not self._busy():
+        elif self._busy():  # half-closed while answered: send the reply, then close
+            self.ended = self.close_when_flushed = True
+        elif self._partial():
             self.ended = True
             self.refuse(BadRequest("request ended before its body"))
         else:
@@ -318,11 +320,11 @@ class Channel(HTTPChannel):
     def expire(self, now, timeout):
         if self.requests or self.will_close or self.close_when_flushed:
             return
-        if self._partial():
-            if now - self.started > timeout:
-                self.refuse(RequestTimeout(f"request not received within {timeout:g} s"))
-        elif self.last_activity < now - timeout:
-            self.will_close = True
+        if self.total_outbufs_len or not self._partial():  # idle, or not reading its reply
+            if self.last_activity < now - timeout:
+                self.will_close = True
+        elif now - self.started > timeout:
+            self.refuse(RequestTimeout(f"request not received within {timeout:g} s"))
 
 
 class RestServer(TcpWSGIServer):

@@ -210,6 +210,12 @@ def test_http_framing(hardened, name, headers, status, closed):
     assert was_closed == closed
 
 
+def test_a_half_closed_client_still_gets_its_reply(hardened):
+    request = b"GET /v1/models/tiny HTTP/1.1\r\nHost: x\r\n\r\n"
+    reply, closed = raw_exchange(hardened.port, request, shutdown=True)
+    assert reply.startswith(b"HTTP/1.1 200 ") and b"model_version_status" in reply and closed
+
+
 def test_short_body_is_refused_and_closed(hardened):
     body = predict_bytes()
     data = b"POST /v1/models/tiny:predict HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (len(body) + 10)
