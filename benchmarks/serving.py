@@ -93,14 +93,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(base, *flags):
+def start_server(base, *flags, root=ROOT):
+    """A `serving.server` of checkout `root` (default: this one) on free ports."""
     rest, grpc_port = free_port(), free_port()
     command = [sys.executable, "-m", "serving.server", "--model_name", "gapnet"]
     command += ["--model_base_path", base, "--rest_api_port", str(rest), "--port", str(grpc_port)]
     process = subprocess.Popen(
         [*command, *flags],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=root),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -187,6 +188,12 @@ def main(argv=None):
     parser.add_argument(
         "--num-batch-threads", type=int, default=1, help="the batching server's num_batch_threads"
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="another checkout (e.g. a `git worktree` of an older commit): its plain servers "
+        "join the interleaved REST/gRPC rows as 'baseline', for before/after in one run",
+    )
     args = parser.parse_args(argv)
     for name in ("requests", "rounds", "max_batch_size", "num_batch_threads"):
         if getattr(args, name) < 1:
@@ -233,28 +240,33 @@ def main(argv=None):
             ("1", False): start_server(base, *one_thread),
             ("1", True): start_server(base, *one_thread, *batching_flags),
         }
+        if args.baseline:
+            servers["default", "baseline"] = start_server(base, root=args.baseline)
+            servers["1", "baseline"] = start_server(base, *one_thread, root=args.baseline)
         label = f"{side}x{side}"
         try:
             if model_name == "small":  # latency: one client, TensorFlow's default threads
                 plain = servers["default", False]
                 for batch in (1, 32):
-                    results = interleaved(
-                        {
-                            "direct": direct_call(signature, batch, side),
-                            "REST": rest_call(plain[1], batch, side),
-                            "gRPC": grpc_call(plain[2], batch, side),
-                        },
-                        1, args.requests, args.rounds,
-                    )  # fmt: skip
+                    calls = {
+                        "direct": direct_call(signature, batch, side),
+                        "REST": rest_call(plain[1], batch, side),
+                        "gRPC": grpc_call(plain[2], batch, side),
+                    }
+                    if args.baseline:
+                        old = servers["default", "baseline"]
+                        calls["REST (baseline)"] = rest_call(old[1], batch, side)
+                        calls["gRPC (baseline)"] = grpc_call(old[2], batch, side)
+                    results = interleaved(calls, 1, args.requests, args.rounds)
                     lat, rate = results.pop("direct")
                     d50 = percentile(lat, 50)
                     row(f"{label}: direct call, batch {batch}", lat, rate)
                     for api, (lat, rate) in results.items():
                         row(f"{label}: {api}, batch {batch}, 1 client", lat, rate, d50)
-                        if batch == 32 and api == "REST":
+                        if batch == 32 and api.startswith("REST"):
                             rows.append(
                                 (
-                                    f"{label}: REST batch 32 p50 / direct p50",
+                                    f"{label}: {api} batch 32 p50 / direct p50",
                                     f"{percentile(lat, 50) / d50:.2f}x",
                                 )
                             )
@@ -262,17 +274,15 @@ def main(argv=None):
             for threads in ("1", "default"):
                 rates = {}
                 for api, make, index in (("REST", raw_rest_call, 1), ("gRPC", grpc_call, 2)):
+                    kinds = (False, True, "baseline") if args.baseline else (False, True)
                     results = interleaved(
-                        {
-                            batching: make(servers[threads, batching][index], 1, side)
-                            for batching in (False, True)
-                        },
+                        {kind: make(servers[threads, kind][index], 1, side) for kind in kinds},
                         8, args.requests, args.rounds,
                     )  # fmt: skip
-                    for batching, (lat, rate) in results.items():
-                        rates[api, batching] = row(
+                    for kind, (lat, rate) in results.items():
+                        rates[api, kind] = row(
                             f"{label}: {api}, 8 clients, {threads} thread(s) per op"
-                            + (", batching" if batching else ""),
+                            + {False: "", True: ", batching", "baseline": ", baseline"}[kind],
                             lat, rate,
                         )  # fmt: skip
                 for api in ("REST", "gRPC"):

@@ -19,7 +19,8 @@ dimension); a batch runs when it is full or `batch_timeout_micros` after its fir
 request, at most `num_batch_threads` batches at a time (here on the requests' own
 threads, see `Batcher`); a request larger than `max_batch_size` is refused with INVALID_ARGUMENT, a full
 queue with UNAVAILABLE; with `allowed_batch_sizes`, batches are padded to the next
-allowed size.
+allowed size. A batch whose model call fails is run again request by request, so only
+the request that caused the error receives it; empty (batch-0) requests run alone.
 """
 
 import threading
@@ -191,7 +192,7 @@ class Batcher:
                     "Batching session Run() input tensors must have equal 0th-dimension size"
                 )
             size = len(value)
-        if size is None:  # a signature without inputs has nothing to batch
+        if not size:  # no inputs, or an empty request: nothing to batch
             return signature(inputs)
         limit = self.options.max_batch_size
         if size > limit:
@@ -306,10 +307,19 @@ class Batcher:
             for task in tasks:
                 task.finish({k: v[start : start + task.size] for k, v in outputs.items()})
                 start += task.size
-        except BaseException as error:  # every waiting request gets the model's error
+        except BaseException as error:
+            if len(tasks) == 1:
+                if tasks[0].outputs is None and tasks[0].error is None:
+                    tasks[0].finish(error=error)
+                return
+            # one request may have failed the batch: each runs alone, so only it fails
             for task in tasks:
-                if task.outputs is None and task.error is None:
-                    task.finish(error=error)
+                if task.outputs is not None or task.error is not None:
+                    continue
+                try:
+                    task.finish(batch.run(task.inputs))
+                except BaseException as alone:  # noqa: BLE001 - answered to its request
+                    task.finish(error=alone)
 
     def stop(self):
         """Nothing to stop: batches run on the requests' own threads."""

@@ -3,7 +3,8 @@
     python -m serving.client --url http://127.0.0.1:8501 --model_name gapnet digit.png ...
     python -m serving.client --grpc 127.0.0.1:8500 --model_name gapnet digit.png ...
 
-prints the top classes of each image. `predict()` (REST) and `grpc_predict()` (gRPC,
+prints the top classes of each image (indices of the model's `probabilities` output);
+images must have the model's input size (`--resize` scales them, with a warning). `predict()` (REST) and `grpc_predict()` (gRPC,
 with the stubs of `tensorflow-serving-api`) are the library calls; server errors come
 back as `ServingError` with the HTTP status (or gRPC code name) and the server's message.
 """
@@ -129,11 +130,25 @@ def grpc_metadata(target, model_name, version=None, timeout=60):
     return metadata_json(_grpc_call(target, "GetModelMetadata", request, timeout))
 
 
-def _read_image(path, size=None):
+def _read_image(path, size=None, resize=False):
+    """The RGB pixels of the image file `path`; one whose size differs from the model's
+    input `(height, width)` is refused with `ValueError`, or resized with a warning on
+    stderr when `resize` (a resized canvas is no longer what the model was trained on)."""
     from PIL import Image
 
     image = Image.open(path).convert("RGB")
     if size and image.size != (size[1], size[0]):
+        found = f"{image.size[1]}x{image.size[0]}"
+        if not resize:
+            raise ValueError(
+                f"{path} is {found} pixels, the model takes {size[0]}x{size[1]}: crop or pad "
+                "it to that size, or pass --resize to scale it (which changes what the model sees)"
+            )
+        print(
+            f"warning: resizing {path} from {found} to {size[0]}x{size[1]} pixels (--resize)",
+            file=sys.stderr,
+            flush=True,
+        )
         image = image.resize((size[1], size[0]))
     return np.asarray(image, dtype=np.uint8)
 
@@ -145,22 +160,47 @@ def _input_size(meta):
     return None if height < 0 or width < 0 else (height, width)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser():
+    parser = _OneLineParser(
+        description="Prints the top classes a TF Serving model (REST or gRPC) gives image files.",
+        epilog="Classes are the indices of the model's `probabilities` output (0 to classes - 1), "
+        "in the order of the labels it was trained with; for a tfposenc location model, class "
+        "row * grid_size + col is the grid cell holding the digit (row-major).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--url", default="http://127.0.0.1:8501", help="base URL of the REST API")
+    add("--grpc", default=None, metavar="HOST:PORT", help="use the gRPC API at HOST:PORT instead")
+    add("--model_name", required=True, help="name of the served model")
+    add("--version", type=int, default=None, help="model version (default: the latest)")
+    add("--signature_name", default=None, help="signature (default: serving_default)")
+    add("--top", type=int, default=3, help="classes printed per image, most probable first")
+    add(
+        "--resize",
+        action="store_true",
+        help="scale images whose size differs from the model's input (default: refuse them)",
+    )
+    add("images", nargs="+", help="image files (PNG, JPEG, BMP, GIF) of the model's input size")
+    return parser
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Top classes of images from a TF Serving REST API")
-    parser.add_argument("--url", default="http://127.0.0.1:8501", help="REST API")
-    parser.add_argument("--grpc", default=None, metavar="HOST:PORT", help="use the gRPC API")
-    parser.add_argument("--model_name", required=True)
-    parser.add_argument("--version", type=int, default=None)
-    parser.add_argument("--signature_name", default=None)
-    parser.add_argument("--top", type=int, default=3)
-    parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error(f"--top must be >= 1, received {args.top}")
     try:
         if args.grpc:
             meta = grpc_metadata(args.grpc, args.model_name, args.version)
         else:
             meta = metadata(args.url, args.model_name, args.version)
-        batch = np.stack([_read_image(p, _input_size(meta)) for p in args.images])
+        size = _input_size(meta)
+        batch = np.stack([_read_image(p, size, args.resize) for p in args.images])
         if args.grpc:
             outputs = grpc_predict(
                 args.grpc, args.model_name, batch, args.version, args.signature_name
@@ -170,13 +210,17 @@ def main(argv=None):
             predictions = predict(
                 args.url, args.model_name, batch, args.version, args.signature_name
             )
-    except (ServingError, ConnectionError, OSError) as error:
+    except (ServingError, ConnectionError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    print(
+        "class: probability, top first (classes are indices of the model's `probabilities` "
+        "output; see --help)"
+    )
     for path, prediction in zip(args.images, predictions):
         probabilities = np.asarray(prediction["probabilities"])
         top = np.argsort(-probabilities)[: args.top]
-        ranked = ", ".join(f"{c}: {100 * probabilities[c]:.1f}%" for c in top)
+        ranked = ", ".join(f"class {c}: {100 * probabilities[c]:.1f}%" for c in top)
         print(f"{path}: {ranked}")
     return 0
 

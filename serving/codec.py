@@ -17,18 +17,11 @@ import tensorflow as tf
 
 from serving import fastjson
 from serving.errors import RequestError, invalid_argument
-from serving.images import MAX_IMAGE_PIXELS, MAX_IMAGES_PER_REQUEST, decode_image
+from serving.errors import quote as _quote
+from serving.images import EncodedImage, check_image
 
 CLASSIFY = "tensorflow/serving/classify"
 REGRESS = "tensorflow/serving/regress"
-
-
-class Limits:
-    """Per-request caps on encoded images."""
-
-    def __init__(self, max_images=MAX_IMAGES_PER_REQUEST, max_pixels=MAX_IMAGE_PIXELS):
-        self.max_images = max_images
-        self.max_pixels = max_pixels
 
 
 def parse_json(raw):
@@ -43,11 +36,15 @@ def dumps(payload):
 
 
 class _Images:
+    """The `{"b64": ...}` values of a request: every image of an input is checked
+    (count, size, the request's pixel budget) before any of them is decoded."""
+
     def __init__(self, limits):
         self.limits = limits
         self.count = 0
+        self.pixels = 0
 
-    def decode(self, value, spec, input_name):
+    def check(self, value, spec, input_name):
         try:
             raw = base64.b64decode(value["b64"], validate=True)
         except (binascii.Error, TypeError, ValueError):
@@ -63,16 +60,35 @@ class _Images:
             raise invalid_argument(
                 f"request holds more than {self.limits.max_images} encoded images"
             )
-        return decode_image(raw, spec, input_name, self.limits.max_pixels)
+        image = check_image(raw, spec, input_name, self.limits.max_pixels)
+        self.pixels += image.pixels
+        if self.pixels > self.limits.max_request_pixels:
+            raise invalid_argument(
+                f"input '{input_name}': the request's images decode to more than "
+                f"{self.limits.max_request_pixels} pixels (--max_request_image_pixels)"
+            )
+        return image
 
-    def resolve(self, value, spec, input_name):
+    def _checked(self, value, spec, input_name):
         if isinstance(value, dict):
             if set(value) == {"b64"}:
-                return self.decode(value, spec, input_name)
-            raise invalid_argument(f"input '{input_name}': unexpected object {sorted(value)}")
+                return self.check(value, spec, input_name)
+            keys = _quote(sorted(value))
+            raise invalid_argument(f"input '{input_name}': unexpected object {keys}")
         if isinstance(value, list):
-            return [self.resolve(v, spec, input_name) for v in value]
+            return [self._checked(v, spec, input_name) for v in value]
         return value
+
+    def _decoded(self, value):
+        if isinstance(value, EncodedImage):
+            return value.decode()
+        if isinstance(value, list):
+            return [self._decoded(v) for v in value]
+        return value
+
+    def resolve(self, value, spec, input_name):
+        """`value` with its b64 images decoded, once all of them passed the checks."""
+        return self._decoded(self._checked(value, spec, input_name))
 
 
 @functools.cache
@@ -80,6 +96,17 @@ def _integer_range(numpy_dtype):
     """`(min, max)` of an integer dtype (TensorFlow's DType.min/max cost ~0.1 ms a call)."""
     info = np.iinfo(numpy_dtype)
     return int(info.min), int(info.max)
+
+
+def _exact_integers(value, shape, input_name):
+    """The integers of JSON `value` as Python ints (an object array of `shape`): a list
+    mixing integers beyond float64's 53 bits with floats or with integers beyond int64
+    becomes float64 in numpy, where both the values and the range check round."""
+    objects = np.array(value, dtype=object)
+    if objects.shape != shape:
+        raise invalid_argument(f"input '{input_name}': values must be a rectangular array")
+    flat = [int(v) for v in objects.ravel()]  # every float here is integral (checked)
+    return np.array(flat, dtype=object).reshape(shape)
 
 
 def to_tensor(value, spec, input_name, images):
@@ -105,6 +132,9 @@ def to_tensor(value, spec, input_name, images):
             raise invalid_argument(
                 f"input '{input_name}': expected dtype {dtype.name}, received non-integer values"
             )
+        if dtype.is_integer and array.dtype.kind == "f" and array.size:
+            if np.abs(array).max() >= 2**53:  # integers float64 may have rounded: redo exactly
+                array = _exact_integers(value, array.shape, input_name)
         if dtype.is_integer and array.size:
             low, high = _integer_range(dtype.as_numpy_dtype)
             if array.min() < low or array.max() > high:

@@ -53,3 +53,14 @@ def invalid_argument(message):
 
 def not_found(message):
     return RequestError("NOT_FOUND", message)
+
+
+MAX_QUOTED = 200  # characters of client input an error message repeats
+
+
+def quote(text, limit=MAX_QUOTED):
+    """`text` (client input) cut to `limit` characters for an error message."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"

@@ -12,13 +12,14 @@ from concurrent import futures
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
 
-from serving.errors import RequestError, invalid_argument, not_found
+from serving.errors import RequestError, invalid_argument, not_found, quote
 from serving.metadata import SIGNATURE_DEF, metadata_response, status_response
 
 # numpy dtypes whose bytes are the TensorProto's `tensor_content` as they are (what
@@ -33,16 +34,77 @@ _RAW_CONTENT = {
 _NUMPY_DTYPE = {enum: dtype for dtype, enum in _RAW_CONTENT.items()}
 
 
-def _to_array(proto):
-    """`tf.make_ndarray(proto)`, read-only and without its copy where the tensor is
-    numeric `tensor_content` of the right length (what stock clients send); anything
-    else, and its errors, are `tf.make_ndarray`'s."""
+# dtype enum -> the TensorProto field holding its values one by one
+_VALUE_FIELD = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_STRING: "string_val",
+    types_pb2.DT_HALF: "half_val",
+    types_pb2.DT_BFLOAT16: "half_val",
+    types_pb2.DT_COMPLEX64: "scomplex_val",
+    types_pb2.DT_COMPLEX128: "dcomplex_val",
+}
+
+
+def _to_array(name, proto):
+    """The numpy array of the TensorProto `proto` sent as input `name`.
+
+    Its size is checked against its content before anything is expanded, as TF
+    Serving's tensor parsing does: `tensor_content` must hold exactly the declared
+    elements, and so must the typed value field (`int_val`, ...): one value for a shape
+    of many elements, or none, is refused rather than filled out. Integer values are
+    checked against the dtype's range as integers. Errors are INVALID_ARGUMENT."""
+    field = _VALUE_FIELD.get(proto.dtype)
+    if field is None:
+        kind = (
+            types_pb2.DataType.Name(proto.dtype)
+            if proto.dtype in types_pb2.DataType.values()
+            else proto.dtype
+        )
+        raise invalid_argument(f"input '{quote(name)}': tensor dtype {kind} is not accepted")
+    if proto.tensor_shape.unknown_rank:
+        raise invalid_argument(f"input '{quote(name)}': tensor shape has an unknown rank")
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in shape) or len(shape) > 254:
+        raise invalid_argument(f"input '{quote(name)}': invalid tensor shape {quote(shape)}")
+    count = math.prod(shape)
     dtype = _NUMPY_DTYPE.get(proto.dtype)
     content = proto.tensor_content
-    if dtype is not None and content and not proto.tensor_shape.unknown_rank:
-        shape = [d.size for d in proto.tensor_shape.dim]
-        if min(shape, default=0) >= 0 and math.prod(shape) * dtype.itemsize == len(content):
-            return np.frombuffer(content, dtype).reshape(shape)
+    if content:
+        if dtype is None:
+            raise invalid_argument(
+                f"input '{quote(name)}': tensor_content is not accepted for dtype "
+                f"{types_pb2.DataType.Name(proto.dtype)}"
+            )
+        if count * dtype.itemsize != len(content):
+            raise invalid_argument(
+                f"input '{quote(name)}': tensor_content holds {len(content)} bytes, its shape "
+                f"{quote(shape)} of {dtype.name} needs {count * dtype.itemsize}"
+            )
+        return np.frombuffer(content, dtype).reshape(shape)
+    values = getattr(proto, field)
+    sent = len(values) // 2 if field.endswith("complex_val") else len(values)
+    if sent != count:
+        raise invalid_argument(
+            f"input '{quote(name)}': tensor holds {sent} values in {field}, its shape "
+            f"{quote(shape)} has {count} elements"
+        )
+    if field == "int_val" and dtype.itemsize < 4 and values:
+        info, array = np.iinfo(dtype), np.asarray(values, np.int64)
+        if array.min() < info.min or array.max() > info.max:
+            raise invalid_argument(
+                f"input '{quote(name)}': values out of range for dtype {dtype.name} "
+                f"[{info.min}, {info.max}]"
+            )
     return tf.make_ndarray(proto)
 
 
@@ -74,10 +136,9 @@ class _Handler:
             raise invalid_argument("Missing model name in request.")
         if model is None:
             if label:
-                raise invalid_argument(f"Unrecognized servable version label: {label}")
-            what = (
-                f"Latest({spec.name})" if version is None else f"Specific({spec.name}, {version})"
-            )
+                raise invalid_argument(f"Unrecognized servable version label: {quote(label)}")
+            name = quote(spec.name)
+            what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
             raise not_found(f"Servable not found for request: {what}")
         return model, model.resolve(version, label)
 
@@ -97,9 +158,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
         servable = model.acquire(version)
         try:
             try:
-                inputs = {k: _to_array(v) for k, v in request.inputs.items()}
-            except (TypeError, ValueError) as error:
-                raise invalid_argument(f"input tensor could not be converted: {error}") from None
+                inputs = {k: _to_array(k, v) for k, v in request.inputs.items()}
+            except (TypeError, ValueError, OverflowError) as error:
+                message = quote(error)
+                raise invalid_argument(f"input tensor could not be converted: {message}") from None
             signature, outputs = servable.run(
                 request.model_spec.signature_name, inputs, tuple(request.output_filter)
             )
@@ -123,7 +185,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer, _
             )
         for field in request.metadata_field:
             if field != SIGNATURE_DEF:
-                raise invalid_argument(f"Metadata field {field} is not supported")
+                raise invalid_argument(f"Metadata field {quote(field)} is not supported")
         model, version = self._model_version(request.model_spec)
         servable = model.acquire(version)
         try:
@@ -162,7 +224,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer, _Handler):
             raise invalid_argument("Missing model name in request.")
         model = self.models.get(spec.name)
         if model is None:
-            raise not_found(f"Could not find any versions of model {spec.name}")
+            raise not_found(f"Could not find any versions of model {quote(spec.name)}")
         label = spec.version_label if spec.WhichOneof("version_choice") == "version_label" else None
         version = model.resolve(spec.version.value if spec.HasField("version") else None, label)
         return status_response(model.name, model.status(version))

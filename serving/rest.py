@@ -15,7 +15,6 @@ import urllib.parse
 from http import HTTPStatus
 
 from serving.codec import (
-    Limits,
     check_classify_regress,
     dumps,
     parse_json,
@@ -23,7 +22,9 @@ from serving.codec import (
     predict_reply,
 )
 from serving.errors import RequestError, invalid_argument, not_found
-from serving.http11 import HttpServer
+from serving.errors import quote as _quote
+from serving.http_server import RestServer
+from serving.images import ImageBudget
 from serving.metadata import metadata_json, metadata_response, status_response, to_dict
 
 PREDICTION = re.compile(
@@ -39,32 +40,47 @@ def _version(text):
     if not text:
         return None
     if len(text) > 18:
-        raise invalid_argument(f"Failed to convert version: {text} to numeric.")
+        raise invalid_argument(f"Failed to convert version: {_quote(text)} to numeric.")
     return int(text)
 
 
+_PHRASES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
 class RestApi:
-    """The request handler: `(method, path, body) -> (HTTP status, JSON bytes, headers)`."""
+    """The WSGI application; `answer(method, path, body) -> (status, JSON bytes, headers)`."""
 
     def __init__(self, models, limits=None):
         self.models = models  # name -> ServedModel
-        self.limits = limits or Limits()
+        self.limits = limits or ImageBudget()
 
-    def __call__(self, request):
-        path = request.target.split("?", 1)[0]
+    def __call__(self, environ, start_response):
+        method = environ["REQUEST_METHOD"]
+        target = environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+        body = environ["wsgi.input"].read() if method == "POST" else b""
+        status, payload, headers = self.answer(method, target.split("?", 1)[0], body)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            *headers,
+        ]
+        start_response(_PHRASES.get(status) or f"{status} Error", headers)
+        return [payload]
+
+    def answer(self, method, path, body):
         try:
-            if request.method not in ("GET", "POST"):
+            if method not in ("GET", "POST"):
                 raise RequestError(
                     "INVALID_ARGUMENT",
-                    f"Malformed request: {request.method} {path} (method not allowed; the "
+                    f"Malformed request: {method} {_quote(path)} (method not allowed; the "
                     "REST API answers GET and POST)",
                     http_status=HTTPStatus.METHOD_NOT_ALLOWED,
                 )
             if not V1.fullmatch(path):
                 raise RequestError(
-                    "NOT_FOUND", f"Not found: {request.method} {path}", HTTPStatus.NOT_FOUND
+                    "NOT_FOUND", f"Not found: {method} {_quote(path)}", HTTPStatus.NOT_FOUND
                 )
-            payload = self.route(request.method, path, request.body)
+            payload = self.route(method, path, body)
             return HTTPStatus.OK, payload, []
         except RequestError as error:
             headers = [("Allow", "GET, POST")] if error.http_status == 405 else []
@@ -79,9 +95,10 @@ class RestApi:
         model = self.models.get(name)
         if model is None:
             if label:
-                raise invalid_argument(f"Unrecognized servable version label: {label}")
+                raise invalid_argument(f"Unrecognized servable version label: {_quote(label)}")
             if request_kind == "status":
-                raise not_found(f"Could not find any versions of model {name}")
+                raise not_found(f"Could not find any versions of model {_quote(name)}")
+            name = _quote(name)
             spec = f"Latest({name})" if version is None else f"Specific({name}, {version})"
             raise not_found(f"Servable not found for request: {spec}")
         return model
@@ -93,13 +110,13 @@ class RestApi:
             version = _version(version)
             label = urllib.parse.unquote(label) if label else None
             if verb not in ("predict", "classify", "regress"):  # TF Serving compares exactly
-                raise invalid_argument(f"Malformed request: {method} {path}")
+                raise invalid_argument(f"Malformed request: {method} {_quote(path)}")
             model = self._model(name, version, label, "predict")
             version = model.resolve(version, label)
             return self.predict(model, version, parse_json(body), verb)
         match = STATUS.fullmatch(path) if method == "GET" else None
         if not match:
-            raise invalid_argument(f"Malformed request: {method} {path}")
+            raise invalid_argument(f"Malformed request: {method} {_quote(path)}")
         name, version, label, metadata = match.groups()
         version = _version(version)
         label = urllib.parse.unquote(label) if label else None
@@ -128,5 +145,5 @@ class RestApi:
 
 
 def rest_server(address, models, num_threads, timeout, max_request_bytes, limits=None):
-    """An `HttpServer` answering TF Serving's REST API for `models` (name -> ServedModel)."""
-    return HttpServer(address, RestApi(models, limits), num_threads, timeout, max_request_bytes)
+    """A `RestServer` answering TF Serving's REST API for `models` (name -> ServedModel)."""
+    return RestServer(address, RestApi(models, limits), num_threads, timeout, max_request_bytes)

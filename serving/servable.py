@@ -12,7 +12,7 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import error_codes_pb2
 
-from serving.errors import RequestError, invalid_argument
+from serving.errors import RequestError, invalid_argument, quote
 from serving.metadata import read_signature_defs
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -26,7 +26,7 @@ def _type_name(dtype):
 
 
 def _set(names):
-    return "{" + ",".join(sorted(names)) + "}"
+    return quote("{" + ",".join(sorted(names)) + "}")
 
 
 class Signature:
@@ -118,7 +118,7 @@ class Servable:
         if name not in self.signatures:
             raise RequestError(
                 "FAILED_PRECONDITION",
-                f'Serving signature name: "{name}" not found in signature def',
+                f'Serving signature name: "{quote(name)}" not found in signature def',
             )
         return self.signatures[name]
 

@@ -22,8 +22,16 @@ import threading
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: quiet start-up
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one line, `error: ...` naming the flag, exit 2
+    (argparse prints the whole usage first: 10-20 lines before the one that matters)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description="Model server with TF Serving's REST and gRPC APIs",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -67,6 +75,12 @@ def build_parser():
     add("--batching_parameters_file", default=None, help="TF Serving BatchingParameters text proto")
     add("--max_images_per_request", type=int, default=1024, help="encoded (b64) images per request")
     add("--max_image_pixels", type=int, default=4096 * 4096, help="pixels of one encoded image")
+    add(
+        "--max_request_image_pixels",
+        type=int,
+        default=4 * 4096 * 4096,
+        help="pixels of all encoded images of one request (3 decoded bytes each)",
+    )
     add("--verbose", action="store_true", help="log every request")
     return parser
 
@@ -86,6 +100,7 @@ def _check_args(args, parser):
         "load_retry_interval_micros",
         "max_images_per_request",
         "max_image_pixels",
+        "max_request_image_pixels",
     ]
     for name in positive + ["rest_api_num_threads", "grpc_max_threads"]:
         value = getattr(args, name)
@@ -128,6 +143,42 @@ def model_configs(args, parser):
     return configs
 
 
+def warn_if_no_versions(model):
+    """Warns on stderr about a base path that holds no version directory."""
+    from serving.repository import versions_on_disk
+
+    try:
+        if versions_on_disk(model.base_path):
+            return
+    except OSError:
+        return
+    path = model.base_path.rstrip(os.sep)
+    hint = "; it waits for one to appear"
+    if os.path.basename(path).isdigit() or os.path.exists(os.path.join(path, "saved_model.pb")):
+        hint = (
+            f"; it looks like a version directory itself: serve its parent "
+            f"(--model_base_path {os.path.dirname(path)})"
+        )
+    print(
+        f"warning: model {model.name!r}: base path {path} holds no version directory "
+        f"(integer names holding saved_model.pb){hint}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def check_labels(model, parser, flag):
+    """Refuses labels that point at versions not served once the models loaded, as TF
+    Serving refuses to assign a label to a version not available for inference."""
+    served = sorted(model.servables)
+    for label, version in sorted(model.config.labels.items()):
+        if version not in served:
+            parser.error(
+                f"{flag}: version label {label!r} of model {model.name!r} points at version "
+                f"{version}, which is not served (served: {served or 'none'})"
+            )
+
+
 def batcher_from_args(args, parser):
     if not args.enable_batching:
         return None
@@ -159,8 +210,8 @@ def main(argv=None):
     tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
     tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
 
-    from serving.codec import Limits
-    from serving.http11 import default_num_threads
+    from serving.http_server import default_num_threads
+    from serving.images import ImageBudget
     from serving.repository import Poller, ServedModel
     from serving.servable import Servable
 
@@ -177,6 +228,9 @@ def main(argv=None):
     }
     poller = Poller(list(models.values()), args.file_system_poll_wait_seconds)
     poller.poll_all()
+    for model in models.values():
+        warn_if_no_versions(model)
+        check_labels(model, parser, "--model_config_file")
     poller.start()
     threads = args.rest_api_num_threads or default_num_threads()
     host = args.rest_api_host
@@ -193,7 +247,9 @@ def main(argv=None):
     if args.rest_api_port:
         from serving.rest import rest_server
 
-        limits = Limits(args.max_images_per_request, args.max_image_pixels)
+        limits = ImageBudget(
+            args.max_images_per_request, args.max_image_pixels, args.max_request_image_pixels
+        )
         rest = rest_server(
             (host, args.rest_api_port),
             models,

@@ -6,6 +6,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -17,7 +18,7 @@ from tensorflow_serving.apis import (
 from serving import client
 from serving.batching import Batcher, BatchingOptions
 from serving.errors import RequestError
-from tests.serving.savedmodels import Server, images, write_version
+from tests.serving.savedmodels import Server, call, images, write_version
 
 
 def stubs(server):
@@ -253,8 +254,45 @@ def test_batcher_pads_to_allowed_sizes_and_gives_every_request_the_model_error()
     failing = _RecordingSignature(fail=True)
     batcher = Batcher(BatchingOptions(max_batch_size=2, batch_timeout_micros=10_000_000))
     answers = _concurrently(batcher, failing, [_rows(1, 0), _rows(1, 1)])
-    assert failing.sizes == [2]
+    assert failing.sizes == [2, 1, 1]  # the failed batch, then each request alone
     assert [a.message for a in answers] == ["model failed", "model failed"]
+
+
+class _FailingOnNegatives(_RecordingSignature):
+    """Fails a call holding a negative row, as `tf.gather` fails on an index out of range."""
+
+    def __call__(self, inputs):
+        outputs = super().__call__(inputs)
+        if (inputs["x"] < 0).any():
+            raise RequestError("INVALID_ARGUMENT", "indices[0] = -1 is not in [0, 10)")
+        return outputs
+
+
+def test_batcher_gives_a_run_time_error_only_to_the_request_that_caused_it():
+    signature = _FailingOnNegatives(seconds=0)
+    batcher = Batcher(BatchingOptions(max_batch_size=8, batch_timeout_micros=10_000_000))
+    arrays = [_rows(1, i) for i in range(7)] + [-_rows(1, 0) - 1]
+    answers = _concurrently(batcher, signature, arrays)
+    assert signature.sizes[0] == 8  # one batch, then each request alone
+    for x, y in zip(arrays[:7], answers[:7]):
+        np.testing.assert_array_equal(y, 2 * x)
+    assert isinstance(answers[7], RequestError) and answers[7].code == "INVALID_ARGUMENT"
+
+
+def test_batcher_runs_empty_requests_outside_batches():
+    signature = _RecordingSignature(seconds=0)
+    batcher = Batcher(
+        BatchingOptions(max_batch_size=8, batch_timeout_micros=300_000, allowed_batch_sizes=(4, 8))
+    )
+    empty = np.zeros((0, 2), np.float32)
+    first = threading.Thread(target=batcher.run, args=(None, signature, {"x": empty}))
+    first.start()  # first in the window: its padding row would have been taken from it
+    time.sleep(0.05)
+    arrays = [_rows(1, i) for i in range(3)]
+    for x, y in zip(arrays, _concurrently(batcher, signature, arrays)):
+        np.testing.assert_array_equal(y, 2 * x)
+    first.join()
+    assert 0 in signature.sizes and 4 in signature.sizes
 
 
 def test_batching_gives_the_unbatched_answers_and_refuses_large_requests(tmp_path, server):
@@ -361,21 +399,68 @@ def test_request_tensors_decode_as_make_ndarray_decodes_them():
         for shape in [(), (0,), (3,), (2, 0, 4), (1, 24, 24, 3), (5, 1)]:
             array = (rng.normal(size=shape) * 100).astype(name)
             proto = tf.make_tensor_proto(array)
-            got, expected = _to_array(proto), tf.make_ndarray(proto)
+            got, expected = _to_array("x", proto), tf.make_ndarray(proto)
             assert got.dtype == expected.dtype and got.shape == expected.shape, (name, shape)
             np.testing.assert_array_equal(got, expected)
-    # repeated-field tensors (int_val, a single value broadcast), strings: make_ndarray's
+    # repeated-field tensors holding every value, strings: make_ndarray's
     for proto in [
-        tf.make_tensor_proto([1, 2, 3], dtype=tf.int32).__class__(
-            dtype=tf.int32.as_datatype_enum, int_val=[7], tensor_shape={"dim": [{"size": 4}]}
+        tensor_pb2.TensorProto(
+            dtype=tf.int32.as_datatype_enum, int_val=[7, 8], tensor_shape={"dim": [{"size": 2}]}
         ),
         tf.make_tensor_proto([b"a", b"bc"]),
     ]:
-        np.testing.assert_array_equal(_to_array(proto), tf.make_ndarray(proto))
-    # content of the wrong length fails as make_ndarray fails
+        np.testing.assert_array_equal(_to_array("x", proto), tf.make_ndarray(proto))
+    # content of the wrong length is refused before make_ndarray sees it
     bad = tf.make_tensor_proto(np.zeros((2, 3), np.float32))
     bad.tensor_content = bad.tensor_content[:-4]
-    with pytest.raises(ValueError):
-        tf.make_ndarray(bad)
-    with pytest.raises(ValueError):
-        _to_array(bad)
+    with pytest.raises(RequestError, match="holds 20 bytes"):
+        _to_array("x", bad)
+
+
+def malformed(dtype=tf.uint8, shape=(1, 16, 16, 3), **values):
+    proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(dtype).as_datatype_enum, **values)
+    for size in shape:
+        proto.tensor_shape.dim.add(size=size)
+    return proto
+
+
+MALFORMED = [  # (input tensor, message): each INVALID_ARGUMENT, nothing expanded or run
+    (malformed(shape=(3000000, 16, 16, 4), int_val=[7]), "holds 1 values in int_val"),
+    (malformed(shape=(100000, 16, 16, 3), int_val=[7]), "has 76800000 elements"),
+    (malformed(shape=(2, 16, 16, 3)), "holds 0 values"),
+    (malformed(shape=(1, 16, 16, 3), int_val=[300] * 768), r"out of range for dtype uint8"),
+    (malformed(shape=(1, 16, 16, 3), int_val=[-1] * 768), r"out of range for dtype uint8"),
+    (malformed(shape=(10**9, 10**9), int_val=[1]), "holds 1 values"),
+    (malformed(shape=(-1, 16, 16, 3), tensor_content=bytes(768)), "invalid tensor shape"),
+    (malformed(shape=(2, 16, 16, 3), tensor_content=bytes(768)), "holds 768 bytes"),
+    (tensor_pb2.TensorProto(dtype=tf.variant.as_datatype_enum), "DT_VARIANT is not accepted"),
+    (tensor_pb2.TensorProto(dtype=tf.resource.as_datatype_enum), "DT_RESOURCE is not accepted"),
+]
+
+
+@pytest.mark.parametrize(
+    "tensor, match", MALFORMED, ids=[f"malformed{i}" for i in range(len(MALFORMED))]
+)
+def test_malformed_tensors_are_invalid_argument_before_expansion(server, tensor, match):
+    import re
+
+    prediction, _ = stubs(server)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "tiny"
+    request.inputs["images"].CopyFrom(tensor)
+    before, start = server.peak_memory_mb(), time.time()
+    with pytest.raises(grpc.RpcError) as error:
+        prediction.Predict(request, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value.details()
+    assert re.search(match, error.value.details()), error.value.details()
+    assert time.time() - start < 1.0 and server.peak_memory_mb() - before < 50
+
+
+def test_client_input_is_quoted_at_most_200_characters(server):
+    prediction, _ = stubs(server)
+    with pytest.raises(grpc.RpcError) as error:
+        prediction.Predict(predict_request(images(1), name="m" * 150_000), timeout=30)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert len(error.value.details()) < 300
+    code, reply = call(f"{server.url}/v1/models/{'m' * 10000}:predict", {"instances": [1]})
+    assert code == 404 and len(reply["error"]) < 300

@@ -1,6 +1,7 @@
 """What an attack on the server found (issue "Hardening", server items 1-7)."""
 
 import base64
+import io
 import os
 import shutil
 import socket
@@ -24,25 +25,34 @@ from tests.serving.savedmodels import (
 
 
 class AnySize(tf.Module):
-    """Mean pixel of uint8 images of any size: an input without static height/width."""
+    """Mean pixel of uint8 images of any size: an input without static height/width;
+    signature "ints" adds one to int64 pairs."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(self, images):
         return {"mean": tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3])}
 
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.int64, name="i")])
+    def ints(self, i):
+        return {"j": i + 1}
 
-def png_declaring(width, height):
-    """A PNG whose header declares `width` x `height`, with 64 KB of compressed zero rows."""
+
+def png_bytes(width, height, idat, colour_type=2):
+    """A PNG of 8-bit `colour_type` declaring `width` x `height` around the IDAT `idat`."""
 
     def chunk(kind, data):
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    rows = zlib.compress(b"\x00" * (8 << 20), 9)[: 64 << 10]
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
+
+
+def png_declaring(width, height):
+    """A PNG whose header declares `width` x `height`, with 64 KB of compressed zero rows."""
+    return png_bytes(width, height, zlib.compress(b"\x00" * (8 << 20), 9)[: 64 << 10])
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +60,8 @@ def hardened(tmp_path_factory):
     root = tmp_path_factory.mktemp("hardening")
     write_version(str(root / "tiny"), 0)
     os.makedirs(root / "any")
-    save(AnySize(), str(root / "any" / "1"), signatures={"serving_default": AnySize().serve})
+    module = AnySize()
+    save(module, str(root / "any" / "1"), {"serving_default": module.serve, "ints": module.ints})
     config = root / "models.config"
     config.write_text(
         "model_config_list {\n"
@@ -60,15 +71,14 @@ def hardened(tmp_path_factory):
     )
     server = Server(
         "--model_config_file", str(config), "--rest_api_timeout_in_ms", "1500",
-        "--rest_api_num_threads", "2", "--max_images_per_request", "4", grpc=False,
+        "--rest_api_num_threads", "2", "--max_images_per_request", "4",
+        "--max_request_image_pixels", str(4096 * 4096 + 100), grpc=False,
     )  # fmt: skip
     yield server
     server.stop()
 
 
 def test_decompression_bomb_is_refused_from_its_header(hardened):
-    import io
-
     from PIL import Image
 
     bomb = base64.b64encode(png_declaring(20000, 20000)).decode()
@@ -89,6 +99,53 @@ def test_decompression_bomb_is_refused_from_its_header(hardened):
     assert code == 200 and len(reply["predictions"]) == 1
     code, reply = call(f"{hardened.url}/v1/models/any:predict", {"instances": [small] * 5})
     assert code == 400 and "more than 4 encoded images" in reply["error"]
+
+
+def b64(data):
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def timed_predict(server, model, instances):
+    """`(HTTP status, reply, seconds, MB the server's peak memory grew)` of one predict."""
+    before, start = server.peak_memory_mb(), time.time()
+    code, reply = call(f"{server.url}/v1/models/{model}:predict", {"instances": instances})
+    return code, reply, time.time() - start, server.peak_memory_mb() - before
+
+
+def test_gif_frame_larger_than_its_screen_is_refused_before_decoding(hardened):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("P", (8000, 8000)).save(buffer, format="GIF")  # all-zero LZW: 0.3 MB
+    gif = bytearray(buffer.getvalue())
+    gif[6:10] = struct.pack("<HH", 16, 16)  # the logical screen the old check read
+    code, reply, seconds, grown = timed_predict(hardened, "tiny", [b64(bytes(gif))] * 2)
+    assert code == 400 and "exceeds its 16x16 screen" in reply["error"], reply
+    assert seconds < 1.0 and grown < 50, (seconds, grown)  # was 256 MB, 1 s per frame
+
+
+def test_png_data_inflating_past_its_header_is_refused(hardened):
+    deflate, mebibyte = zlib.compressobj(9), bytes(1 << 20)
+    first = deflate.compress(mebibyte) + deflate.flush(zlib.Z_FULL_FLUSH)
+    again = deflate.compress(mebibyte) + deflate.flush(zlib.Z_FULL_FLUSH)  # the same bytes
+    rows = first + again * 255  # a full flush resets the window: the stream repeats
+    bomb = png_bytes(16, 16, rows)  # declares 784 bytes of rows, inflates to 256 MiB
+    code, reply, seconds, grown = timed_predict(hardened, "tiny", [b64(bomb)] * 4)
+    assert code == 400 and "inflates past the 784 bytes" in reply["error"], reply
+    assert seconds < 0.5, seconds  # was ~0.5 s of CPU per image
+    ok = png_bytes(16, 16, zlib.compress(bytes(16 * 49)))
+    code, reply, _, _ = timed_predict(hardened, "tiny", [b64(ok)])
+    assert code == 200 and len(reply["predictions"]) == 1, reply
+
+
+def test_request_pixel_budget_refuses_before_decoding(hardened):
+    side = 4096  # all-zero greyscale rows: 17 KB compressed, 50 MB decoded as RGB
+    zero = b64(png_bytes(side, side, zlib.compress(bytes(side * (side + 1)), 9), colour_type=0))
+    code, reply, seconds, grown = timed_predict(hardened, "any", [zero] * 4)
+    assert code == 400 and "--max_request_image_pixels" in reply["error"], reply
+    assert grown < 50, grown  # all four decoded: +600 MB
+    code, reply, _, _ = timed_predict(hardened, "any", [zero])
+    assert code == 200 and reply["predictions"] == [0.0], reply
 
 
 def raw_exchange(port, data, shutdown=False, timeout=5.0):
@@ -153,11 +210,88 @@ def test_http_framing(hardened, name, headers, status, closed):
     assert was_closed == closed
 
 
+def test_a_half_closed_client_still_gets_its_reply(hardened):
+    request = b"GET /v1/models/tiny HTTP/1.1\r\nHost: x\r\n\r\n"
+    reply, closed = raw_exchange(hardened.port, request, shutdown=True)
+    assert reply.startswith(b"HTTP/1.1 200 ") and b"model_version_status" in reply and closed
+
+
 def test_short_body_is_refused_and_closed(hardened):
     body = predict_bytes()
     data = b"POST /v1/models/tiny:predict HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (len(body) + 10)
     reply, closed = raw_exchange(hardened.port, data + body, shutdown=True)
     assert reply.startswith(b"HTTP/1.1 400 ") and b"ended before its body" in reply and closed
+
+
+def test_int64_values_are_exact_or_refused(hardened):
+    url = f"{hardened.url}/v1/models/any:predict"
+    body = {"signature_name": "ints", "instances": [[123456789012345678, 1], [2**63, 1]]}
+    code, reply = call(url, body)  # was 200 with the float64-rounded, wrapped values
+    assert code == 400 and "out of range for dtype int64" in reply["error"], reply
+    body = {"signature_name": "ints", "instances": [[123456789012345678, 1.0], [2**53 + 1, 1]]}
+    code, reply = call(url, body)
+    assert code == 200 and reply["predictions"] == [[123456789012345679, 2], [2**53 + 2, 2]]
+
+
+def normal_latency(server, requests=5):
+    """Seconds of the slowest of `requests` batch-1 predicts of a well-behaved client."""
+    slowest = 0.0
+    for _ in range(requests):
+        start = time.time()
+        assert len(client.predict(server.url, "tiny", images(1), timeout=30)) == 1
+        slowest = max(slowest, time.time() - start)
+    return slowest
+
+
+def test_clients_that_never_read_their_replies_hold_no_worker(hardened):
+    pipelined = b"GET /v1/models/tiny/metadata HTTP/1.1\r\nHost: x\r\n\r\n" * 6000
+    readers = []
+    for _ in range(8):  # four times the server's 2 workers
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", hardened.port))
+        s.setblocking(False)
+        try:
+            s.send(pipelined)
+        except BlockingIOError:
+            pass
+        readers.append(s)
+    try:
+        slowest, end = 0.0, time.time() + 3.0
+        while time.time() < end:  # replies fill the socket buffers within ~1 s
+            slowest = max(slowest, normal_latency(hardened, 1))
+        assert slowest < 1.0, slowest  # was the timeout (1.5 s) per blocked worker, queued
+    finally:
+        for s in readers:
+            s.close()
+
+
+def test_tiny_chunks_are_refused_without_reparsing(hardened):
+    head = b"POST /v1/models/tiny:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    start = time.time()
+    reply, closed = raw_exchange(hardened.port, head + b"1\r\n[\r\n" * 20000)
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"too many chunks" in reply, reply[:300]
+    assert closed and time.time() - start < 1.0
+
+
+def test_chunked_trailers_are_capped(hardened):
+    body = b"POST /v1/models/tiny:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body += b"2\r\n{}\r\n0\r\n" + (b"X-Pad: " + b"a" * 1000 + b"\r\n") * 50
+    reply, closed = raw_exchange(hardened.port, body)  # was read up to the body limit
+    assert reply.startswith(b"HTTP/1.1 431 ") and b"trailers exceed" in reply, reply[:300]
+    assert closed
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"GET /v1/models/tiny HTTP/1.1\nHost: x\n\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"],
+    ids=["LF only", "TLS"],
+)
+def test_bytes_that_are_not_http_are_refused_at_once(hardened, data):
+    start = time.time()
+    reply, closed = raw_exchange(hardened.port, data)
+    assert reply.startswith(b"HTTP/1.1 400 ") and b'{"error": ' in reply, reply[:300]
+    assert closed and time.time() - start < 1.0  # was 408 at the timeout (1.5 s)
 
 
 def test_held_connections_are_closed_and_cost_no_thread(hardened):

@@ -141,8 +141,8 @@ def test_client_command_line(server, tmp_path):
     Image.fromarray(images(1)[0]).save(path)
     env = dict(os.environ, PYTHONPATH=ROOT)
 
-    def run_client(model_name):
-        command = [sys.executable, "-m", "serving.client", "--url", server.url]
+    def run_client(model_name, *flags):
+        command = [sys.executable, "-m", "serving.client", "--url", server.url, *flags]
         return subprocess.run(
             [*command, "--model_name", model_name, str(path)],
             cwd=ROOT,
@@ -155,8 +155,15 @@ def test_client_command_line(server, tmp_path):
     done = run_client("tiny")
     assert done.returncode == 0, done.stderr
     assert str(path) in done.stdout and "%" in done.stdout
+    assert "indices of the model's `probabilities` output" in done.stdout
     done = run_client("nope")
     assert done.returncode == 1 and "HTTP 404" in done.stderr
+    # an image of another size than the model's input: refused, or resized with a warning
+    Image.fromarray(images(1, size=24)[0]).save(path)
+    done = run_client("tiny")
+    assert done.returncode == 1 and "is 24x24 pixels, the model takes 16x16" in done.stderr
+    done = run_client("tiny", "--resize")
+    assert done.returncode == 0 and "warning: resizing" in done.stderr, done.stderr
 
 
 def test_concurrent_load(server):
@@ -295,3 +302,63 @@ def test_thread_flags_reach_tensorflow(base_path):
     from serving import malloc
 
     assert ("glibc malloc: mmap threshold 32 MiB" in output) == malloc.tune()
+
+
+def run_module(module, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+BAD_FLAGS = [
+    ("serving.server", ["--port", "x"], "--port"),
+    ("serving.server", ["--model_base_path", ".", "--rest_api_timeout_in_ms", "0"], "--rest_api"),
+    ("serving.server", ["--enable_model_warmup", "maybe"], "--enable_model_warmup"),
+    ("serving.server", ["--no_such_flag", "1"], "--no_such_flag"),
+    ("serving.server", [], "--model_base_path"),
+    ("serving.client", ["--model_name", "m", "--top", "x", "a.png"], "--top"),
+    ("serving.client", ["--model_name", "m", "--top", "0", "a.png"], "--top"),
+    ("serving.client", ["a.png"], "--model_name"),
+]
+
+
+@pytest.mark.parametrize("module, args, flag", BAD_FLAGS, ids=[" ".join(b[1]) for b in BAD_FLAGS])
+def test_a_bad_flag_gets_one_error_line_naming_it(module, args, flag):
+    done = run_module(module, *args)
+    assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
+    assert done.stderr.count("\n") == 1 and flag in done.stderr, done.stderr
+
+
+def test_help_exits_0_and_every_client_flag_is_described():
+    from serving.client import build_parser
+
+    for module in ("serving.server", "serving.client"):
+        assert run_module(module, "-h").returncode == 0
+    actions = [a for a in build_parser()._actions if a.dest != "help"]
+    assert actions and all(a.help for a in actions), [a.dest for a in actions if not a.help]
+
+
+def test_labels_must_point_at_served_versions(tmp_path, base_path):
+    config = tmp_path / "models.config"
+    config.write_text(
+        f'model_config_list {{ config {{ name: "m" base_path: "{base_path}" '
+        'version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 5 } } }'
+    )
+    done = run_module("serving.server", "--model_config_file", str(config), "--port", "0")
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        "error: --model_config_file: version label 'canary' of model 'm' points at version 5, "
+        "which is not served (served: [1])"
+    ), done.stderr
+
+
+def test_a_base_path_holding_no_version_is_warned_about(base_path):
+    server = Server("--model_name", "m", "--model_base_path", os.path.join(base_path, "1"))
+    code, output = server.stop()
+    assert code == 0
+    assert f"base path {os.path.join(base_path, '1')} holds no version directory" in output
+    assert (
+        f"looks like a version directory itself: serve its parent (--model_base_path {base_path})"
+        in output
+    )
