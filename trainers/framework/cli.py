@@ -25,6 +25,20 @@ class Parser(argparse.ArgumentParser):
         message = " ".join(str(message).split())
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, but an unknown flag is named first (argparse would first
+        complain about missing required flags and never name the unknown one)."""
+        args = sys.argv[1:] if args is None else list(args)
+        known = tuple(self._option_string_actions)
+        for token in args:
+            if token == "--":
+                break
+            name = token.split("=", 1)[0]
+            flag_like = token.startswith("-") and len(token) > 1 and not token[1].isdigit()
+            if flag_like and not any(option.startswith(name) for option in known):
+                self.error(f"unrecognized arguments: {token}")
+        return super().parse_args(args, namespace)
+
 
 def _converter(kind, optional):
     def convert(text):
