@@ -171,15 +171,23 @@ def build_parser():
         epilog="Classes are the indices of the model's `probabilities` output (0 to classes - 1), "
         "in the order of the labels it was trained with; for a tfposenc location model, class "
         "row * grid_size + col is the grid cell holding the digit (row-major).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("--url", default="http://127.0.0.1:8501", help="base URL of the REST API")
+    add(
+        "--url",
+        default="http://127.0.0.1:8501",
+        help="base URL of the REST API (default: %(default)s)",
+    )
     add("--grpc", default=None, metavar="HOST:PORT", help="use the gRPC API at HOST:PORT instead")
-    add("--model_name", required=True, help="name of the served model")
+    add("--model_name", required=True, help="name of the served model (required)")
     add("--version", type=int, default=None, help="model version (default: the latest)")
     add("--signature_name", default=None, help="signature (default: serving_default)")
-    add("--top", type=int, default=3, help="classes printed per image, most probable first")
+    add(
+        "--top",
+        type=int,
+        default=3,
+        help="classes printed per image, most probable first (default: %(default)s)",
+    )
     add(
         "--resize",
         action="store_true",
