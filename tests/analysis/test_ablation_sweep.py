@@ -74,7 +74,7 @@ def test_records_hold_ranked_and_random_statistics():
     )
     draws = random_draws_for(10, 3, 4, seed=0)
     expected = [float(sum(d)) for d in draws]
-    assert random["values"] == expected
+    assert random["values"] == expected and random["draws"] == 4
     assert random["value"] == pytest.approx(np.mean(expected))
     assert random["std"] == pytest.approx(np.std(expected))
     assert random["metric"] == "value" and random["fraction"] == 0.3

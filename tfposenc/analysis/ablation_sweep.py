@@ -120,7 +120,8 @@ def ablation_sweep(
         region `"overall"`), each `{"selection": "ranked" | "random" | a control, "fraction",
         "num_channels", "region", "metric", "value", "std", "values"}`: `value` is the
         ranked result or the mean over the draws, `std` is 0 for ranked, `values` the
-        result of each draw (one for ranked). Add `padding` and `task` for a results
+        result of each draw (one for ranked); random records also carry `draws`, the
+        number of distinct random sets (fewer than `random_draws` only where fewer exist). Add `padding` and `task` for a results
         file.
     """
     order = _check_order(order)
@@ -187,6 +188,7 @@ def ablation_sweep(
                         "value": float(np.mean(values)),
                         "std": float(np.std(values)),
                         "values": values,
+                        "draws": len(values),
                     }
                 )
                 for name, results in others.items():
