@@ -1,7 +1,8 @@
 """The attack's claims, judged from the sweep records alone: `shown`, `not shown` or
 `inconclusive`, each with its evidence.
 
-Per model, at the sweep fraction nearest `config.claim_fraction` (values in %):
+Per model and at each sweep fraction nearest one of `config.claim_fractions` (each
+judged on its own; values in %):
 
 - "ranked removal hurts more than random": `d = ranked - random` on `overall`, against
   the SD of the random draws.
@@ -70,7 +71,6 @@ def claims(config, results):
         fractions = sorted({x["fraction"] for x in sweep if x["fraction"] > 0})
         if not fractions:
             continue
-        fraction = min(fractions, key=lambda f: abs(f - config.claim_fraction))
         base = _record(sweep, 0.0, "ranked", "overall")
         chance = r.get("chance", 0.0) / PERCENT
         skilled = base is not None and base["value"] - chance >= config.skill_margin
@@ -79,38 +79,47 @@ def claims(config, results):
             f"{PERCENT * config.skill_margin:.0f} points above chance ({PERCENT * chance:.1f}%):"
             " too close to an untrained network's for its damage to mean anything; not judged"
         )
-        at = f"{PERCENT * fraction:g}% removed"
-        ranked = _record(sweep, fraction, "ranked", "overall")
-        random = _record(sweep, fraction, "random", "overall")
+        nearest = (min(fractions, key=lambda f: abs(f - c)) for c in config.claim_fractions)
+        for fraction in dict.fromkeys(nearest):
+            out += _model_claims(sweep, name, fraction, skilled, skill_text)
+    return out
+
+
+def _model_claims(sweep, name, fraction, skilled, skill_text):
+    """The claims of one model at one fraction."""
+    out = []
+    at = f"{PERCENT * fraction:g}% removed"
+    ranked = _record(sweep, fraction, "ranked", "overall")
+    random = _record(sweep, fraction, "random", "overall")
+    out.append(_judged(
+        RANDOM_CLAIM, name, fraction, ranked["value"] - random["value"], random["std"],
+        f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}, random "
+        f"{PERCENT * random['value']:.1f} ± {PERCENT * random['std']:.1f}",
+        skilled, skill_text,
+    ))  # fmt: skip
+    magnitude = _record(sweep, fraction, "magnitude", "overall")
+    if magnitude is not None:
         out.append(_judged(
-            RANDOM_CLAIM, name, fraction, ranked["value"] - random["value"], random["std"],
-            f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}, random "
-            f"{PERCENT * random['value']:.1f} ± {PERCENT * random['std']:.1f}",
+            MAGNITUDE_CLAIM, name, fraction, ranked["value"] - magnitude["value"],
+            random["std"],
+            f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}, magnitude "
+            f"{PERCENT * magnitude['value']:.1f}",
             skilled, skill_text,
         ))  # fmt: skip
-        magnitude = _record(sweep, fraction, "magnitude", "overall")
-        if magnitude is not None:
-            out.append(_judged(
-                MAGNITUDE_CLAIM, name, fraction, ranked["value"] - magnitude["value"],
-                random["std"],
-                f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}, magnitude "
-                f"{PERCENT * magnitude['value']:.1f}",
-                skilled, skill_text,
-            ))  # fmt: skip
-        parts = {
-            region: (_record(sweep, fraction, "ranked", region),
-                     _record(sweep, fraction, "random", region))
-            for region in ("border", "inner")
-        }  # fmt: skip
-        if all(a is not None and b is not None for a, b in parts.values()):
-            gaps = {k: a["value"] - b["value"] for k, (a, b) in parts.items()}
-            sd = math.hypot(parts["border"][1]["std"], parts["inner"][1]["std"])
-            out.append(_judged(
-                BORDER_CLAIM, name, fraction, gaps["border"] - gaps["inner"], sd,
-                f"{at}: ranked - random {PERCENT * gaps['border']:+.1f} at the border, "
-                f"{PERCENT * gaps['inner']:+.1f} inside",
-                skilled, skill_text,
-            ))  # fmt: skip
+    parts = {
+        region: (_record(sweep, fraction, "ranked", region),
+                 _record(sweep, fraction, "random", region))
+        for region in ("border", "inner")
+    }  # fmt: skip
+    if all(a is not None and b is not None for a, b in parts.values()):
+        gaps = {k: a["value"] - b["value"] for k, (a, b) in parts.items()}
+        sd = math.hypot(parts["border"][1]["std"], parts["inner"][1]["std"])
+        out.append(_judged(
+            BORDER_CLAIM, name, fraction, gaps["border"] - gaps["inner"], sd,
+            f"{at}: ranked - random {PERCENT * gaps['border']:+.1f} at the border, "
+            f"{PERCENT * gaps['inner']:+.1f} inside",
+            skilled, skill_text,
+        ))  # fmt: skip
     return out
 
 

@@ -51,7 +51,9 @@ class AttackConfig(TrainConfig):
     rank_examples: int = option(600, "training canvases the channels are ranked on")
     fractions: tuple[float, ...] = option(FRACTIONS, "fractions of the channels removed")
     random_draws: int = option(5, "random channel sets per fraction", minimum=2)
-    claim_fraction: float = option(0.2, "fraction removed where claims are judged", minimum=0.0)
+    claim_fractions: tuple[float, ...] = option(
+        (0.2, 0.8), "fractions removed where the claims are judged (each on its own)"
+    )
     skill_margin: float = option(
         0.1, "claims need the unablated model this far above chance (0..1)", minimum=0.0
     )
@@ -74,9 +76,10 @@ class AttackConfig(TrainConfig):
             raise ValueError(
                 f"`ranking` must name distinct methods. Received: ranking={self.ranking!r}"
             )
-        if not 0 < self.claim_fraction <= 1:
+        if not self.claim_fractions or any(not 0 < f <= 1 for f in self.claim_fractions):
             raise ValueError(
-                f"`claim_fraction` must be in (0, 1]. Received: claim_fraction={self.claim_fraction!r}"
+                "`claim_fractions` must be in (0, 1]. Received: "
+                f"claim_fractions={self.claim_fractions!r}"
             )
         if self.output_stride not in (8, 16):
             raise ValueError(
@@ -109,7 +112,7 @@ PRESETS = {
         "fractions": (0.0, 0.5),
         "table_fractions": (0.5,),
         "figure_fraction": 0.5,
-        "claim_fraction": 0.5,
+        "claim_fractions": (0.5,),
         "random_draws": 2,
         "artifact_inputs": 8,
         "verbose": "0",

@@ -121,7 +121,8 @@ def report(config, results, run_dir, architecture=None):
         f"{r['combination']} {r.get('flip_magnitude_spearman', math.nan):.2f}" for r in results
     ]
     claim_rows = [
-        [c["combination"], c["claim"], c["verdict"], c["evidence"]] for c in claims(config, results)
+        [c["combination"], f"{PERCENT * c['fraction']:g}%", c["claim"], c["verdict"], c["evidence"]]
+        for c in claims(config, results)
     ]
     artifact_rows = _artifact_rows(a for r in results for a in r["artifacts"])
     lines = [
@@ -142,9 +143,11 @@ def report(config, results, run_dir, architecture=None):
         + ", ".join(spearman)
         + ".",
         "",
-        f"## Claims (at the fraction nearest {PERCENT * config.claim_fraction:g}% removed)",
+        "## Claims (at "
+        + ", ".join(f"{PERCENT * f:g}%" for f in config.claim_fractions)
+        + " removed, each judged on its own)",
         "",
-        *reports.markdown_table(("model", "claim", "verdict", "evidence"), claim_rows),
+        *reports.markdown_table(("model", "removed", "claim", "verdict", "evidence"), claim_rows),
         "",
         f"## Border artifacts of the trained models (constant input {config.constant_value:g};"
         f" {config.artifact_inputs} uniform-noise inputs)",

@@ -254,7 +254,7 @@ def _verdicts(config, results):
 def test_claims_shown_only_when_built_to_satisfy_and_beyond_the_random_sd(tmp_path):
     from trainers.attack.claims import BORDER_CLAIM, MAGNITUDE_CLAIM, RANDOM_CLAIM
 
-    config = smoke(tmp_path, claim_fraction=0.2, skill_margin=0.1)
+    config = smoke(tmp_path, claim_fractions=(0.2,), skill_margin=0.1)
     results = [
         # Built to satisfy: a trained model, ranked far below random and magnitude, the
         # border losing 20 points more than the inner cells.
@@ -284,11 +284,11 @@ def test_claims_shown_only_when_built_to_satisfy_and_beyond_the_random_sd(tmp_pa
 def test_report_table_claims_and_sweep_series(tmp_path):
     from trainers.attack.report import sweep_series
 
-    config = smoke(tmp_path, fractions=(0.0, 0.2), table_fractions=(0.2,), claim_fraction=0.2)
+    config = smoke(tmp_path, fractions=(0.0, 0.2), table_fractions=(0.2,), claim_fractions=(0.2,))
     sweep = _records("location", 0.9, 0.3, 0.8, 0.02, border_extra=0.2, magnitude=0.85)
     text = "\n".join(report(config, [_result("built", sweep)], str(tmp_path)))
     assert "| zero | location | overall | 90.0 | 30.0 / 85.0 / 80.0 ± 2.0 (-50.0) |" in text
-    assert "| built | ranked removal hurts more than random | shown |" in text
+    assert "| built | 20% | ranked removal hurts more than random | shown |" in text
     assert (tmp_path / "sweep-built.png").stat().st_size > 1000
     series = sweep_series(sweep)
     assert series["sweep/ranked/border"] == [(0, 90.0), (20, pytest.approx(10.0))]
