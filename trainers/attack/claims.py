@@ -10,7 +10,9 @@ judged on its own; values in %):
   `overall` (the magnitude ranking removes the largest channels: what a flip score that
   only measured size would do), against the same random SD.
 - "the damage is larger at the border than inside": `d = (ranked - random)[border] -
-  (ranked - random)[inner]`, against `sqrt(sd_border^2 + sd_inner^2)`.
+  (ranked - random)[inner]`, against `sqrt(sd_border^2 + sd_inner^2)`; `shown` also
+  needs ranked removal to hurt more than random at the border itself (else a ranking
+  that spares every region, the inner cells most, would "show" it).
 
 A claim is `shown` when `d < -max(sd, NOISE)`, `not shown` when `d > max(sd, NOISE)`,
 and `inconclusive` when `|d|` is within that band. Nothing is judged on a model whose
@@ -114,12 +116,20 @@ def _model_claims(sweep, name, fraction, skilled, skill_text):
     if all(a is not None and b is not None for a, b in parts.values()):
         gaps = {k: a["value"] - b["value"] for k, (a, b) in parts.items()}
         sd = math.hypot(parts["border"][1]["std"], parts["inner"][1]["std"])
-        out.append(_judged(
+        judged = _judged(
             BORDER_CLAIM, name, fraction, gaps["border"] - gaps["inner"], sd,
             f"{at}: ranked - random {PERCENT * gaps['border']:+.1f} at the border, "
             f"{PERCENT * gaps['inner']:+.1f} inside",
             skilled, skill_text,
-        ))  # fmt: skip
+        )  # fmt: skip
+        border_sd = parts["border"][1]["std"]
+        if judged["verdict"] == "shown" and verdict(gaps["border"], border_sd) != "shown":
+            judged["verdict"] = "inconclusive"  # relatively worse, but no extra damage there
+            judged["evidence"] = judged["evidence"].replace(
+                "; shown", "; but ranked removal does not hurt more than random at the "
+                "border itself: inconclusive"
+            )  # fmt: skip
+        out.append(judged)
     return out
 
 

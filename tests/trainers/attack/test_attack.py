@@ -267,6 +267,8 @@ def test_claims_shown_only_when_built_to_satisfy_and_beyond_the_random_sd(tmp_pa
         _result(
             "within", _records("location", 0.9, 0.78, 0.8, 0.05, border_extra=0.02, magnitude=0.79)
         ),  # fmt: skip
+        # Relatively worse at the border, but ranked removal spares both regions.
+        _result("spares", _records("location", 0.9, 0.85, 0.6, 0.01, border_extra=0.1)),
         # The opposite: ranked removal hurts less than random, the inner cells more.
         _result(
             "opposite", _records("location", 0.9, 0.8, 0.5, 0.01, border_extra=-0.2, magnitude=0.4)
@@ -279,6 +281,7 @@ def test_claims_shown_only_when_built_to_satisfy_and_beyond_the_random_sd(tmp_pa
         assert verdicts["within", claim] == "inconclusive"
         assert verdicts["opposite", claim] == "not shown"
     assert "shown" not in {v for (name, _), v in verdicts.items() if name == "untrained"}
+    assert verdicts["spares", BORDER_CLAIM] == "inconclusive"
 
 
 def test_report_table_claims_and_sweep_series(tmp_path):
