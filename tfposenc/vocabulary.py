@@ -20,4 +20,4 @@ SHIFT_MODES = ("centred", "symmetric", "one_sided", "crop", "circular")
 SHIFT_PER = ("image", "batch")
 
 # Channel rankings of `tfposenc.analysis.rank_position_channels`.
-RANKING_METHODS = ("flip", "flip_left", "flip_right", "label")
+RANKING_METHODS = ("flip", "flip_left", "flip_right", "label", "magnitude")

@@ -74,7 +74,7 @@ def test_records_hold_ranked_and_random_statistics():
     )
     draws = random_draws_for(10, 3, 4, seed=0)
     expected = [float(sum(d)) for d in draws]
-    assert random["values"] == expected
+    assert random["values"] == expected and random["draws"] == 4
     assert random["value"] == pytest.approx(np.mean(expected))
     assert random["std"] == pytest.approx(np.std(expected))
     assert random["metric"] == "value" and random["fraction"] == 0.3
@@ -198,3 +198,22 @@ def test_bad_arguments(kwargs, match):
 def test_evaluate_must_return_numbers():
     with pytest.raises(TypeError, match="float or a dict"):
         ablation_sweep(fake(), X, np.arange(20), fractions=(0.0,), evaluate=lambda m, d: "high")
+
+
+def test_control_rankings_are_removed_top_first_under_their_own_selection():
+    model, recorder = fake(10), Recorder()
+    order, control = np.arange(10), np.arange(10)[::-1].copy()
+    records = ablation_sweep(
+        model, X, order, (0.0, 0.3), 2, recorder, seed=1, controls={"magnitude": control}
+    )
+    assert [r["selection"] for r in records[:3]] == ["ranked", "random", "magnitude"]
+    removed = [sorted(channels) for channels, _ in recorder.calls]
+    assert [9, 8, 7] in [sorted(c, reverse=True) for c in removed]
+    magnitude = [r for r in records if r["selection"] == "magnitude"]
+    assert [r["num_channels"] for r in magnitude] == [0, 3] and all(
+        r["std"] == 0 for r in magnitude
+    )
+    with pytest.raises(ValueError, match="`controls` must be named"):
+        ablation_sweep(model, X, order, (0.5,), 1, recorder, controls={"random": control})
+    with pytest.raises(ValueError, match="`controls` must rank all 10"):
+        ablation_sweep(model, X, order, (0.5,), 1, recorder, controls={"m": np.arange(4)})

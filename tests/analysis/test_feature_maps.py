@@ -112,3 +112,51 @@ def test_plot_feature_maps(tmp_path):
         plot_feature_maps(maps, num_channels=-1)
     with pytest.raises(ValueError, match="at least one stage"):
         plot_feature_maps({})
+
+
+def _conv_relu_backbone(padding_mode, size=12):
+    """One fixed 3x3 conv, `left - right + centre - up`, and a ReLU. On i.i.d. inputs a
+    border changes the variance of the sum (reflect cancels left and right in column 0,
+    replicate cancels centre and up in row 0) and so the ReLU's mean, unless the padding
+    is circular."""
+    inputs = keras.Input((size, size, 1))
+    conv = PaddedConv2D(1, 3, padding_mode=padding_mode, use_bias=False)
+    kernel = np.zeros((3, 3, 1, 1), "float32")
+    kernel[1, 0], kernel[1, 2], kernel[1, 1], kernel[0, 1] = 1.0, -1.0, 1.0, -1.0
+    conv.build((None, size, size, 1))
+    conv.set_weights([kernel])
+    return Backbone(inputs, {"stem": keras.layers.ReLU()(conv(inputs))}, padding_mode)
+
+
+def test_random_input_border_gap_sees_every_padding_mode_and_circular_is_noise():
+    gaps = {}
+    for mode in ("zero", "reflect", "replicate", "circular"):
+        backbone = _conv_relu_backbone(mode)
+        (score,) = border_artifact_scores(backbone, (12, 12, 1), value=1.0, random_inputs=400)
+        gaps[mode] = score
+        assert score["random_inputs"] == 400
+        if mode in ("reflect", "replicate", "circular"):  # blind on the constant input
+            assert score["constant_input_std"] == 0.0 and score["border_contrast"] == 0.0
+    for mode in ("zero", "reflect", "replicate"):
+        assert gaps[mode]["random_border_gap"] > 5 * gaps[mode]["random_border_gap_se"], mode
+    circular = gaps["circular"]
+    assert circular["random_border_gap"] < 3 * circular["random_border_gap_se"]
+
+
+def test_random_border_scores_by_hand():
+    from tfposenc.analysis.border_artifacts import random_border_scores
+
+    maps = np.zeros((2, 3, 3, 1))
+    maps[0, 1, 1, 0] = 8.0  # image 0: interior 8, ring 0 -> difference -8
+    maps[1] = 1.0  # image 1: difference 0
+    score = random_border_scores(maps)
+    scale = (8 + 9) / 18
+    assert score["random_border_gap"] == pytest.approx(4 / scale)
+    assert score["random_border_gap_se"] == pytest.approx(
+        np.std([-8, 0], ddof=1) / np.sqrt(2) / scale
+    )
+    assert np.isnan(random_border_scores(np.ones((2, 2, 2, 1)))["random_border_gap"])
+    with pytest.raises(ValueError, match="`random_inputs` must be an int >= 2"):
+        border_artifact_scores(
+            _conv_relu_backbone("zero"), (12, 12, 1), random_inputs=np.ones((3, 4))
+        )

@@ -123,3 +123,24 @@ def test_every_listed_method_ranks_every_channel_and_the_attack_offers_exactly_t
         assert sorted(order.tolist()) == list(range(len(scores)))
     field = {f.name: f for f in dataclasses.fields(AttackConfig)}["ranking"]
     assert set(field.metadata["choices"]) == set(RANKING_METHODS)
+
+
+def test_magnitude_method_is_mean_absolute_pooled_value():
+    model, x = planted_model(), images(10)
+    pooled = np.abs(model.pooled_features(x))
+    order, scores = rank_position_channels(model, [x[:4], x[4:]], "magnitude")
+    np.testing.assert_allclose(scores, pooled.mean(axis=0), rtol=1e-9)
+    np.testing.assert_array_equal(order, np.argsort(-scores, kind="stable"))
+
+
+def test_spearman_matches_scipy_with_ties_and_is_nan_for_a_constant():
+    from tfposenc.analysis import spearman
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=20), rng.normal(size=20)
+    b[:5] = b[0]  # ties
+    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, rel=1e-12)
+    assert spearman(a, 2 * a + 1) == pytest.approx(1.0)
+    assert np.isnan(spearman(a, np.ones(20)))
+    with pytest.raises(ValueError, match="1-D score vectors of one length"):
+        spearman(a, b[:3])

@@ -19,9 +19,7 @@ from tfposenc.analysis import (
 def test_column_regions_of_a_cityscapes_width():
     regions = column_regions(2048)
     assert np.flatnonzero(regions["centre"]).tolist() == list(range(512, 1536))
-    assert np.flatnonzero(regions["periphery"]).tolist() == list(range(512)) + list(
-        range(1536, 2048)
-    )
+    assert set(regions) == {"overall", "left", "right", "centre"}  # the authors' regions
     assert np.flatnonzero(regions["left"]).tolist() == list(range(1024))
     assert np.flatnonzero(regions["right"]).tolist() == list(range(1024, 2048))
     assert regions["overall"].all()
@@ -84,19 +82,34 @@ def test_confusion_matrix_and_miou_by_hand():
 
 
 def test_region_mean_iou_by_hand():
-    # Width 8: left 0-3, right 4-7, centre 2-5, periphery 0, 1, 6, 7.
+    # Width 8: left 0-3, right 4-7, centre 2-5.
     y_true = np.zeros((1, 2, 8), int)
     y_true[0, :, 6:] = 1
     y_pred = y_true.copy()
-    y_pred[0, 0, 0] = 1  # a periphery / left error
+    y_pred[0, 0, 0] = 1  # a left error
     result = region_mean_iou(y_true, y_pred, 2)
     # overall: class 0 TP 11, union 12; class 1 TP 4, union 5.
     assert result["overall"] == pytest.approx((11 / 12 + 4 / 5) / 2)
     # left: class 0 TP 7, union 8; class 1 TP 0, union 1.
     assert result["left"] == pytest.approx((7 / 8 + 0) / 2)
     assert result["right"] == 1.0 and result["centre"] == 1.0
-    # periphery: class 0 TP 3, union 4; class 1 TP 4, union 5.
-    assert result["periphery"] == pytest.approx((3 / 4 + 4 / 5) / 2)
+    assert "border" not in result
+
+
+def test_cell_regions_and_ring_mean_iou_against_a_numpy_oracle():
+    from tfposenc.analysis import cell_regions
+
+    masks = cell_regions(10, 15, 5)  # cells of 2 x 3 pixels
+    expected = np.kron(border_cells(5).reshape(5, 5), np.ones((2, 3), bool))
+    np.testing.assert_array_equal(masks["border"], expected)
+    np.testing.assert_array_equal(masks["inner"], ~expected)
+    rng = np.random.default_rng(1)
+    y_true, y_pred = rng.integers(0, 3, (2, 2, 10, 15))
+    result = region_mean_iou(y_true, y_pred, 3, grid_size=5)
+    for region, mask in masks.items():
+        oracle = mean_iou(confusion_matrix(y_true[:, mask], y_pred[:, mask], 3))
+        assert result[region] == pytest.approx(oracle)
+    assert result["overall"] == pytest.approx(region_mean_iou(y_true, y_pred, 3)["overall"])
 
 
 def test_region_confusion_accumulates_batches():

@@ -76,3 +76,33 @@ def test_tile_cells_eagerly_and_inside_dataset_map():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_segmentation(load("digits", "test"), **kwargs)
+
+
+def test_flipped_canvases_flip_their_label_maps_with_them():
+    from tfposenc.data.segmentation import flip_pair
+
+    # A hand-built 2x2 canvas of 2-px cells: ink only in the left column of cell 0.
+    images = np.zeros((4, 2, 2, 3), "uint8")
+    images[0, :, 0] = 255
+    labels = np.array([7, 1, 2, 3], "int64")
+    source = tf.data.Dataset.from_tensor_slices((images, labels)).repeat(20)
+    plain = next(iter(make_segmentation(source, grid_size=2)))
+    canvas, label_map = plain[0].numpy(), plain[1].numpy()
+    expected_map = np.full((4, 4), 10)
+    expected_map[:2, 0] = 7  # only cell 0 has ink, in its left column
+    np.testing.assert_array_equal(label_map, expected_map)
+    seen = set()
+    for flipped_canvas, flipped_labels in make_segmentation(source, grid_size=2, flip=True, seed=1):
+        flipped = bool(flipped_canvas.numpy()[0, 3, 0] == 255)
+        seen.add(flipped)
+        expected = (canvas[:, ::-1], label_map[:, ::-1]) if flipped else (canvas, label_map)
+        np.testing.assert_array_equal(flipped_canvas.numpy(), expected[0])
+        np.testing.assert_array_equal(flipped_labels.numpy(), expected[1])
+    assert seen == {True, False}  # 20 canvases, both kinds drawn
+    # Eagerly and inside Dataset.map alike.
+    eager = flip_pair(tf.constant(canvas), tf.constant(label_map), tf.constant(True))
+    np.testing.assert_array_equal(eager[1].numpy(), label_map[:, ::-1])
+    mapped = tf.data.Dataset.from_tensors((canvas, label_map)).map(
+        lambda c, m: flip_pair(c, m, tf.constant(True))
+    )
+    np.testing.assert_array_equal(next(iter(mapped))[0].numpy(), canvas[:, ::-1])

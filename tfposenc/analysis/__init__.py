@@ -5,7 +5,7 @@ from tfposenc.analysis.ablation_sweep import DEFAULT_FRACTIONS, ablation_sweep
 from tfposenc.analysis.border_artifacts import border_artifact_scores
 from tfposenc.analysis.evaluators import GridRegionAccuracy, SegmentationRegionIoU, accuracy
 from tfposenc.analysis.feature_maps import feature_maps, plot_feature_maps
-from tfposenc.analysis.ranking import RANKING_METHODS, rank_position_channels
+from tfposenc.analysis.ranking import RANKING_METHODS, rank_position_channels, spearman
 from tfposenc.analysis.region_metrics import (
     RegionConfusion,
     confusion_matrix,
@@ -14,14 +14,17 @@ from tfposenc.analysis.region_metrics import (
     region_mean_iou,
 )
 from tfposenc.analysis.regions import (
+    CELL_REGIONS,
     COLUMN_REGIONS,
     GRID_REGIONS,
     border_cells,
+    cell_regions,
     column_regions,
     ring_mask,
 )
 
 __all__ = [
+    "CELL_REGIONS",
     "COLUMN_REGIONS",
     "DEFAULT_FRACTIONS",
     "GRID_REGIONS",
@@ -33,6 +36,7 @@ __all__ = [
     "accuracy",
     "border_artifact_scores",
     "border_cells",
+    "cell_regions",
     "column_regions",
     "confusion_matrix",
     "feature_maps",
@@ -42,4 +46,5 @@ __all__ = [
     "rank_position_channels",
     "region_mean_iou",
     "ring_mask",
+    "spearman",
 ]

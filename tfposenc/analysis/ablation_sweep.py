@@ -84,6 +84,7 @@ def ablation_sweep(
     evaluate=None,
     seed=0,
     metric=None,
+    controls=None,
 ):
     """Removes the top-ranked vs random channels at each fraction and evaluates the damage.
 
@@ -110,13 +111,17 @@ def ablation_sweep(
         seed: int, seeds the random draws (per `(seed, n)`). Defaults to `0`.
         metric: string, the metric name written into the records. Defaults to
             `evaluate.metric` if it has one, else `"value"`.
+        controls: dict `{selection: order}` of other rankings (e.g. `"magnitude"`),
+            each removed top-first like `order` and recorded under its own `selection`
+            (std 0). Defaults to `None` (none).
 
     Returns:
         A list of records, one per fraction, selection and region (a float result is
-        region `"overall"`), each `{"selection": "ranked" | "random", "fraction",
+        region `"overall"`), each `{"selection": "ranked" | "random" | a control, "fraction",
         "num_channels", "region", "metric", "value", "std", "values"}`: `value` is the
         ranked result or the mean over the draws, `std` is 0 for ranked, `values` the
-        result of each draw (one for ranked). Add `padding` and `task` for a results
+        result of each draw (one for ranked); random records also carry `draws`, the
+        number of distinct random sets (fewer than `random_draws` only where fewer exist). Add `padding` and `task` for a results
         file.
     """
     order = _check_order(order)
@@ -129,6 +134,19 @@ def ablation_sweep(
     if metric is None:
         metric = getattr(evaluate, "metric", "value")
     num_channels = order.size
+    controls = dict(controls or {})
+    for name, control in list(controls.items()):
+        if name in ("ranked", "random") or not isinstance(name, str):
+            raise ValueError(
+                '`controls` must be named by strings other than "ranked" and "random". '
+                f"Received: {name!r}"
+            )
+        controls[name] = _check_order(control)
+        if controls[name].size != num_channels:
+            raise ValueError(
+                f"`controls` must rank all {num_channels} channels. Received: {name} ranks "
+                f"{controls[name].size}"
+            )
     cache = {}
 
     def measure(channels):
@@ -144,6 +162,7 @@ def ablation_sweep(
         for fraction in fractions:
             count = count_for(fraction, num_channels)
             ranked = measure(order[:count].tolist())
+            others = {name: measure(c[:count].tolist()) for name, c in controls.items()}
             draws = [
                 measure(subset)
                 for subset in random_draws_for(num_channels, count, random_draws, seed)
@@ -169,8 +188,21 @@ def ablation_sweep(
                         "value": float(np.mean(values)),
                         "std": float(np.std(values)),
                         "values": values,
+                        "draws": len(values),
                     }
                 )
+                for name, results in others.items():
+                    value = results[region]
+                    records.append(
+                        {
+                            "selection": name,
+                            **base,
+                            "metric": metric,
+                            "value": value,
+                            "std": 0.0,
+                            "values": [value],
+                        }
+                    )
     finally:
         model.ablate(previous)
     return records

@@ -65,26 +65,29 @@ class GridRegionAccuracy:
 
 
 class SegmentationRegionIoU:
-    """mIoU overall, on the left / right half, the centre (middle half of the width) and
-    the periphery of dense predictions; `dataset` yields `(images, label maps [B, H, W])`.
+    """mIoU overall, on the left / right half and the centre (middle half of the width)
+    of dense predictions (the authors' regions) and, with `grid_size`, on the border ring
+    of cells and the inner cells; `dataset` yields `(images, label maps [B, H, W])`.
 
     Args:
         num_classes: int, the number of classes.
         ignore_class: int or None, a true label to leave out. Defaults to `None`.
+        grid_size: int or None, `k` of a canvas of `k x k` cells. Defaults to `None`.
 
     Call returns:
-        `{"overall", "left", "right", "centre", "periphery"}` -> mIoU in [0, 1].
+        `{"overall", "left", "right", "centre"[, "border", "inner"]}` -> mIoU in [0, 1].
     """
 
     metric = "miou"
 
-    def __init__(self, num_classes, ignore_class=None):
-        RegionConfusion(num_classes, ignore_class)  # validates the arguments
+    def __init__(self, num_classes, ignore_class=None, grid_size=None):
+        RegionConfusion(num_classes, ignore_class, grid_size)  # validates the arguments
         self.num_classes = num_classes
         self.ignore_class = ignore_class
+        self.grid_size = grid_size
 
     def __call__(self, model, dataset):
-        regions = RegionConfusion(self.num_classes, self.ignore_class)
+        regions = RegionConfusion(self.num_classes, self.ignore_class, self.grid_size)
         for images, labels, _ in iterate_batches(dataset):
             if labels is None:
                 raise ValueError("`dataset` must yield (images, label maps).")

@@ -71,7 +71,7 @@ def plot_feature_maps(maps, image=None, index=0, num_channels=4, title=None):
     check_positive_int(num_channels, "num_channels", minimum=0)
     columns = 1 + num_channels
     rows = len(maps) + (image is not None)
-    figure = Figure(figsize=(1.8 * columns, 1.8 * rows), layout="constrained")
+    figure = Figure(figsize=(2.6 * columns, 2.6 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
@@ -82,17 +82,17 @@ def plot_feature_maps(maps, image=None, index=0, num_channels=4, title=None):
         low, high = picture.min(), picture.max()
         picture = (picture - low) / (high - low) if high > low else np.zeros_like(picture)
         axes[0, 0].imshow(picture.squeeze(), cmap="gray" if picture.shape[-1] == 1 else None)
-        axes[0, 0].set_title("input", fontsize=8)
+        axes[0, 0].set_title("input", fontsize=12)
         row = 1
     for stage, values in maps.items():
         values = np.asarray(values)[index]
         axes[row, 0].imshow(np.abs(values).mean(axis=-1), cmap="viridis")
-        axes[row, 0].set_title(f"{stage} mean|a|", fontsize=8)
+        axes[row, 0].set_title(f"{stage} mean|a|", fontsize=12)
         spread = values.reshape(-1, values.shape[-1]).std(axis=0)
         for column, channel in enumerate(np.argsort(-spread, kind="stable")[:num_channels], 1):
             axes[row, column].imshow(values[..., channel], cmap="viridis")
-            axes[row, column].set_title(f"{stage} c{channel}", fontsize=8)
+            axes[row, column].set_title(f"{stage} c{channel}", fontsize=12)
         row += 1
     if title:
-        figure.suptitle(title, fontsize=9)
+        figure.suptitle(title, fontsize=14)
     return figure

@@ -22,6 +22,9 @@ def rank_position_channels(model, dataset, method="flip"):
       between-cell share of the channel's variance over canvases,
       `sum_g n_g (mean_g - mean)^2 / sum_i (z_i - mean)^2` (eta squared, in [0, 1];
       0 for a constant channel). Needs one integer label per image.
+    - `"magnitude"` (a control, not a position measure): mean over images of `|z1[c]|`.
+      A flip score grows with the channel's size as well as with its asymmetry; removing
+      the largest channels is the control that tells the two apart.
 
     Rank on data that is not the evaluation split (e.g. training canvases).
 
@@ -40,6 +43,8 @@ def rank_position_channels(model, dataset, method="flip"):
     check_choice(method, RANKING_METHODS, "method")
     if method == "label":
         scores = _label_scores(model, dataset)
+    elif method == "magnitude":
+        scores = _magnitude_scores(model, dataset)
     else:
         scores = _flip_scores(model, dataset, method)
     order = np.argsort(-scores, kind="stable").astype("int64")
@@ -60,6 +65,42 @@ def _flip_scores(model, dataset, method):
     if count == 0:
         raise ValueError("`dataset` must hold at least one image. Received: an empty dataset")
     return total / count
+
+
+def _magnitude_scores(model, dataset):
+    total, count = None, 0
+    for images, _, _ in iterate_batches(dataset):
+        batch_sum = np.abs(pooled(model, images)).sum(axis=0)
+        total = batch_sum if total is None else total + batch_sum
+        count += len(images)
+    if count == 0:
+        raise ValueError("`dataset` must hold at least one image. Received: an empty dataset")
+    return total / count
+
+
+def spearman(first, second):
+    """Spearman's rank correlation of two score vectors (average ranks for ties; NaN
+    when either is constant), e.g. the flip scores against the channel magnitudes."""
+    first, second = np.asarray(first, "float64"), np.asarray(second, "float64")
+    if first.shape != second.shape or first.ndim != 1:
+        raise ValueError(
+            "`first` and `second` must be 1-D score vectors of one length. "
+            f"Received: shapes {first.shape} and {second.shape}"
+        )
+    ranks = [_average_ranks(v) for v in (first, second)]
+    centred = [r - r.mean() for r in ranks]
+    norm = np.sqrt((centred[0] ** 2).sum() * (centred[1] ** 2).sum())
+    return float((centred[0] * centred[1]).sum() / norm) if norm > 0 else float("nan")
+
+
+def _average_ranks(values):
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype="float64")
+    for value in np.unique(values):  # ties share their mean rank
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
 
 
 def _label_scores(model, dataset):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfposenc.analysis.regions import GRID_REGIONS, border_cells, column_regions
+from tfposenc.analysis.regions import GRID_REGIONS, border_cells, cell_regions, column_regions
 from tfposenc.validation import check_positive_int
 
 
@@ -45,16 +45,20 @@ def mean_iou(confusion):
 
 
 class RegionConfusion:
-    """Accumulates one confusion matrix per column region (`COLUMN_REGIONS`) of dense maps.
+    """Accumulates one confusion matrix per region of dense maps: the column regions
+    (`COLUMN_REGIONS`) and, with `grid_size`, the cell ring (`CELL_REGIONS`).
 
     Args:
         num_classes: int, the number of classes.
         ignore_class: int or None, a true label to leave out. Defaults to `None`.
+        grid_size: int or None, `k` of a `k x k` canvas of cells: adds `border` (the
+            pixels of the outer ring of cells) and `inner`. Defaults to `None`.
     """
 
-    def __init__(self, num_classes, ignore_class=None):
+    def __init__(self, num_classes, ignore_class=None, grid_size=None):
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.ignore_class = ignore_class
+        self.grid_size = None if grid_size is None else check_positive_int(grid_size, "grid_size")
         self.confusions = {}
 
     def update(self, y_true, y_pred):
@@ -70,16 +74,24 @@ class RegionConfusion:
                 y_true[..., columns], y_pred[..., columns], self.num_classes, self.ignore_class
             )
             self.confusions[region] = self.confusions.get(region, 0) + confusion
+        if self.grid_size is not None:
+            for region, mask in cell_regions(*y_true.shape[-2:], self.grid_size).items():
+                confusion = confusion_matrix(
+                    y_true[..., mask], y_pred[..., mask], self.num_classes, self.ignore_class
+                )
+                self.confusions[region] = self.confusions.get(region, 0) + confusion
 
     def result(self):
-        """`{region: mIoU}` for `overall`, `left`, `right`, `centre`, `periphery`."""
+        """`{region: mIoU}` for `overall`, `left`, `right`, `centre` (and `border`,
+        `inner` with `grid_size`)."""
         return {region: mean_iou(confusion) for region, confusion in self.confusions.items()}
 
 
-def region_mean_iou(y_true, y_pred, num_classes, ignore_class=None):
-    """mIoU of `[B, H, W]` class maps overall and on the left / right half, the centre
-    (middle half of the width) and the periphery, as a dict."""
-    regions = RegionConfusion(num_classes, ignore_class)
+def region_mean_iou(y_true, y_pred, num_classes, ignore_class=None, grid_size=None):
+    """mIoU of `[B, H, W]` class maps overall and on the left / right half and the centre
+    (middle half of the width); with `grid_size`, on the border ring of cells and the
+    inner cells; as a dict."""
+    regions = RegionConfusion(num_classes, ignore_class, grid_size)
     regions.update(y_true, y_pred)
     return regions.result()
 

@@ -4,8 +4,11 @@ import numpy as np
 
 from tfposenc.validation import check_positive_int
 
-COLUMN_REGIONS = ("overall", "left", "right", "centre", "periphery")
+# The authors' regions of a dense prediction (their released code: left, right, centre).
+COLUMN_REGIONS = ("overall", "left", "right", "centre")
+# A grid's outer ring of cells and the cells inside it (2-D, for grids and dense maps).
 GRID_REGIONS = ("overall", "border", "inner")
+CELL_REGIONS = GRID_REGIONS[1:]
 
 
 def ring_mask(height, width, ring=1):
@@ -34,7 +37,7 @@ def column_regions(width):
     `left` is columns `[0, width // 2)`, `right` is `[width - width // 2, width)` (an odd
     width's middle column is in neither), `centre` is the middle half of the width,
     `[width // 4, width - width // 4)` (columns 512..1535 of a 2048-wide Cityscapes image,
-    the authors' central band), and `periphery` is the complement of `centre`.
+    the authors' central band).
     """
     check_positive_int(width, "width")
     columns = np.arange(width)
@@ -45,5 +48,20 @@ def column_regions(width):
         "left": columns < half,
         "right": columns >= width - half,
         "centre": centre,
-        "periphery": ~centre,
     }
+
+
+def cell_regions(height, width, grid_size):
+    """Bool pixel masks `[height, width]` of `CELL_REGIONS` on a `k x k` grid of cells.
+
+    Pixel `(i, j)` is in cell `(i * k // height, j * k // width)`; `border` holds the
+    pixels of the outer ring of cells, `inner` the others (empty for k <= 2): the 2-D
+    ring of a segmentation canvas, the same split as `border_cells` for a location grid.
+    """
+    check_positive_int(height, "height")
+    check_positive_int(width, "width")
+    ring = border_cells(grid_size).reshape(grid_size, grid_size)
+    rows = np.arange(height) * grid_size // height
+    columns = np.arange(width) * grid_size // width
+    border = ring[rows[:, None], columns[None, :]]
+    return {"border": border, "inner": ~border}

@@ -59,6 +59,8 @@ def make_segmentation(
     cell_size=None,
     ink_threshold=DEFAULT_INK_THRESHOLD,
     background_class=10,
+    flip=False,
+    seed=None,
 ):
     """Maps `(uint8 image, label)` examples to `(float32 canvas, int64 label map)` canvases.
 
@@ -77,6 +79,11 @@ def make_segmentation(
             channels is at least this (pixel space, after resizing). Defaults to `128`.
         background_class: int, the label of every pixel without ink; with the ten
             digits use `10`, so the task has 11 classes. Defaults to `10`.
+        flip: bool, mirror each canvas left-right together with its label map with
+            probability 1/2 (training; the authors' DeepLab trains with random flips,
+            so a mirrored canvas keeps its meaning). Defaults to `False`.
+        seed: int or None, seeds the flips (`tf.data.Dataset.random`, drawn anew on
+            every iteration). Defaults to `None`.
 
     Returns:
         A `tf.data.Dataset` of `(canvas float32 [k * c, k * c, C] in 0..255,
@@ -109,6 +116,24 @@ def make_segmentation(
         return canvas, label_map
 
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.batch(cells, drop_remainder=True).map(
+    canvases = dataset.batch(cells, drop_remainder=True).map(
         assemble, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    if not flip:
+        return canvases
+    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((canvases, randoms)).map(
+        lambda example, rand: flip_pair(*example, tf.math.floormod(rand, 2) == 1),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def flip_pair(canvas, label_map, flip):
+    """Mirrors `canvas [H, W, C]` and `label_map [H, W]` left-right together when the
+    boolean `flip` holds; eagerly and inside `Dataset.map`."""
+    return tf.cond(
+        flip,
+        lambda: (tf.reverse(canvas, [1]), tf.reverse(label_map, [1])),
+        lambda: (canvas, label_map),
     )

@@ -6,7 +6,11 @@ import os
 from tfposenc.vocabulary import BACKBONES, DATASETS, PADDING_MODES, RANKING_METHODS, STEMS
 from trainers.framework.config import TrainConfig, option
 
-TASKS = ("segmentation", "location")
+# `location`: a pooled dense read-out (`Classifier`), which can only locate through the
+# channels; `location_gapnet`: the paper's GAPNet, whose 3x3 head on a small final map
+# reads position from its own padding (an extra row, not the attacked model).
+TASKS = ("segmentation", "location", "location_gapnet")
+LOCATION_NETWORKS = {"location": "classifier", "location_gapnet": "gapnet"}
 FRACTIONS = (0.0, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95)
 
 
@@ -19,15 +23,16 @@ class AttackConfig(TrainConfig):
         ("zero", "circular"), "border modes, one model per task each",
         choices=PADDING_MODES, aliases=("--paddings",),
     )  # fmt: skip
-    tasks: tuple[str, ...] = option(TASKS, "models attacked", choices=TASKS)
+    tasks: tuple[str, ...] = option(TASKS[:2], "models attacked", choices=TASKS)
     models: str | None = option(None, "load models from this run directory (channel-wise)")
     backbone: str = option("resnet18", "backbone of both tasks", choices=BACKBONES)
     stem: str = option("paper", "ResNet stem", choices=STEMS)
     width: int = option(16, "ResNet first-stage width, 64 = paper")
     output_stride: int = option(8, "segmenter backbone's output stride (8 or 16, dilated)")
     head_channels: int = option(32, "channels of the segmenter's 3x3 head conv")
-    grid_size: int = option(3, "digits per side of a segmentation canvas")
-    cell_size: int = option(24, "segmentation cell size (digits are resized to it)")
+    grid_size: int = option(5, "digits per side of a segmentation canvas")
+    cell_size: int = option(16, "segmentation cell size (digits are resized to it)")
+    flip: bool = option(True, "train both models with random horizontal flips (as DeepLab)")
     image_size: tuple[int, ...] = option((512, 1024), "Cityscapes height width after resizing")
     epochs: int = option(8, "segmenter training epochs")
     train_examples: int = option(640, "segmentation canvases (images) per epoch")
@@ -39,14 +44,24 @@ class AttackConfig(TrainConfig):
     location_epochs: int = option(6, "location training epochs")
     location_train_examples: int | None = option(None, "location canvases per epoch")
     location_test_examples: int = option(40, "test images, each placed in every cell")
-    ranking: str = option("flip", "channel ranking method", choices=RANKING_METHODS)
+    ranking: tuple[str, ...] = option(
+        ("flip", "magnitude"), "channel rankings; the first is `ranked`, the others controls",
+        choices=RANKING_METHODS,
+    )  # fmt: skip
     rank_examples: int = option(600, "training canvases the channels are ranked on")
     fractions: tuple[float, ...] = option(FRACTIONS, "fractions of the channels removed")
-    random_draws: int = option(3, "random channel sets per fraction")
+    random_draws: int = option(5, "random channel sets per fraction", minimum=2)
+    claim_fractions: tuple[float, ...] = option(
+        (0.2, 0.8), "fractions removed where the claims are judged (each on its own)"
+    )
+    skill_margin: float = option(
+        0.1, "claims need the unablated model this far above chance (0..1)", minimum=0.0
+    )
     table_fractions: tuple[float, ...] = option((0.05, 0.2, 0.8), "fractions in results.md")
     figure_fraction: float = option(0.2, "fraction removed in the qualitative figure", minimum=0.0)
     figure_examples: int = option(3, "canvases in the qualitative figure")
     constant_value: float = option(128.0, "pixel value of the constant artifact input", minimum=0.0)
+    artifact_inputs: int = option(128, "random-noise inputs of the border artifacts", minimum=2)
     export: bool = option(False, "export a SavedModel per combination")
     out: str = option("runs/attack", "run directory (resumed when it exists)")
 
@@ -57,6 +72,15 @@ class AttackConfig(TrainConfig):
                 raise ValueError(
                     f"`{name}` must be in [0, 1]. Received: {name}={getattr(self, name)!r}"
                 )
+        if not self.ranking or len(set(self.ranking)) != len(self.ranking):
+            raise ValueError(
+                f"`ranking` must name distinct methods. Received: ranking={self.ranking!r}"
+            )
+        if not self.claim_fractions or any(not 0 < f <= 1 for f in self.claim_fractions):
+            raise ValueError(
+                "`claim_fractions` must be in (0, 1]. Received: "
+                f"claim_fractions={self.claim_fractions!r}"
+            )
         if self.output_stride not in (8, 16):
             raise ValueError(
                 f"`output_stride` must be 8 or 16. Received: output_stride={self.output_stride!r}"
@@ -84,10 +108,13 @@ PRESETS = {
         "location_train_examples": 32,
         "location_test_examples": 8,
         "rank_examples": 16,
+        "grid_size": 3,
         "fractions": (0.0, 0.5),
         "table_fractions": (0.5,),
         "figure_fraction": 0.5,
+        "claim_fractions": (0.5,),
         "random_draws": 2,
+        "artifact_inputs": 8,
         "verbose": "0",
         "out": "runs/attack-smoke",
     },
@@ -125,4 +152,4 @@ class Combination:
         return f"{self.padding_mode}-{self.task}"
 
 
-__all__ = ["FRACTIONS", "PRESETS", "TASKS", "AttackConfig", "Combination"]
+__all__ = ["FRACTIONS", "LOCATION_NETWORKS", "PRESETS", "TASKS", "AttackConfig", "Combination"]

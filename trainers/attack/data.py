@@ -11,6 +11,8 @@ import os
 import tensorflow as tf
 
 from tfposenc.data import DatasetNotFoundError, info, load, make_grid, make_segmentation
+from tfposenc.data.segmentation import flip_pair
+from trainers.attack.config import LOCATION_NETWORKS
 
 # Cityscapes label ids (0..33, -1) -> the 19 train ids; 255 is ignored (cityscapesScripts).
 CITYSCAPES_TRAIN_IDS = {
@@ -68,23 +70,35 @@ def load_cityscapes(split, data_dir=None, image_size=(512, 1024)):
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _segmentation_source(config, split, seed):
+def _segmentation_source(config, split, seed, flip=False):
     """Canvases of one split, repeated; digit canvases are new orders of the digits on
-    every pass (reproducible for `seed`)."""
+    every pass (reproducible for `seed`); `flip`: each canvas mirrored with its label
+    map with probability 1/2."""
     if config.dataset == "cityscapes":
         split = {"train": "train", "test": "validation"}[split]
         source = load_cityscapes(split, config.data_dir, tuple(config.image_size))
-        return source.shuffle(64, seed=seed).repeat() if split == "train" else source
+        if split != "train":
+            return source
+        source = source.shuffle(64, seed=seed).repeat()
+        if flip:
+            randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            source = tf.data.Dataset.zip((source, randoms)).map(
+                lambda pair, rand: flip_pair(*pair, tf.math.floormod(rand, 2) == 1)
+            )
+        return source
     source = load(config.dataset, split, config.data_dir).cache()
     size = info(config.dataset).splits[split]
     source = source.shuffle(size, seed=seed, reshuffle_each_iteration=True)
-    return make_segmentation(source.repeat(), config.grid_size, config.cell_size)
+    return make_segmentation(
+        source.repeat(), config.grid_size, config.cell_size, flip=flip, seed=seed
+    )
 
 
 def segmentation_data(config):
-    """`(train, test, ranking, samples)` pipelines of `(images, label maps)`."""
+    """`(train, test, ranking, samples)` pipelines of `(images, label maps)`; only the
+    training canvases are flipped (`config.flip`)."""
     batch = config.batch_size
-    train = _segmentation_source(config, "train", config.seed)
+    train = _segmentation_source(config, "train", config.seed, flip=config.flip)
     train = train.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     test = _segmentation_source(config, "test", config.seed + 1)
     test = test.take(config.test_examples) if config.test_examples else test
@@ -97,13 +111,15 @@ def segmentation_data(config):
 
 def location_data(config):
     """`(train, test, ranking, samples)` pipelines of `(canvases, cells)`: test
-    canvases put each of `location_test_examples` test images in every cell."""
+    canvases put each of `location_test_examples` test images in every cell; training
+    digits are mirrored in their cell with probability 1/2 (`config.flip`: the label,
+    the cell, is kept)."""
     name, k = config.location_dataset, config.location_grid_size
     grid = dict(grid_size=k, cell_size=config.location_cell_size, mean=info(name).mean)
     size = info(name).splits["train"]
     source = load(name, "train", config.data_dir).cache()
     shuffled = source.shuffle(size, seed=config.seed, reshuffle_each_iteration=True)
-    train = make_grid(shuffled.repeat(), seed=config.seed, **grid)
+    train = make_grid(shuffled.repeat(), seed=config.seed, flip=config.flip, **grid)
     train = train.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     test_source = load(name, "test", config.data_dir).take(config.location_test_examples)
     test = make_grid(test_source, placement="all_cells", **grid).batch(config.eval_batch_size)
@@ -118,11 +134,13 @@ def location_data(config):
 
 
 def channelwise_name(config, combination):
-    """The channel-wise experiment's name of the GAPNet location model for `combination`."""
+    """The channel-wise experiment's name of the location model for `combination`
+    (`classifier` for `location`, `gapnet` for `location_gapnet`)."""
     from trainers.channelwise.config import Combination as ChannelwiseCombination
 
     k, mode = config.location_grid_size, combination.padding_mode
-    return ChannelwiseCombination(k, mode, "gapnet", "location").name
+    network = LOCATION_NETWORKS.get(combination.task, "gapnet")
+    return ChannelwiseCombination(k, mode, network, "location").name
 
 
 def saved_model_path(config, combination):
@@ -131,11 +149,11 @@ def saved_model_path(config, combination):
         return None
     folder = os.path.join(config.models, "models")
     for name in (combination.name, channelwise_name(config, combination)):
-        if combination.task == "location" or name == combination.name:
+        if combination.task in LOCATION_NETWORKS or name == combination.name:
             path = os.path.join(folder, f"{name}.keras")
             if os.path.isfile(path):
                 return path
-    if combination.task == "location":
+    if combination.task in LOCATION_NETWORKS:
         raise ValueError(
             f"`models` holds no {channelwise_name(config, combination)}.keras. "
             f"Received: models={config.models!r}"

@@ -1,32 +1,46 @@
 """The position attack: rank the position-encoding channels, remove them, measure by region.
 
 For every padding mode this trains (or loads, `--models RUN_DIR`) a `Segmenter` on digit
-segmentation canvases and a GAPNet location model on grid canvases; ranks the pooled
-backbone channels by position information (the authors' flip ranking, on training
-canvases, never the evaluation split); removes the top-ranked vs random channels at each
-fraction with no retraining (`tfposenc.analysis.ablation_sweep`); and measures the damage
-by region (segmentation: mIoU overall / left / right / centre / periphery; location:
-accuracy on the border ring vs the inner cells). It also scores the border artifacts of
-every backbone stage on a constant input. Writes `results.md`, `results.json` (with the
-lists `sweep` and `artifacts`), `sweep-<padding>-<task>.png`, `qualitative-<padding>.png`
-(canvas, truth, prediction after random and after ranked removal), `feature-maps-*.png`
-and the same pictures to TensorBoard.
+segmentation canvases (k x k digits) and a location model on grid canvases: a pooled
+dense read-out (`Classifier`, `location`), which can locate only through its channels
+(GAPNet's 3x3 head, `location_gapnet`, is an optional extra row: on a small final map it
+reads position from its own padding). Both train with random horizontal flips, as the
+authors' DeepLab does, so a mirrored canvas keeps its meaning and `|z(x) - z(flip x)|`
+isolates position. It ranks the pooled backbone channels by the flip score (on training
+canvases, never the evaluation split) and by channel magnitude (mean |z|, the control:
+`flip_magnitude_spearman` says how alike the two are); removes the top-ranked vs the
+magnitude-ranked vs random channels at each fraction with no retraining
+(`tfposenc.analysis.ablation_sweep`, `--random-draws` draws); and measures the damage
+by region (segmentation: mIoU overall, the authors' left / right / centre, and the
+border ring of cells vs the inner cells; location: accuracy on border vs inner cells).
+`claims` in `results.json` judges "ranked removal hurts more than random", "... than
+the magnitude control" and "the damage is larger at the border than inside" per model:
+`shown` / `not shown` / `inconclusive` (within the random SD, or a model too close to
+chance for its damage to mean anything). Border artifacts per stage: a constant input
+(blind to reflect and replicate by construction) and the per-position mean over random
+noise inputs (`random_border_gap` against its sampling error), for the trained models
+and for untrained backbones in all four padding modes. Writes `results.md`,
+`results.json` (with `sweep`, `artifacts`, `architecture_artifacts`, `claims`),
+`sweep-<padding>-<task>.png`, `qualitative-<padding>.png` (canvas, truth, prediction after
+random and after ranked removal), `feature-maps-*.png`, and TensorBoard: per combination
+the sweep as scalars `sweep/<selection>/<region>` against the percentage removed.
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
-    python -m trainers.attack                    # default: digits, ~7 min
-    python -m trainers.attack --preset smoke     # ~30 s; what the tests run
+    python -m trainers.attack                    # default: digits, see docs_pending
+    python -m trainers.attack --preset smoke     # ~40 s; what the tests run
     python -m trainers.attack --preset paper     # Cityscapes, DeepLabv3-style ResNet-50 (GPU)
     python -m trainers.attack --models runs/channelwise --location-grid-size 5
 
-`--models` reuses the GAPNet location models `models/k<k>-<padding>-gapnet-location.keras`
-of a channel-wise run (its dataset and cell size must match) and any segmenter of an
-earlier attack run in that directory; the rest is trained.
+`--models` reuses the location models `models/k<k>-<padding>-classifier-location.keras`
+(and `...-gapnet-location.keras` for `location_gapnet`) of a channel-wise run (its
+dataset and cell size must match) and any segmenter of an earlier attack run in that
+directory; the rest is trained.
 """
 
 import dataclasses
 
-from trainers.attack.config import PRESETS, AttackConfig, Combination
+from trainers.attack.config import LOCATION_NETWORKS, PRESETS, AttackConfig, Combination
 from trainers.framework.experiment import Budget, Data, Experiment, steps_for
 
 
@@ -47,7 +61,7 @@ class Attack(Experiment):
     def input_shape(self, config, combination):
         from tfposenc.data import info
 
-        if combination.task == "location":
+        if combination.task in LOCATION_NETWORKS:
             meta = info(config.location_dataset)
             size = (config.location_cell_size or meta.image_size[0]) * config.location_grid_size
             return (size, size, 3)
@@ -59,7 +73,7 @@ class Attack(Experiment):
         import keras
 
         from tfposenc.data import info
-        from tfposenc.models import GAPNet, Segmenter, build_backbone
+        from tfposenc.models import Classifier, GAPNet, Segmenter, build_backbone
         from trainers.attack import data
 
         path = data.saved_model_path(config, combination)
@@ -72,10 +86,11 @@ class Attack(Experiment):
             padding_mode=combination.padding_mode,
             input_shape=self.input_shape(config, combination),
         )
-        if combination.task == "location":
+        if combination.task in LOCATION_NETWORKS:
             meta = info(config.location_dataset)
             backbone = build_backbone(config.backbone, **options)
-            return GAPNet(backbone, config.location_grid_size**2, mean=meta.mean, std=meta.std)
+            head = Classifier if combination.task == "location" else GAPNet
+            return head(backbone, config.location_grid_size**2, mean=meta.mean, std=meta.std)
         backbone = build_backbone(config.backbone, output_stride=config.output_stride, **options)
         mean, std = data.segmentation_stats(config)
         classes = data.segmentation_classes(config)[0]
@@ -84,7 +99,7 @@ class Attack(Experiment):
     def data(self, config, combination):
         from trainers.attack import data
 
-        make = getattr(data, f"{combination.task}_data")
+        make = data.segmentation_data if combination.task == "segmentation" else data.location_data
         train, test, ranking, samples = make(config)
         return Data(train, None, test, extra={"ranking": ranking, "samples": samples})
 
@@ -93,7 +108,7 @@ class Attack(Experiment):
         from tfposenc.data import info
         from trainers.attack import data
 
-        if combination.task == "location":
+        if combination.task in LOCATION_NETWORKS:
             examples = config.location_train_examples
             examples = examples or info(config.location_dataset).splits["train"]
             epochs = config.location_epochs
@@ -106,7 +121,7 @@ class Attack(Experiment):
     def optimizer(self, config, combination, budget):
         import keras
 
-        if combination.task == "location":
+        if combination.task in LOCATION_NETWORKS:
             return super().optimizer(config, combination, budget)
         return keras.optimizers.Adam(config.segmentation_learning_rate, beta_1=0.9)
 
@@ -115,11 +130,19 @@ class Attack(Experiment):
 
         from trainers.attack.data import segmentation_classes
 
-        if combination.task == "location":
+        if combination.task in LOCATION_NETWORKS:
             return super().loss(config, combination)
         return keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, ignore_class=segmentation_classes(config)[1]
         )
+
+    def metrics(self, config, combination):
+        """Location: accuracy; segmentation: `pixel_accuracy` (not the mIoU it is judged by)."""
+        import keras
+
+        if combination.task in LOCATION_NETWORKS:
+            return super().metrics(config, combination)
+        return [keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy")]
 
     def hparams(self, config, combination):
         return {
@@ -138,16 +161,35 @@ class Attack(Experiment):
         )
 
     def report(self, config, records, run_dir):
+        from trainers.attack.measure import architecture_artifacts
         from trainers.attack.report import report
 
-        return report(config, records, run_dir)
+        return report(config, records, run_dir, architecture_artifacts(config))
 
     def finalize(self, config, records):
-        """`sweep` and `artifacts`: every combination's records in one flat list each."""
+        """`sweep` and `artifacts` (every combination's records in one flat list each),
+        `architecture_artifacts` (untrained backbones, all four padding modes),
+        `flip_magnitude_spearman` per model and `claims` (`trainers.attack.claims`)."""
+        from trainers.attack.claims import claims
+        from trainers.attack.measure import architecture_artifacts
+
         return {
             "sweep": [x for r in records for x in r["sweep"]],
             "artifacts": [a for r in records for a in r["artifacts"]],
+            "architecture_artifacts": architecture_artifacts(config),
+            "flip_magnitude_spearman": {
+                r["combination"]: r.get("flip_magnitude_spearman") for r in records
+            },
+            "claims": claims(config, records),
         }
+
+    def series(self, config, records):
+        """Per combination, the sweep against the percentage of channels removed:
+        `sweep/<selection>/<region>` (%; ranked, random, magnitude, ...) and
+        `sweep/random_sd/<region>`."""
+        from trainers.attack.report import sweep_series
+
+        return {r["combination"]: sweep_series(r["sweep"]) for r in records}
 
 
 EXPERIMENT = Attack()

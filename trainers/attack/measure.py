@@ -20,36 +20,74 @@ def _tensorboard_image(log_dir, tag, figure):
 
     writer = tf.summary.create_file_writer(log_dir)  # the combination's one run
     with writer.as_default():
-        image = tf.image.decode_png(reports.figure_png(figure), channels=4)
+        image = tf.image.decode_png(reports.figure_png(figure, dpi=100), channels=4)
         tf.summary.image(tag, image[None], step=0)
     writer.flush()
 
 
-def attack(config, combination, model, data, input_shape):
-    """Yields `(name, value)`: the unablated metrics, `ranking` (top channels), `sweep`
-    records, `artifacts` per stage, and the figure files written."""
+def evaluator(config, combination):
+    """The region evaluator of `combination`'s task and its chance level (0..1)."""
     from tfposenc import analysis
     from trainers.attack.data import segmentation_classes
 
+    if combination.task != "segmentation":
+        k = config.location_grid_size
+        return analysis.GridRegionAccuracy(k), 1.0 / k**2
+    classes, ignore = segmentation_classes(config)
+    grid = None if config.dataset == "cityscapes" else config.grid_size
+    return analysis.SegmentationRegionIoU(classes, ignore, grid_size=grid), 1.0 / classes
+
+
+def attack(config, combination, model, data, input_shape):
+    """Yields `(name, value)`: the unablated metric per region as flat floats in %
+    (`miou_overall`, `miou_border`, ... / `accuracy_...`), `chance`, `ranking` (top
+    channels of every ranking; the signed left / right flip rankings for segmentation),
+    `flip_magnitude_spearman`, `sweep` records, `artifacts` per stage, and the figure
+    files written."""
+    from tfposenc import analysis
+
     padding, task = combination.padding_mode, combination.task
-    if task == "location":
-        evaluate = analysis.GridRegionAccuracy(config.location_grid_size)
-    else:
-        evaluate = analysis.SegmentationRegionIoU(*segmentation_classes(config))
+    evaluate, chance = evaluator(config, combination)
     fast = traced(model)
-    order, scores = analysis.rank_position_channels(fast, data.extra["ranking"], config.ranking)
+    rankings = {
+        method: analysis.rank_position_channels(fast, data.extra["ranking"], method)
+        for method in dict.fromkeys((*config.ranking, "flip", "magnitude"))
+    }
+    if task == "segmentation":  # the authors' signed rankings (flip_right = -flip_left)
+        rankings["flip_left"] = analysis.rank_position_channels(
+            fast, data.extra["ranking"], "flip_left"
+        )
+        scores = -rankings["flip_left"][1]
+        rankings["flip_right"] = (np.argsort(-scores, kind="stable").astype("int64"), scores)
+    order = rankings[config.ranking[0]][0]
+    controls = {m: rankings[m][0] for m in config.ranking[1:]}
     records = analysis.ablation_sweep(
-        fast, data.test, order, config.fractions, config.random_draws, evaluate, seed=config.seed
-    )
+        fast, data.test, order, config.fractions, config.random_draws, evaluate,
+        seed=config.seed, controls=controls,
+    )  # fmt: skip
     for record in records:
         record.update(padding=padding, task=task)
     baseline = {r["region"]: r["value"] for r in records if r["fraction"] == 0}
     baseline = baseline or evaluate(fast, data.test)
-    yield evaluate.metric, {region: PERCENT * value for region, value in baseline.items()}
-    yield "ranking", {"method": config.ranking, "top": order[:16].tolist(),
-                      "top_scores": [float(scores[c]) for c in order[:16]]}  # fmt: skip
+    for region, value in baseline.items():
+        yield f"{evaluate.metric}_{region}", PERCENT * value
+    yield "chance", PERCENT * chance
+    yield (
+        "ranking",
+        {
+            method: {"top": o[:16].tolist(), "top_scores": [float(s[c]) for c in o[:16]]}
+            for method, (o, s) in rankings.items()
+        },
+    )
+    yield (
+        "flip_magnitude_spearman",
+        analysis.spearman(rankings["flip"][1], rankings["magnitude"][1]),
+    )
     yield "sweep", records
-    artifacts = analysis.border_artifact_scores(model, input_shape, value=config.constant_value)
+    artifacts = analysis.border_artifact_scores(
+        model, input_shape, value=config.constant_value,
+        random_inputs=config.artifact_inputs, seed=config.seed,
+    )  # fmt: skip
     yield "artifacts", [{"padding": padding, "task": task, **a} for a in artifacts]
     log_dir = os.path.join(config.out, "tensorboard", combination.name)
     figures = {}
@@ -72,6 +110,43 @@ def attack(config, combination, model, data, input_shape):
         reports.save_figure(figure, os.path.join(config.out, f"{stem}.png"))
         _tensorboard_image(log_dir, stem, figure)
     yield "figures", sorted(f"{stem}.png" for stem in figures)
+
+
+_ARCHITECTURE = {}
+
+
+def architecture_artifacts(config):
+    """Border artifacts of untrained backbones (seeded, fresh batch-norm statistics) of
+    both tasks in every padding mode: what the padding alone does to a constant input and
+    to random ones. Computed once per config (the report and `finalize` share it)."""
+    import keras
+
+    from tfposenc import analysis
+    from tfposenc.models import build_backbone
+    from tfposenc.vocabulary import PADDING_MODES
+    from trainers.attack.config import Combination
+    from trainers.attack.experiment import EXPERIMENT
+
+    key = repr(config)
+    if key in _ARCHITECTURE:
+        return _ARCHITECTURE[key]
+    rows = []
+    for task in ("segmentation", "location"):
+        shape = EXPERIMENT.input_shape(config, Combination("zero", task))
+        for mode in PADDING_MODES:
+            keras.utils.set_random_seed(config.seed)
+            options = {"output_stride": config.output_stride} if task == "segmentation" else {}
+            backbone = build_backbone(
+                config.backbone, stem=config.stem, width=config.width, padding_mode=mode,
+                input_shape=shape, **options,
+            )  # fmt: skip
+            scores = analysis.border_artifact_scores(
+                backbone, shape, value=config.constant_value / 255.0,
+                random_inputs=config.artifact_inputs, noise_range=(-1.0, 1.0), seed=config.seed,
+            )  # fmt: skip
+            rows += [{"padding": mode, "task": task, "trained": False, **a} for a in scores]
+    _ARCHITECTURE[key] = rows
+    return rows
 
 
 def qualitative_figure(config, model, images, labels, order):

@@ -22,14 +22,17 @@ class ShiftInvarianceConfig(TrainConfig):
         (), "run every method once per seed, report mean +/- std (): --seed)", minimum=0
     )
     width: int = option(16, "ResNet-18 (cifar stem) first-stage width, 64 = paper")
-    image_size: int = option(32, "images are resized to this size (digits: 8 -> 32)")
+    image_size: int = option(32, "the network's input size (digits: 8 -> 32)")
+    content_size: int | None = option(
+        16, "resize images to this and centre them on a black image_size canvas (None: fill it)"
+    )
     epochs: int = option(8, "training epochs of every method")
     optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
     beta_1: float = option(0.9, "Adam beta_1 in [0, 1)", minimum=0.0)
     momentum: float = option(0.9, "SGD momentum", minimum=0.0)
     weight_decay: float = option(0.0, "weight decay (Keras' decoupled w -= lr*wd*w)", minimum=0.0)
     schedule: str = option("cosine", "learning-rate schedule over all steps", choices=SCHEDULES)
-    crop_pad: int = option(0, "train on random crops after this black pad (0: none)", minimum=0)
+    crop_pad: int = option(4, "every method trains on random crops after this black pad", minimum=0)
     flip: bool = option(False, "random horizontal flip in training")
     train_max_shift: int = option(4, "AugShift views: symmetric offsets in [-m, m], zero fill")
     consistency_weight: float = option(1.0, "weight of AugShift's latent MSE", minimum=0.0)
@@ -52,6 +55,11 @@ class ShiftInvarianceConfig(TrainConfig):
                 raise ValueError(f"`{name}` must not repeat a value. Received: {name}={values!r}")
         if self.test_on_holdout and not self.holdout_examples:
             raise ValueError("`test_on_holdout` needs `holdout_examples` > 0. Received: 0")
+        if self.content_size is not None and not 0 < self.content_size <= self.image_size:
+            raise ValueError(
+                f"`content_size` must be in [1, image_size={self.image_size}] or None. "
+                f"Received: content_size={self.content_size}"
+            )
         if self.image_size < 8 * 2 or self.image_size % 8:
             raise ValueError(
                 "`image_size` must be a multiple of 8 (the cifar stem's stride, even down to "
@@ -65,6 +73,7 @@ PRESETS = {
         "methods": ("baseline", "augshift", "aps"),
         "width": 4,
         "image_size": 16,
+        "content_size": 8,
         "epochs": 1,
         "batch_size": 16,
         "train_examples": 48,
@@ -76,6 +85,7 @@ PRESETS = {
     "paper": {
         "dataset": ("cifar10", "cifar100"),
         "width": 64,
+        "content_size": None,
         "epochs": 200,
         "batch_size": 128,
         "optimizer": "sgd",

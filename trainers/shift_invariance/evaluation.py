@@ -24,7 +24,8 @@ def circular_consistency(model, dataset, size, passes, seed):
 
 
 def evaluate(config, classifier, data):
-    """Yields top1, cons8, cons16, circular_consistency, examples and the curve."""
+    """Yields top1, cons8, cons16, circular_consistency, examples, test_digest (the
+    SHA-1 of the test images and labels: every row's is the same) and the curve."""
     accuracy = dict(evaluators.classification(classifier, data.test))
     passes = lambda m: config.passes if m in (8, 16) else config.curve_passes  # noqa: E731
     curve = consistency_curve(classifier, data.test, CURVE_SHIFTS, passes, config.seed)
@@ -36,6 +37,7 @@ def evaluate(config, classifier, data):
         circular_consistency(classifier, data.test, config.image_size, config.passes, config.seed),
     )
     yield "examples", accuracy["examples"]
+    yield "test_digest", data.extra["test_digest"]
     yield "curve", {str(m): value for m, value in curve.items()}
 
 

@@ -36,8 +36,17 @@ def section(config, results, run_dir):
         "protocol: the views differ by at most m - 1 px), "
         f"top-1 agreement over {config.passes} passes; circular: two circular shifts by any "
         f"amount, {config.passes} passes. Step time: median training step, relative to "
-        f"`baseline`. Training views of AugShift rows: symmetric, offsets in "
-        f"[-{config.train_max_shift}, {config.train_max_shift}], zero fill.",
+        f"`baseline`. Every row trains on random crops after a {config.crop_pad}-px black "
+        f"pad{' and random flips' if config.flip else ''}; AugShift rows add their two "
+        f"views (symmetric, offsets in [-{config.train_max_shift}, "
+        f"{config.train_max_shift}], zero fill), `shift_aug` with consistency weight 0."
+        + (
+            f" Images are resized to {config.content_size} px and centred on a black "
+            f"{config.image_size}-px canvas (a {(config.image_size - config.content_size) // 2}"
+            "-px margin: shifts up to that size are pure translations)."
+            if config.content_size
+            else ""
+        ),
     ]
     for dataset in config.dataset:
         rows = [r for r in results if r["dataset"] == dataset]

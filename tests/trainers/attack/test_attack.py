@@ -8,9 +8,10 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.trainers.smoke import smoke_config, smoke_fixture
+from tests.trainers.smoke import smoke_config
 from tfposenc.data import load_digits_arrays
 from trainers.attack import EXPERIMENT
 from trainers.attack import data as attack_data
@@ -25,7 +26,14 @@ def smoke(out, **overrides):
     return smoke_config(EXPERIMENT, out, **overrides)
 
 
-smoke_run = smoke_fixture(EXPERIMENT)
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """`(out, records, CPU seconds)` of one smoke run: the process's CPU time (every
+    thread), which a machine shared with other work does not inflate as it does wall time."""
+    out = tmp_path_factory.mktemp("attack-smoke")
+    start = time.process_time()
+    records = runner.run(EXPERIMENT, smoke(out))
+    return out, records, time.process_time() - start
 
 
 def test_smoke_writes_results_json_lists(smoke_run):
@@ -42,7 +50,7 @@ def test_smoke_writes_results_json_lists(smoke_run):
     keys = {"padding", "task", "selection", "fraction", "region", "metric", "value", "std"}
     assert all(keys <= set(record) for record in sweep)
     regions = {
-        "segmentation": {"overall", "left", "right", "centre", "periphery"},
+        "segmentation": {"overall", "left", "right", "centre", "border", "inner"},
         "location": {"overall", "border", "inner"},
     }
     for padding in ("zero", "circular"):
@@ -50,20 +58,32 @@ def test_smoke_writes_results_json_lists(smoke_run):
             mine = [r for r in sweep if r["padding"] == padding and r["task"] == task]
             assert {r["region"] for r in mine} == regions[task]
             assert {r["metric"] for r in mine} == {metric}
-            assert len(mine) == 2 * len(fractions) * len(regions[task])  # ranked + random
+            assert {r["selection"] for r in mine} == {"ranked", "random", "magnitude"}
+            assert len(mine) == 3 * len(fractions) * len(regions[task])
+            record = next(r for r in results if r["combination"] == f"{padding}-{task}")
+            for region in regions[task]:  # the headline numbers are top-level floats (%)
+                assert isinstance(record[f"{metric}_{region}"], float)
+            assert -1 <= summary["flip_magnitude_spearman"][record["combination"]] <= 1
             for r in mine:
                 assert 0 <= r["value"] <= 1 or np.isnan(r["value"])
-                if r["selection"] == "ranked":
+                if r["selection"] != "random":
                     assert r["std"] == 0
                 else:
                     assert r["std"] == pytest.approx(np.std(r["values"]))
                     draws = PRESETS["smoke"]["random_draws"] if r["fraction"] else 1
-                    assert len(r["values"]) == draws  # one distinct empty set at 0
+                    assert len(r["values"]) == r["draws"] == draws  # one empty set at 0
             # nothing removed: ranked and random are the same unablated model
             at_zero = [r for r in mine if r["fraction"] == 0 and r["region"] == "overall"]
             assert at_zero[0]["value"] == pytest.approx(at_zero[1]["value"])
-    keys = {"padding", "stage", "border_contrast", "constant_input_std"}
+    keys = {"padding", "stage", "border_contrast", "constant_input_std", "random_border_gap"}
     assert summary["artifacts"] and all(keys <= set(a) for a in summary["artifacts"])
+    modes = {a["padding"] for a in summary["architecture_artifacts"]}
+    assert modes == {"zero", "reflect", "replicate", "circular"}
+    claims = summary["claims"]
+    assert {c["claim"] for c in claims} >= {
+        "ranked removal hurts more than random", "the damage is larger at the border than inside"
+    }  # fmt: skip
+    assert all(c["verdict"] in ("shown", "not shown", "inconclusive") for c in claims)
 
 
 def test_circular_padding_has_no_border_artifacts_and_zero_padding_has(smoke_run):
@@ -75,9 +95,27 @@ def test_circular_padding_has_no_border_artifacts_and_zero_padding_has(smoke_run
     assert max(a["constant_input_std_max"] for a in circular) < 1e-5
     zero = [a for a in artifacts if a["padding"] == "zero"]
     assert max(a["constant_input_std"] for a in zero) > 1e-3
+    # Noise inputs: the border shows for zero padding; for circular it is sampling error.
+    for a in artifacts:
+        if a["padding"] == "circular" and not np.isnan(a["random_border_gap"]):
+            assert a["random_border_gap"] < 3 * a["random_border_gap_se"], a
+        if a["padding"] == "zero" and a["stage"] in ("stage1", "stage2"):
+            assert a["random_border_gap"] > 3 * a["random_border_gap_se"], a
 
 
-def test_figures_markdown_and_tensorboard_images(smoke_run):
+def _tags(folder):
+    """`{kind: tags}` of every event file directly in `folder` (one run)."""
+    tags = {}
+    for path in glob.glob(str(folder / "events.out.tfevents*")):
+        accumulator = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
+        accumulator.Reload()
+        for kind, names in accumulator.Tags().items():
+            if isinstance(names, list):
+                tags.setdefault(kind, set()).update(names)
+    return tags
+
+
+def test_figures_markdown_and_tensorboard_runs(smoke_run):
     out, results, _ = smoke_run
     for name in (
         "sweep-zero-segmentation", "sweep-circular-location", "qualitative-zero",
@@ -86,15 +124,49 @@ def test_figures_markdown_and_tensorboard_images(smoke_run):
     ):  # fmt: skip
         assert (out / f"{name}.png").stat().st_size > 1000, name
     table = open(out / "results.md").read()
-    assert "| zero | segmentation | periphery |" in table
-    assert "| circular | location | border |" in table
-    assert "## Border artifacts" in table and "## Expected effects" in table
-    images = set()
-    for path in glob.glob(str(out / "tensorboard" / "zero-segmentation" / "images" / "*")):
-        accumulator = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
-        accumulator.Reload()
-        images |= set(accumulator.Tags().get("tensors", []))
-    assert {"qualitative-zero", "feature-maps-zero-segmentation-sample"} <= images
+    assert (
+        "| zero | segmentation | border |" in table and "| zero | segmentation | centre |" in table
+    )
+    assert "| circular | location | inner |" in table and "periphery" not in table
+    assert "## Claims" in table and "## Border artifacts of untrained backbones" in table
+    board = out / "tensorboard"
+    assert sorted(p.name for p in board.iterdir()) == [
+        "circular-location",
+        "circular-segmentation",
+        "report",
+        "zero-location",
+        "zero-segmentation",
+    ]  # fmt: skip: one run per combination, no sub-runs, and the report
+    for combination in ("zero-segmentation", "circular-location"):
+        assert not [p for p in (board / combination).iterdir() if p.is_dir()]
+        tags = _tags(board / combination)["tensors"]
+        metric, region = (
+            ("miou", "border") if "segmentation" in combination else ("accuracy", "inner")
+        )
+        assert {f"sweep/ranked/{region}", f"sweep/random/{region}",
+                f"sweep/magnitude/{region}", f"sweep/random_sd/{region}"} <= tags  # fmt: skip
+        assert {f"test/{metric}_overall", f"test/{metric}_{region}",
+                "test/flip_magnitude_spearman", "_hparams_/session_start_info"} <= tags  # fmt: skip
+        training = "epoch/pixel_accuracy" if "segmentation" in combination else "epoch/accuracy"
+        assert training in tags
+    assert {"qualitative-zero", "feature-maps-zero-segmentation-sample"} <= _tags(
+        board / "zero-segmentation"
+    )["tensors"]
+    report_tags = _tags(board / "report")["tensors"]
+    assert {"sweep-zero-segmentation.png", "qualitative-circular.png"} <= report_tags
+    # The sweep's x axis is the percentage removed; the values are the records' (in %).
+    accumulator = event_accumulator.EventAccumulator(
+        str(board / "zero-location"), size_guidance={"tensors": 0}
+    )
+    accumulator.Reload()
+    points = {
+        e.step: float(tf.make_ndarray(e.tensor_proto))
+        for e in accumulator.Tensors("sweep/ranked/overall")
+    }
+    sweep = [
+        x for x in results[1]["sweep"] if x["selection"] == "ranked" and x["region"] == "overall"
+    ]
+    assert points == pytest.approx({round(100 * x["fraction"]): 100 * x["value"] for x in sweep})
 
 
 def _confusion_miou(truth, predicted, classes):
@@ -153,41 +225,78 @@ def test_channels_are_ranked_on_training_canvases_and_judged_on_test_canvases(tm
         assert found >= len(canvases)
 
 
-def test_report_counts_expected_effects_as_measured(tmp_path):
-    def records(task, regions, ranked, random):
-        rows = []
-        for fraction, r_value, q_value in zip((0.0, 0.05, 0.2), ranked, random):
-            for region, drop in regions.items():
-                for selection, value in (
-                    ("ranked", r_value - drop * fraction),
-                    ("random", q_value),
-                ):
-                    rows.append(dict(padding="zero", task=task, selection=selection,
-                                     fraction=fraction, region=region, metric="miou",
-                                     value=value, std=0.01 * (selection == "random")))  # fmt: skip
-        return rows
+def _records(task, unablated, ranked, random, sd, border_extra=0.0, magnitude=None):
+    """Synthetic sweep records at fractions 0 and 0.2 for regions overall, border, inner:
+    `ranked` / `random` are the values at 0.2 (the border loses `border_extra` more)."""
+    rows = []
+    for region, shift in (("overall", 0.0), ("border", -border_extra), ("inner", 0.0)):
+        for fraction, r_value, q_value in ((0.0, unablated, unablated), (0.2, ranked, random)):
+            r_value = r_value + (shift if fraction else 0.0)
+            common = dict(padding="zero", task=task, fraction=fraction, region=region, metric="m")
+            rows.append(dict(common, selection="ranked", value=r_value, std=0.0))
+            rows.append(dict(common, selection="random", value=q_value, std=sd * (fraction > 0)))
+            m_value = unablated if not fraction else (q_value if magnitude is None else magnitude)
+            rows.append(dict(common, selection="magnitude", value=m_value, std=0.0))
+    return rows
 
-    config = smoke(tmp_path, fractions=(0.0, 0.05, 0.2), table_fractions=(0.05, 0.2))
-    regions = {"overall": 0.0, "centre": 0.0, "periphery": 1.0}
-    hurts = records("segmentation", regions, (0.8, 0.5, 0.3), (0.8, 0.7, 0.6))
-    helps = records("segmentation", {"overall": 0.0, "centre": 1.0, "periphery": 0.0},
-                    (0.8, 0.75, 0.7), (0.8, 0.7, 0.6))  # fmt: skip
-    artifact = dict(padding="zero", task="segmentation", stage="stem", border_contrast=0.5,
-                    constant_input_std=0.1)  # fmt: skip
+
+def _result(name, sweep, chance=4.0):
+    return dict(combination=name, padding_mode="zero", task="location", sweep=sweep,
+                chance=chance, artifacts=[], flip_magnitude_spearman=0.5)  # fmt: skip
+
+
+def _verdicts(config, results):
+    from trainers.attack.claims import claims
+
+    return {(c["combination"], c["claim"]): c["verdict"] for c in claims(config, results)}
+
+
+def test_claims_shown_only_when_built_to_satisfy_and_beyond_the_random_sd(tmp_path):
+    from trainers.attack.claims import BORDER_CLAIM, MAGNITUDE_CLAIM, RANDOM_CLAIM
+
+    config = smoke(tmp_path, claim_fractions=(0.2,), skill_margin=0.1)
     results = [
-        dict(combination=name, padding_mode="zero", task="segmentation", sweep=sweep,
-             artifacts=[artifact])
-        for name, sweep in (("hurts", hurts), ("helps", helps))
-    ]  # fmt: skip
-    text = "\n".join(report(config, results, str(tmp_path)))
-    assert (
-        "| zero | segmentation | overall | 80.0 | 50.0 / 70.0 ± 1.0 | 30.0 / 60.0 ± 1.0 |" in text
-    )
-    assert "hurts: ranked removal hurts more than random at 2 of 2 fractions" in text
-    assert "hurts: under ranked removal the periphery loses more than the centre at 2 of 2" in text
-    assert "helps: ranked removal hurts more than random at 0 of 2 fractions" in text
-    assert "helps: under ranked removal the periphery loses more than the centre at 0 of 2" in text
-    assert (tmp_path / "sweep-hurts.png").stat().st_size > 1000
+        # Built to satisfy: a trained model, ranked far below random and magnitude, the
+        # border losing 20 points more than the inner cells.
+        _result(
+            "built", _records("location", 0.9, 0.3, 0.8, 0.02, border_extra=0.2, magnitude=0.85)
+        ),  # fmt: skip
+        # Untrained-like: chance-level everything, and a big (meaningless) difference.
+        _result("untrained", _records("location", 0.05, 0.0, 0.05, 0.0, border_extra=0.05)),
+        # Within the random SD: the differences are smaller than the spread of the draws.
+        _result(
+            "within", _records("location", 0.9, 0.78, 0.8, 0.05, border_extra=0.02, magnitude=0.79)
+        ),  # fmt: skip
+        # Relatively worse at the border, but ranked removal spares both regions.
+        _result("spares", _records("location", 0.9, 0.85, 0.6, 0.01, border_extra=0.1)),
+        # The opposite: ranked removal hurts less than random, the inner cells more.
+        _result(
+            "opposite", _records("location", 0.9, 0.8, 0.5, 0.01, border_extra=-0.2, magnitude=0.4)
+        ),  # fmt: skip
+    ]
+    verdicts = _verdicts(config, results)
+    for claim in (RANDOM_CLAIM, MAGNITUDE_CLAIM, BORDER_CLAIM):
+        assert verdicts["built", claim] == "shown"
+        assert verdicts["untrained", claim] == "inconclusive"
+        assert verdicts["within", claim] == "inconclusive"
+        assert verdicts["opposite", claim] == "not shown"
+    assert "shown" not in {v for (name, _), v in verdicts.items() if name == "untrained"}
+    assert verdicts["spares", BORDER_CLAIM] == "inconclusive"
+
+
+def test_report_table_claims_and_sweep_series(tmp_path):
+    from trainers.attack.report import sweep_series
+
+    config = smoke(tmp_path, fractions=(0.0, 0.2), table_fractions=(0.2,), claim_fractions=(0.2,))
+    sweep = _records("location", 0.9, 0.3, 0.8, 0.02, border_extra=0.2, magnitude=0.85)
+    text = "\n".join(report(config, [_result("built", sweep)], str(tmp_path)))
+    assert "| zero | location | overall | 90.0 | 30.0 / 85.0 / 80.0 ± 2.0 (-50.0) |" in text
+    assert "| built | 20% | ranked removal hurts more than random | shown |" in text
+    assert (tmp_path / "sweep-built.png").stat().st_size > 1000
+    series = sweep_series(sweep)
+    assert series["sweep/ranked/border"] == [(0, 90.0), (20, pytest.approx(10.0))]
+    assert series["sweep/random_sd/overall"] == [(0, 0.0), (20, pytest.approx(2.0))]
+    assert series["sweep/magnitude/inner"] == [(0, 90.0), (20, 85.0)]
 
 
 def _channelwise_run(folder, cell_size=None):
@@ -206,7 +315,7 @@ def _channelwise_run(folder, cell_size=None):
 
 def test_models_of_a_channelwise_run_are_loaded_not_trained(tmp_path):
     _channelwise_run(tmp_path / "cw")
-    config = smoke(tmp_path / "out", tasks=("location",), padding_modes=("zero",),
+    config = smoke(tmp_path / "out", tasks=("location_gapnet",), padding_modes=("zero",),
                    models=str(tmp_path / "cw"))  # fmt: skip
     (result,) = runner.run(EXPERIMENT, config)
     assert result["source"].endswith("k3-zero-gapnet-location.keras")
@@ -220,7 +329,7 @@ def test_models_flag_errors_name_the_problem(tmp_path):
         cli.main(EXPERIMENT, ["--preset", "smoke", "--out", str(tmp_path / "a"),
                               "--models", str(tmp_path / "cw")])  # fmt: skip
     assert error.value.code == 2
-    with pytest.raises(ValueError, match="holds no k3-circular-gapnet-location.keras"):
+    with pytest.raises(ValueError, match="holds no k3-circular-classifier-location.keras"):
         config = smoke(tmp_path / "b", models=str(tmp_path / "cw"), location_cell_size=16)
         EXPERIMENT.build_model(config, Combination("circular", "location"))
     with pytest.raises(ValueError, match="`models` must be a run directory"):
@@ -234,7 +343,9 @@ def test_bad_config_values_are_rejected():
     with pytest.raises(ValueError, match="`fractions` must be in"):
         AttackConfig(fractions=(0.0, 1.5))
     with pytest.raises(ValueError, match="`ranking` must be one of"):
-        AttackConfig(ranking="random")
+        AttackConfig(ranking=("random",))
+    with pytest.raises(ValueError, match="`ranking` must name distinct methods"):
+        AttackConfig(ranking=("flip", "flip"))
 
 
 def test_paper_preset_fails_fast_with_instructions_when_cityscapes_is_absent(tmp_path):
@@ -250,3 +361,22 @@ def test_paper_preset_fails_fast_with_instructions_when_cityscapes_is_absent(tmp
     assert "--dataset" in proc.stderr
     assert time.time() - start < 60
     assert not (tmp_path / "run").exists()
+
+
+def test_training_canvases_are_flipped_with_their_label_maps(tmp_path):
+    config = smoke(tmp_path)
+    images, _ = load_digits_arrays("train")
+    plain = {image.astype("float32").tobytes() for image in images}
+    mirrored = {image[:, ::-1].astype("float32").tobytes() for image in images} - plain
+    counts = {"plain": 0, "mirrored": 0}
+    train = EXPERIMENT.data(config, Combination("zero", "segmentation")).train
+    for canvases, label_maps in train.take(2):
+        for canvas, label_map in zip(canvases.numpy(), label_maps.numpy()):
+            ink = canvas.mean(axis=-1) >= 128  # the label map follows the pixels it labels
+            np.testing.assert_array_equal(label_map != 10, ink)
+            for row in range(3):
+                for col in range(3):
+                    patch = canvas[row * 8 : (row + 1) * 8, col * 8 : (col + 1) * 8].tobytes()
+                    counts["plain" if patch in plain else "mirrored"] += 1
+                    assert patch in plain or patch in mirrored
+    assert counts["plain"] and counts["mirrored"]

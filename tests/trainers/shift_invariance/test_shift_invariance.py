@@ -29,6 +29,7 @@ def test_smoke_writes_table_curve_records_and_exports(smoke_run):
     assert seconds < 300  # ~40 s on 2 idle cores; 235 s measured at load average 12
     records = json.load(open(out / "results.json"))["results"]
     assert [r["method"] for r in records] == ["baseline", "augshift", "aps"]
+    assert len({r["test_digest"] for r in records}) == 1  # every row: the same test images
     for r in records:
         assert r["seed"] == 0 and r["dataset"] == "digits" and r["examples"] == 32
         for key in ("top1", "cons8", "cons16", "circular_consistency"):
@@ -42,26 +43,60 @@ def test_smoke_writes_table_curve_records_and_exports(smoke_run):
         assert {"serving_default", "pooled_features"} <= set(signatures)  # a Classifier
         model = keras.saving.load_model(out / "models" / f"{r['combination']}.keras")
         assert type(model) is Classifier
-    # APS with circular padding is exactly invariant to circular shifts, trained or not.
+    # APS with circular padding is exactly invariant to circular shifts, trained or not;
+    # on a black margin wider than the shift, Cons.8's black-fill shifts are circular
+    # shifts, so it must score exactly 100 there too (a check of the whole pipeline).
     assert records[2]["circular_consistency"] == 100.0
+    assert records[2]["cons8"] == 100.0
     table = (out / "results.md").read_text()
     assert "| augshift |" in table and "| aps |" in table and "## Cost" in table
     assert "Cons.16" in table and "not shown" in table and "93.1" not in table
     assert (out / "consistency_vs_shift_digits.png").stat().st_size > 1000
 
 
-def test_augshift_logs_latent_norm_with_both_loss_terms(smoke_run):
-    out, _, _ = smoke_run
+def _tags(folder):
     tags = set()
-    for path in glob.glob(
-        str(out / "tensorboard" / "digits-augshift-seed0" / "**" / "events.out.tfevents*"),
-        recursive=True,
-    ):
+    for path in glob.glob(str(folder / "events.out.tfevents*")):
         acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
         acc.Reload()
         tags |= set(acc.Tags().get("scalars", [])) | set(acc.Tags().get("tensors", []))
-    assert {"epoch_latent_norm", "epoch_consistency", "epoch_cross_entropy"} <= tags
-    assert {"epoch_loss", "epoch_accuracy", "learning_rate"} <= tags
+    return tags
+
+
+def test_tensorboard_one_run_per_combination_with_series_metrics_and_hparams(smoke_run):
+    out, results, _ = smoke_run
+    board = out / "tensorboard"
+    names = [r["combination"] for r in results]
+    assert sorted(p.name for p in board.iterdir()) == sorted([*names, "report"])
+    for name in names:
+        assert not [p for p in (board / name).iterdir() if p.is_dir()]  # no sub-runs
+        tags = _tags(board / name)
+        assert {"consistency/cons_m", "test/top1", "test/cons8", "test/cons16",
+                "test/circular_consistency", "_hparams_/session_start_info"} <= tags  # fmt: skip
+        assert {"epoch/loss", "epoch/accuracy", "learning_rate"} <= tags
+    augshift = _tags(board / "digits-augshift-seed0")
+    assert {"train/latent_mse", "epoch/latent_mse", "epoch/cross_entropy",
+            "epoch/latent_norm"} <= augshift  # fmt: skip
+    assert "consistency_vs_shift_digits.png" in _tags(board / "report")
+    acc = event_accumulator.EventAccumulator(str(board / names[0]), size_guidance={"tensors": 0})
+    acc.Reload()
+    curve = {
+        e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("consistency/cons_m")
+    }
+    assert curve == pytest.approx({int(m): v for m, v in results[0]["curve"].items()})
+
+
+def test_cons_m_is_the_librarys_one_definition(smoke_run):
+    from tfposenc.metrics import shift_consistency
+
+    out, results, _ = smoke_run
+    config = smoke(out)
+    combination = EXPERIMENT.combinations(config)[0]
+    model = keras.saving.load_model(out / "models" / f"{combination.name}.keras")
+    data = EXPERIMENT.data(config, combination)
+    for m, key in ((8, "cons8"), (16, "cons16")):  # the library's defaults: "centred" views
+        measured = shift_consistency(model, data.test, max_shift=m, passes=config.passes)
+        assert measured["consistency"] == results[0][key]
 
 
 def fake(dataset, method, seed, top1, step=0.1):
@@ -151,7 +186,8 @@ def test_a_missing_second_dataset_fails_before_anything_is_written(tmp_path):
 def test_data_resizes_pixels_and_can_measure_on_the_holdout(tmp_path):
     from tfposenc.data import load_digits_arrays
 
-    config = smoke(tmp_path, holdout_examples=40, test_on_holdout=True, test_examples=None)
+    config = smoke(tmp_path, holdout_examples=40, test_on_holdout=True, test_examples=None,
+                   content_size=None)  # fmt: skip
     combination = EXPERIMENT.combinations(config)[0]
     data = EXPERIMENT.data(config, combination)
     images, labels = next(iter(data.train))
@@ -165,3 +201,25 @@ def test_data_resizes_pixels_and_can_measure_on_the_holdout(tmp_path):
     np.testing.assert_array_equal(test_images, np.clip(np.round(resized), 0, 255))
     with pytest.raises(ValueError, match="`test_on_holdout` needs `holdout_examples`"):
         smoke(tmp_path, test_on_holdout=True)
+
+
+def test_digits_sit_on_a_black_margin_and_every_row_gets_the_same_test_set(tmp_path):
+    from tfposenc.data import load_digits_arrays
+
+    config = smoke(tmp_path, methods=("baseline", "shift_aug", "augshift"), crop_pad=4,
+                   test_examples=None)  # fmt: skip
+    margin = (config.image_size - config.content_size) // 2
+    assert margin == 4 and config.crop_pad > 0  # crops for every method by default
+    digests = set()
+    for combination in EXPERIMENT.combinations(config):
+        data = EXPERIMENT.data(config, combination)
+        images = np.concatenate([x for x, _ in data.test])
+        assert len(images) == data.extra["test_examples"] == len(load_digits_arrays("test")[0])
+        digests.add(data.extra["test_digest"])
+        ring = np.ones(images.shape[1:3], bool)
+        ring[margin:-margin, margin:-margin] = False
+        assert images[:, ring].max() == 0  # the margin is black
+        assert images[:, ~ring].max() > 0
+        train, _ = next(iter(data.train))
+        assert train.shape[1:3] == (16, 16)
+    assert len(digests) == 1
