@@ -48,10 +48,10 @@ def curves_figure(curves, title):
             marker = markers[list(colours).index(key) % len(markers)]
             axis.plot(xs, ys, style, color=colour, label=label, lw=1.2, marker=marker, ms=3)
     axis.set_xlabel("training steps")
-    axis.set_ylabel("accuracy on the test images, one placement (%)")
+    axis.set_ylabel("accuracy (%)")
     axis.set_ylim(0, 105)
     axis.legend(fontsize=6)
-    axis.set_title(title, fontsize=9)
+    axis.set_title(title, fontsize=8)
     figure.tight_layout()
     return figure
 

@@ -198,8 +198,8 @@ def report(config, table, run_dir):
     curves = learning_curves(run_dir)
     if curves:
         title = (
-            f"Accuracy on the test images, one fixed placement ({config.dataset}); "
-            f"PermuteNet over {config.permutations} permutations"
+            f"{config.dataset} test images, one fixed placement each; "
+            f"PermuteNet: {config.permutations} permutations"
         )
         reports.save_figure(
             curves_figure(curves, title), os.path.join(run_dir, "learning_curves.png")
