@@ -8,13 +8,17 @@ PermuteNet and SumNet: only the head differs. `--order-free-epochs`,
 a budget of their own; `results.md` then says the rows are not matched.
 
 The default budget: 3 epochs of 60 steps (batch 48), Adam 3e-3, beta_1 0.9, for all
-24 runs, what fits 10 minutes on 2 cores. PermuteNet learns the image class slowly
-whatever the setting (k = 3, width 16, 3e-3, 0.9: 27% / 600 steps, 37% / 1,800, 45% /
-4,500, still rising; batch 16 at 1e-3: 32% / 3,000; width 32: 37% / 1,500), so the
-default run only shows that PermuteNet is under-trained at its budget: `--preset long`
-(k = 3 and 5, classifier / permutenet / sumnet, matched, 30 minutes) trains until its
-learning curve is flat. GAPNet and the classifier reach 100% location at k = 3 within
-60 steps at either 1e-3 / 0.5 or 3e-3 / 0.9.
+24 runs: the old default's total number of steps (60 + 60 + 600 per grid size and
+task) shared equally by four networks, sized for 10 minutes on 2 idle cores (not
+re-measured idle: see `docs_pending/README_channelwise.md`). PermuteNet learns the
+image class slowly whatever the setting (k = 3, width 16, 3e-3, 0.9: 27% / 600 steps,
+37% / 1,800, 45% / 4,500, still rising; batch 16 at 1e-3: 32% / 3,000; width 32: 37% /
+1,500), so at 180 steps it is under-trained and the claims say so. `--preset long`
+(k = 3 and 5, classifier / permutenet / sumnet, 2,160 matched steps) measured at k = 3:
+PermuteNet class 33.3%, still rising by 3.1 points over its last 20% of steps, so even
+2,160 steps are not enough for the flat-curve criterion; its k = 3 half took 24 min of
+training at a load average of 10-16. The classifier reaches 100% location at k = 3
+within 60 steps at 3e-3 / 0.9 (and at 1e-3 / 0.5).
 """
 
 import dataclasses

@@ -25,9 +25,11 @@ BlurPool and circular + APS (zero for reference).
 Commands and cost (measured on the 2-core CPU machine this project is developed on,
 shared: see `docs_pending/README_channelwise.md` for the load):
 
-    python -m trainers.channelwise                    # default: digits, 24 runs, ~10 min
+    python -m trainers.channelwise                    # default: digits, 24 runs, 4,320
+                                                      # steps (~10 min idle, not re-measured)
     python -m trainers.channelwise --preset long      # k = 3, 5; classifier, permutenet,
-                                                      # sumnet; 2,160 matched steps
+                                                      # sumnet; 2,160 matched steps; k = 3
+                                                      # half: 24 min at load 10-16
     python -m trainers.channelwise --seeds 0 1 2      # three seeds, mean +/- std, ~30 min
     python -m trainers.channelwise --border-grid-size 4  # adds the border rows, ~1.2 min
     python -m trainers.channelwise --preset smoke     # ~30 s; what the tests run
