@@ -21,3 +21,7 @@ SHIFT_PER = ("image", "batch")
 
 # Channel rankings of `tfposenc.analysis.rank_position_channels`.
 RANKING_METHODS = ("flip", "flip_left", "flip_right", "label", "magnitude")
+
+# Initialisations of the dense read-out of `Classifier`, `PermuteNet`, `SortNet`, `SumNet`:
+# Keras' Glorot uniform (bias 0) or PyTorch's `nn.Linear` default (the authors').
+READOUT_INITS = ("glorot", "torch")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tfposenc.layers import ChannelShuffle
-from tfposenc.models import Classifier, GAPNet, ResNetBackbone, SortNet
+from tfposenc.models import Classifier, GAPNet, PermuteNet, ResNetBackbone, SortNet, SumNet
+from tfposenc.models.readout import readout_dense
 
 MEAN, STD = (0.3, 0.4, 0.5), (0.2, 0.25, 0.3)
 
@@ -26,6 +27,10 @@ def make(kind, backbone=None, outputs=4):
         return Classifier(backbone, outputs, **stats)
     if kind == "sortnet":
         return SortNet(backbone, outputs, **stats)
+    if kind == "sumnet":
+        return SumNet(backbone, outputs, **stats)
+    if kind == "permutenet":
+        return PermuteNet(backbone, outputs, seed=0, **stats)
     raise AssertionError(kind)
 
 
@@ -114,6 +119,67 @@ def test_sortnet_is_invariant_to_any_permutation_of_the_pooled_channels():
     assert not np.allclose(pooled @ kernel + bias, expected, atol=1e-4)  # it does sort
 
 
+def test_sumnet_depends_on_the_pooled_vector_only_through_its_sum():
+    keras.utils.set_random_seed(0)
+    model = make("sumnet")
+    x = pixels()
+    pooled = numpy(model.pooled_features(x))
+    kernel, bias = model.dense.get_weights()
+    assert kernel.shape == (1, 4)
+    expected = pooled.sum(axis=-1, keepdims=True) @ kernel + bias
+    np.testing.assert_allclose(numpy(model(x)), expected, rtol=1e-4, atol=1e-5)
+    rng = np.random.default_rng(3)
+    permuted = pooled[:, rng.permutation(pooled.shape[1])]
+    moved = pooled + rng.normal(size=pooled.shape).astype("float32")
+    moved -= (moved.sum(-1, keepdims=True) - pooled.sum(-1, keepdims=True)) / pooled.shape[1]
+    for same_sum in (permuted, moved):  # other vectors, the same channel sum
+        assert not np.allclose(same_sum, pooled)
+        np.testing.assert_allclose(
+            numpy(model.head(None, same_sum)), expected, rtol=1e-4, atol=1e-4
+        )
+    other = numpy(model.head(None, pooled + 0.5))
+    assert not np.allclose(other, expected, atol=1e-3)
+
+
+def test_permutenet_expected_logits_are_sumnet_with_the_row_mean_weights():
+    keras.utils.set_random_seed(0)
+    backbone = tiny_backbone()
+    permutenet, sumnet = make("permutenet", backbone), make("sumnet", backbone)
+    kernel, bias = permutenet.dense.get_weights()
+    sumnet.dense.set_weights([kernel.mean(axis=0, keepdims=True), bias])
+    x = pixels()
+    pooled = numpy(permutenet.pooled_features(x))
+    expected = numpy(permutenet.expected_logits(pooled))
+    np.testing.assert_allclose(numpy(sumnet(x)), expected, rtol=1e-4, atol=1e-5)
+    # The oracle: the average over the C cyclic permutations (each channel meets each
+    # weight row once), through the model's own call with each permutation pinned.
+    channels = pooled.shape[1]
+    calls = []
+    for shift in range(channels):
+        permutation = np.roll(np.arange(channels), shift)
+        permutenet.shuffle.sample_permutation = lambda c, p=permutation: p
+        calls.append(numpy(permutenet(x)))
+    np.testing.assert_allclose(np.mean(calls, axis=0), expected, rtol=1e-4, atol=1e-4)
+    assert np.std(calls, axis=0).max() > 1e-3  # single permutations scatter around it
+
+
+@pytest.mark.parametrize("fan_in, units", [(128, 10), (32, 4)])
+def test_torch_readout_init_has_pytorch_bounds(fan_in, units):
+    keras.utils.set_random_seed(0)
+    bound = 1 / np.sqrt(fan_in)
+    kernel, bias = readout_dense(units, fan_in, "torch").get_weights()
+    assert bound >= np.abs(kernel).max() > 0.8 * bound
+    assert bound >= np.abs(bias).max() > 0
+    kernel, bias = readout_dense(units, fan_in).get_weights()  # Keras' Glorot, zero bias
+    assert np.abs(kernel).max() > bound and not bias.any()
+    assert np.abs(kernel).max() <= np.sqrt(6 / (fan_in + units))
+    with pytest.raises(ValueError, match="readout_init.*Received: 'he'"):
+        readout_dense(units, fan_in, "he")
+    model = SumNet(tiny_backbone(), 3, readout_init="torch")
+    assert model.get_config()["readout_init"] == "torch"
+    assert np.abs(model.dense.get_weights()[0]).max() <= 1.0
+
+
 def test_classifier_has_no_shuffle():
     keras.utils.set_random_seed(0)
     model = make("classifier")
@@ -125,7 +191,7 @@ def test_classifier_has_no_shuffle():
         np.testing.assert_allclose(numpy(model(x)), expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["gapnet1x1", "classifier", "sortnet"])
+@pytest.mark.parametrize("kind", ["gapnet1x1", "classifier", "sortnet", "sumnet"])
 def test_trains_a_step_and_round_trips_through_keras_file(kind, tmp_path):
     keras.utils.set_random_seed(0)
     model = make(kind)

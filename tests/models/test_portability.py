@@ -16,6 +16,7 @@ from tfposenc.models import (
     ResNetBackbone,
     Segmenter,
     SortNet,
+    SumNet,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -43,6 +44,7 @@ BUILDERS = {
     "classifier": lambda: Classifier(backbone(), 3, **STATS),
     "permutenet": lambda: PermuteNet(backbone(), 3, seed=1, **STATS),
     "sortnet": lambda: SortNet(backbone(), 3, **STATS),
+    "sumnet": lambda: SumNet(backbone(), 3, readout_init="torch", **STATS),
     "aps": lambda: Classifier(backbone(padding_mode="circular", downsampling="aps"), 3),
     "blur": lambda: Classifier(backbone(downsampling="blur"), 3),
 }

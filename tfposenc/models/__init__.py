@@ -6,7 +6,7 @@ from tfposenc.models.classifier import Classifier
 from tfposenc.models.factory import BACKBONES, build_backbone
 from tfposenc.models.gap_net import GAPNet
 from tfposenc.models.nin_backbone import NiNBackbone
-from tfposenc.models.permute_net import PermuteNet, SortNet
+from tfposenc.models.permute_net import PermuteNet, SortNet, SumNet
 from tfposenc.models.resnet_backbone import STEMS, ResNetBackbone
 from tfposenc.models.segmenter import Segmenter
 from tfposenc.models.task import Task
@@ -23,6 +23,7 @@ __all__ = [
     "ResNetBackbone",
     "Segmenter",
     "SortNet",
+    "SumNet",
     "Task",
     "build_backbone",
 ]

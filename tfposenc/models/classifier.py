@@ -2,6 +2,7 @@
 
 import keras
 
+from tfposenc.models.readout import readout_dense
 from tfposenc.models.task import Task
 
 
@@ -13,6 +14,9 @@ class Classifier(Task):
     Args:
         backbone: a `tfposenc.models.Backbone`.
         num_classes: int, the number of classes.
+        readout_init: string, the dense layer's initialisation, `"glorot"` (Keras') or
+            `"torch"` (PyTorch's, the authors'; see `readout_dense`). Defaults to
+            `"glorot"`.
         **kwargs: `mean`, `std` (see `Task`), `name`, ...
 
     Example:
@@ -22,12 +26,12 @@ class Classifier(Task):
     (2, 64)
     """
 
-    def __init__(self, backbone, num_classes, **kwargs):
+    def __init__(self, backbone, num_classes, readout_init="glorot", **kwargs):
         kwargs.pop("num_outputs", None)
         super().__init__(backbone, num_classes, **kwargs)
         self.num_classes = num_classes
-        self.dense = keras.layers.Dense(num_classes, name="dense")
-        self.dense.build((None, backbone.output_channels))
+        self.readout_init = readout_init
+        self.dense = readout_dense(num_classes, backbone.output_channels, readout_init)
         self.built = True
 
     def head(self, features, pooled, training=None):
@@ -36,4 +40,4 @@ class Classifier(Task):
     def get_config(self):
         config = super().get_config()
         config["num_classes"] = config.pop("num_outputs")
-        return config
+        return config | {"readout_init": self.readout_init}

@@ -1,14 +1,35 @@
-"""PermuteNet and SortNet: the pooled channels lose their order before the read-out."""
+"""PermuteNet and its order-free relatives: the pooled channels lose their order
+before the read-out (PermuteNet shuffles them, SortNet sorts them, SumNet adds them)."""
 
 import keras
 from keras import ops
 
 from tfposenc.layers import ChannelShuffle
+from tfposenc.models.readout import readout_dense
 from tfposenc.models.task import Task
+
+_READOUT_ARG = """readout_init: string, the dense layer's initialisation, `"glorot"`
+            (Keras') or `"torch"` (PyTorch's, the authors'; see `readout_dense`).
+            Defaults to `"glorot"`."""
+
+
+class _ReadoutTask(Task):
+    """A task whose head is one dense layer over `fan_in` values made from the pooled
+    vector; stores `readout_init`."""
+
+    def __init__(self, backbone, num_outputs, readout_init="glorot", fan_in=None, **kwargs):
+        super().__init__(backbone, num_outputs, **kwargs)
+        self.readout_init = readout_init
+        fan_in = backbone.output_channels if fan_in is None else fan_in
+        self.dense = readout_dense(num_outputs, fan_in, readout_init)
+        self.built = True
+
+    def get_config(self):
+        return super().get_config() | {"readout_init": self.readout_init}
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")
-class PermuteNet(Task):
+class PermuteNet(_ReadoutTask):
     """Backbone, global average pooling, `ChannelShuffle`, dense.
 
     A fresh permutation of the pooled channels is drawn on every call (shared by the
@@ -16,30 +37,40 @@ class PermuteNet(Task):
     channel fired (Islam et al., 2021, Fig. 1 right). `Classifier` is the same network
     without the shuffle: the exact control.
 
+    What the read-out can use: behind a uniform random permutation P of the pooled
+    vector z, the expected logits are E[W P z] = (mean of W over its inputs) * sum(z)
+    + b (`expected_logits`), the logits of a `SumNet`; the rest is zero-mean noise from
+    the spread of W over its inputs.
+
     Args:
         backbone: a `tfposenc.models.Backbone`.
         num_outputs: int, the number of classes.
         seed: int or None, seeds the shuffle. Defaults to `None`.
+        {readout}
         **kwargs: `mean`, `std` (see `Task`), `name`, ...
     """
 
-    def __init__(self, backbone, num_outputs, seed=None, **kwargs):
-        super().__init__(backbone, num_outputs, **kwargs)
+    def __init__(self, backbone, num_outputs, seed=None, readout_init="glorot", **kwargs):
+        super().__init__(backbone, num_outputs, readout_init=readout_init, **kwargs)
         self.seed = seed
         self.shuffle = ChannelShuffle(seed=seed, name="shuffle")
-        self.dense = keras.layers.Dense(num_outputs, name="dense")
-        self.dense.build((None, backbone.output_channels))
-        self.built = True
 
     def head(self, features, pooled, training=None):
         return self.dense(self.shuffle(pooled))
+
+    def expected_logits(self, pooled):
+        """The logits averaged over every permutation of `pooled` (`(batch, channels)`):
+        `sum(pooled) * mean_c(kernel[c]) + bias`."""
+        kernel, bias = self.dense.kernel, self.dense.bias
+        total = ops.sum(ops.cast(pooled, kernel.dtype), axis=-1, keepdims=True)
+        return total * ops.mean(kernel, axis=0) + bias
 
     def get_config(self):
         return super().get_config() | {"seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="tfposenc")
-class SortNet(Task):
+class SortNet(_ReadoutTask):
     """Backbone, global average pooling, sort the channels by value, dense.
 
     Beyond the paper: sorting keeps the whole multiset of pooled values but no channel
@@ -50,14 +81,39 @@ class SortNet(Task):
     Args:
         backbone: a `tfposenc.models.Backbone`.
         num_outputs: int, the number of classes.
+        {readout}
         **kwargs: `mean`, `std` (see `Task`), `name`, ...
     """
 
-    def __init__(self, backbone, num_outputs, **kwargs):
-        super().__init__(backbone, num_outputs, **kwargs)
-        self.dense = keras.layers.Dense(num_outputs, name="dense")
-        self.dense.build((None, backbone.output_channels))
-        self.built = True
-
     def head(self, features, pooled, training=None):
         return self.dense(ops.sort(pooled, axis=-1))
+
+
+@keras.saving.register_keras_serializable(package="tfposenc")
+class SumNet(_ReadoutTask):
+    """Backbone, global average pooling, the sum of the channels, dense: the noise-free
+    PermuteNet.
+
+    The only linear function of the pooled vector z that survives every permutation is
+    its sum, and PermuteNet's expected logits are `sum(z) * mean_c(W[c]) + b`
+    (`PermuteNet.expected_logits`); SumNet is that read-out trained directly (a dense
+    layer from one scalar). Unlike `SortNet`, it sees no order statistic. Its output
+    depends on the input only through `sum(z)`.
+
+    Args:
+        backbone: a `tfposenc.models.Backbone`.
+        num_outputs: int, the number of classes.
+        {readout}
+        **kwargs: `mean`, `std` (see `Task`), `name`, ...
+    """
+
+    def __init__(self, backbone, num_outputs, readout_init="glorot", **kwargs):
+        kwargs.pop("fan_in", None)
+        super().__init__(backbone, num_outputs, readout_init=readout_init, fan_in=1, **kwargs)
+
+    def head(self, features, pooled, training=None):
+        return self.dense(ops.sum(pooled, axis=-1, keepdims=True))
+
+
+for _cls in (PermuteNet, SortNet, SumNet):
+    _cls.__doc__ = _cls.__doc__.replace("{readout}", _READOUT_ARG)

@@ -1,9 +1,10 @@
 """The channel-wise experiment (Table 1): `python -m trainers.channelwise`.
 
 `experiment` (the hooks; its docstring has the commands and their cost), `config` (every
-knob, presets, combinations), `data` (grid canvases, the class-per-cell evaluator),
-`results` (seeds aggregated, the poster's numbers), `report`, `curves` (learning curves)
-and `summaries` (TensorBoard images).
+knob, presets, combinations), `data` (grid canvases), `evaluation` (scoring, PermuteNet
+under many permutations), `results` (seeds aggregated, the poster's numbers), `claims`
+(the claims checked against a null that can fail), `report`, `curves` (learning curves)
+and `summaries` (TensorBoard images, the per-epoch permuted accuracy).
 """
 
 from trainers.channelwise.experiment import EXPERIMENT

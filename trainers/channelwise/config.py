@@ -1,23 +1,45 @@
 """The channel-wise experiment's config, presets and combinations (no TensorFlow).
 
-The default budget. GAPNet and the classifier reach 100% location at k = 3 in one
-epoch of 60 steps (2,880 canvases, batch 48). PermuteNet learns the image class slowly
-whatever the setting; calibrated at k = 3 (8-px cells, validation accuracy after N
-steps, one seed, this 2-core machine under load): width 16, Adam 3e-3, beta_1 0.9:
-30% / 600 (the default run), 29% / 1,500 with cosine decay, 32.5% / 1,500 with
-beta_1 0.99; width 32: 37% / 1,500 (3e-3), 27% / 1,000 (1e-2); batch 16, 1e-3: 32% /
-3,000; the issue measured 37% / 1,800 and 45% / 4,500 (width 16, 3e-3, 0.9). No setting
-reached 50% within the 10-minute default, so PermuteNet gets what fits (`order_free_*`)
-and the report shows its learning curves.
+Matched budgets. Within a grid size and task every network trains with the same
+optimizer, learning rate, batch and number of steps (`--epochs` of `--train-examples`
+canvases, Adam `--learning-rate`, `--beta-1`), so the classifier is the exact control of
+PermuteNet and SumNet: only the head differs. `--order-free-epochs`,
+`--order-free-learning-rate` and `--order-free-beta-1` give PermuteNet, SortNet and SumNet
+a budget of their own; `results.md` then says the rows are not matched.
+
+The default budget: 3 epochs of 60 steps (batch 48), Adam 3e-3, beta_1 0.9, for all
+24 runs: the old default's total number of steps (60 + 60 + 600 per grid size and
+task) shared equally by four networks, sized for 10 minutes on 2 idle cores (not
+re-measured idle: see `docs_pending/README_channelwise.md`). PermuteNet learns the
+image class slowly whatever the setting (k = 3, width 16, 3e-3, 0.9: 27% / 600 steps,
+37% / 1,800, 45% / 4,500, still rising; batch 16 at 1e-3: 32% / 3,000; width 32: 37% /
+1,500), so at 180 steps it is under-trained and the claims say so. `--preset long`
+(k = 3 and 5, classifier / permutenet / sumnet, 2,160 matched steps) measured at k = 3:
+PermuteNet class 33.3%, still rising by 3.1 points over its last 20% of steps, so even
+2,160 steps are not enough for the flat-curve criterion; its k = 3 half took 24 min of
+training at a load average of 10-16. The classifier reaches 100% location at k = 3
+within 60 steps at 3e-3 / 0.9 (and at 1e-3 / 0.5).
 """
 
 import dataclasses
 
-from tfposenc.vocabulary import BACKBONES, CONV_PADDING_MODES, DATASETS, PLACEMENTS, STEMS
+from tfposenc.vocabulary import (
+    BACKBONES,
+    CONV_PADDING_MODES,
+    DATASETS,
+    PLACEMENTS,
+    READOUT_INITS,
+    STEMS,
+)
 from trainers.framework.config import TrainConfig, option
 
-NETWORKS = ("gapnet", "gapnet1x1", "classifier", "permutenet", "sortnet")
-ORDER_FREE = ("permutenet", "sortnet")
+NETWORKS = ("gapnet", "gapnet1x1", "classifier", "permutenet", "sortnet", "sumnet")
+# Networks whose read-out cannot see the channel order (their own budget with `order_free_*`).
+ORDER_FREE = ("permutenet", "sortnet", "sumnet")
+# Networks with a random shuffle at test time: scored under `permutations` permutations.
+SHUFFLED = ("permutenet",)
+# Networks with a dense read-out over the pooled vector (initialised by `readout_init`).
+READOUT = ("classifier", "permutenet", "sortnet", "sumnet")
 # What each network's row isolates (written to results.md).
 ISOLATES = {
     "gapnet": "the paper's GAPNet: 3x3 head conv over the last map, pooled; no dense. Its "
@@ -25,11 +47,18 @@ ISOLATES = {
     "gapnet1x1": "GAPNet with a 1x1 head: the same function as `classifier` (a 1x1 conv "
     "commutes with average pooling)",
     "classifier": "pooling and dense, no shuffle: position only from the pooled channels. "
-    "The control of GAPNet's head and the exact control of PermuteNet (only the shuffle differs)",
+    "The control of GAPNet's head and of PermuteNet (only the shuffle differs when the "
+    "budgets are matched)",
     "permutenet": "the classifier with the pooled channels shuffled on every call (test too): "
     "channel order destroyed",
     "sortnet": "the classifier with the pooled channels sorted: order destroyed, the multiset "
-    "of values kept (beyond the paper)",
+    "of values kept (beyond the paper; its dense layer sees every order statistic, so it is "
+    "not the noise-free PermuteNet)",
+    "sumnet": "a dense layer on the channel sum of the pooled vector: the noise-free "
+    "PermuteNet. Behind a uniform random permutation P, E[W P z] = (mean of each row of W) "
+    "x sum(z): the only linear function of z that survives every permutation is its sum, "
+    "so PermuteNet is a one-scalar classifier plus zero-mean noise from the spread of each "
+    "weight row",
 }
 TASKS = ("location", "class")
 # The border rows: (padding mode, downsampling) of GAPNet location at the border grid size.
@@ -54,19 +83,31 @@ class ChannelwiseConfig(TrainConfig):
         aliases=("--paddings",),
     )
     networks: tuple[str, ...] = option(
-        ("gapnet", "classifier", "permutenet"), "networks", choices=NETWORKS
+        ("gapnet", "classifier", "permutenet", "sumnet"), "networks", choices=NETWORKS
     )
     tasks: tuple[str, ...] = option(TASKS, "targets: the cell or the image class", choices=TASKS)
     seeds: tuple[int, ...] = option(
         (), "run every combination once per seed, report mean +/- std (): --seed)", minimum=0
     )
-    epochs: int = option(1, "epochs of GAPNet, the classifier and the border rows")
-    order_free_epochs: int = option(10, "epochs of PermuteNet and SortNet")
+    epochs: int = option(3, "epochs of every network (matched budgets)")
+    learning_rate: float = option(3e-3, "Adam learning rate of every network (> 0)", minimum=0.0)
+    beta_1: float = option(0.9, "Adam beta_1 of every network in [0, 1)", minimum=0.0)
+    order_free_epochs: int | None = option(
+        None, "epochs of PermuteNet, SortNet, SumNet (None: --epochs, matched)", minimum=1
+    )
     order_free_learning_rate: float | None = option(
-        3e-3, "Adam learning rate of PermuteNet and SortNet (None: --learning-rate)", minimum=0.0
+        None, "Adam learning rate of the order-free networks (None: --learning-rate)", minimum=0.0
     )
     order_free_beta_1: float | None = option(
-        0.9, "Adam beta_1 of PermuteNet and SortNet (None: --beta-1)", minimum=0.0
+        None, "Adam beta_1 of the order-free networks (None: --beta-1)", minimum=0.0
+    )
+    permutations: int = option(
+        100, "distinct channel permutations per test pass of PermuteNet", minimum=1
+    )
+    readout_init: str = option(
+        "torch",
+        "dense read-out init: PyTorch's uniform +-1/sqrt(fan_in) (the authors') or Keras' Glorot",
+        choices=READOUT_INITS,
     )
     border_grid_size: int | None = option(
         None, "grid size of the border rows (GAPNet location: circular, + blur, + APS); None: none"
@@ -92,6 +133,15 @@ class ChannelwiseConfig(TrainConfig):
             raise ValueError(f"`order_free_beta_1` must be in [0, 1). Received: {beta!r}")
 
     @property
+    def matched(self):
+        """Whether every network trains with the same budget and optimizer."""
+        return (
+            self.order_free_epochs in (None, self.epochs)
+            and self.order_free_learning_rate in (None, self.learning_rate)
+            and self.order_free_beta_1 in (None, self.beta_1)
+        )
+
+    @property
     def seed_list(self):
         return self.seeds or (self.seed,)
 
@@ -105,12 +155,19 @@ PRESETS = {
         "border_grid_size": None,
         "width": 4,
         "epochs": 2,
-        "order_free_epochs": 2,
+        "permutations": 100,
         "train_examples": 96,
         "test_examples": 24,
         "batch_size": 24,
         "verbose": "0",
         "out": "runs/channelwise-smoke",
+    },
+    "long": {
+        "grid_sizes": (3, 5),
+        "networks": ("classifier", "permutenet", "sumnet"),
+        "epochs": 36,
+        "verbose": "2",
+        "out": "runs/channelwise-long",
     },
     "paper": {
         "dataset": "cifar10",
@@ -118,9 +175,9 @@ PRESETS = {
         "networks": ("gapnet", "classifier", "permutenet"),
         "width": 64,
         "epochs": 20,
-        "order_free_epochs": 20,
-        "order_free_learning_rate": None,
-        "order_free_beta_1": None,
+        "learning_rate": 1e-3,
+        "beta_1": 0.5,
+        "batch_size": 48,
         "train_examples": None,
         "test_examples": None,
         "flip": True,
@@ -155,6 +212,8 @@ __all__ = [
     "NETWORKS",
     "ORDER_FREE",
     "PRESETS",
+    "READOUT",
+    "SHUFFLED",
     "TASKS",
     "ChannelwiseConfig",
     "Combination",

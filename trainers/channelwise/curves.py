@@ -1,9 +1,11 @@
 """Learning curves of the channel-wise experiment, read back from `metrics.jsonl`.
 
 PermuteNet learns far more slowly than the networks that keep the channel order, so its
-validation accuracy against training steps (`learning_curves.png`) says whether its
-budget was enough: `curve_verdict` reports the last value and the gain over the last
-quarter of the steps.
+accuracy against training steps (`learning_curves.png`) says whether its budget was
+enough: `curve_verdict` reports the last value and the gain over the last 20% of the
+steps. The points are `val_permuted_accuracy` (`PermutedValidation`): the test images
+with one fixed placement each, PermuteNet under `--permutations` permutations; runs
+written before it existed fall back to Keras' `val_accuracy` (one permutation per batch).
 """
 
 import json
@@ -13,8 +15,8 @@ import statistics
 from trainers.framework import reports
 
 
-def learning_curves(run_dir, networks=("permutenet", "sortnet")):
-    """`{combination group: [(step, validation accuracy %, seed), ...]}` from `metrics.jsonl`."""
+def learning_curves(run_dir, networks=("classifier", "permutenet", "sortnet", "sumnet")):
+    """`{combination group: [(step, accuracy %, seed), ...]}` from `metrics.jsonl`."""
     path, curves = os.path.join(run_dir, "metrics.jsonl"), {}
     if not os.path.exists(path):
         return curves
@@ -26,9 +28,8 @@ def learning_curves(run_dir, networks=("permutenet", "sortnet")):
             last[(record["combination"], record["epoch"])] = record
     for (_, epoch), record in sorted(last.items(), key=lambda item: item[0]):
         step = epoch * record["steps_per_epoch"]
-        curves.setdefault(record["group"], []).append(
-            (step, 100 * record["val_accuracy"], record["seed"])
-        )
+        value = record.get("val_permuted_accuracy", 100 * record["val_accuracy"])
+        curves.setdefault(record["group"], []).append((step, value, record["seed"]))
     return curves
 
 
@@ -36,6 +37,7 @@ def curves_figure(curves, title):
     figure = reports.new_figure((6, 3.6))
     axis = figure.add_subplot()
     colours = {}  # one colour per grid size and network; class solid, location dashed
+    markers = "osD^v<>p*h"
     for group, points in sorted(curves.items()):
         key = group.rsplit("-", 1)[0]
         colour = colours.setdefault(key, f"C{len(colours) % 10}")
@@ -43,18 +45,20 @@ def curves_figure(curves, title):
         for number, seed in enumerate(sorted({s for _, _, s in points})):
             xs, ys = zip(*sorted((x, y) for x, y, s in points if s == seed), strict=True)
             label = group if number == 0 else None
-            axis.plot(xs, ys, style, color=colour, label=label, lw=1.2)
+            marker = markers[list(colours).index(key) % len(markers)]
+            axis.plot(xs, ys, style, color=colour, label=label, lw=1.2, marker=marker, ms=3)
     axis.set_xlabel("training steps")
-    axis.set_ylabel("validation accuracy (%)")
+    axis.set_ylabel("accuracy (%)")
     axis.set_ylim(0, 105)
     axis.legend(fontsize=6)
-    axis.set_title(title, fontsize=9)
+    axis.set_title(title, fontsize=8)
     figure.tight_layout()
     return figure
 
 
 def curve_verdict(points):
-    """A sentence on one learning curve: the last value and the gain over the last quarter."""
+    """A sentence on one learning curve: the last value and the gain over the last 20%
+    of the steps (the nearest logged step at or before 80%)."""
     seeds = sorted({s for _, _, s in points})
     by_step = {}
     for x, y, _ in points:
@@ -63,7 +67,8 @@ def curve_verdict(points):
     if len(steps) < 4:
         return "too few epochs to judge"
     mean = {x: statistics.fmean(by_step[x]) for x in steps}
-    end, quarter = steps[-1], steps[-1 - len(steps) // 4]
+    end = steps[-1]
+    quarter = max((x for x in steps if x <= 0.8 * end), default=steps[0])
     gain = mean[end] - mean[quarter]
     trend = "still rising" if gain > 2 else ("flat" if gain > -2 else "falling")
     return (

@@ -1,4 +1,5 @@
-"""The channel-wise experiment's TensorFlow side: grid pipelines and the class evaluator."""
+"""The channel-wise experiment's TensorFlow side: the grid pipelines (scoring is in
+`trainers.channelwise.evaluation`)."""
 
 from trainers.framework.experiment import Data
 
@@ -42,32 +43,4 @@ def canvases(config, combination):
     )
 
 
-def class_per_cell(model, dataset, grid_size, verbose=0, title=None):
-    """Class accuracy on `(canvas, class, cell)` batches: `accuracy` (%), `examples`
-    and `per_cell_accuracy` (a `grid_size x grid_size` list of % by the canvas's cell,
-    None where a cell never occurred), all from the same predictions."""
-    import numpy as np
-    import tensorflow as tf
-
-    from trainers.framework import evaluators
-
-    labelled = dataset.map(
-        lambda canvas, label, cell: (canvas, tf.stack([tf.cast(label, tf.int64), cell], -1))
-    )
-    correct, seen = np.zeros(grid_size * grid_size), np.zeros(grid_size * grid_size)
-    for logits, labels in evaluators.predictions(model, labelled, verbose, title):
-        hits = np.argmax(logits, axis=-1) == labels[:, 0]
-        np.add.at(correct, labels[:, 1], hits)
-        np.add.at(seen, labels[:, 1], 1)
-    per_cell = [
-        None if n == 0 else round(100.0 * c / n, 2) for c, n in zip(correct, seen, strict=True)
-    ]
-    yield "accuracy", 100.0 * correct.sum() / max(seen.sum(), 1)
-    yield "examples", int(seen.sum())
-    yield (
-        "per_cell_accuracy",
-        [per_cell[r * grid_size : (r + 1) * grid_size] for r in range(grid_size)],
-    )
-
-
-__all__ = ["canvases", "class_per_cell"]
+__all__ = ["canvases"]

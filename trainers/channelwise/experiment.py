@@ -4,23 +4,33 @@ For every grid size k, padding mode, network and task (location, image class) an
 this trains a network on k x k grid canvases of raw pixels (the models normalise
 inside), evaluates it as the authors did (the test split over k^2 passes with fresh
 random placements, averaged; the model of the last epoch, no selection), and writes
-`results.md` (Table 1's layout, mean +/- std over seeds, geometry, what each row
-isolates, border rows, learning curves' verdict), `results.json` (one record per
-combination over seeds), figures, per-cell heat maps (location and class), TensorBoard
-events, JSON-lines metrics, `.keras` models and SavedModel exports.
+`results.md` (Table 1's layout, what each row trained with, geometry, what each row
+isolates, border rows, the claims checked against a null that can fail, learning
+curves), `results.json` (one record per combination over seeds, and `claims`),
+figures, per-cell heat maps (location and class), TensorBoard events, JSON-lines
+metrics, `.keras` models and SavedModel exports.
 
 Networks: `gapnet` (the paper's: 3x3 head conv, global pooling, no dense),
 `gapnet1x1` (1x1 head: the same function as `classifier`), `classifier` (pooling and
 dense: the un-shuffled control), `permutenet` (the pooled channels shuffled on every
-call, then dense) and `sortnet` (the pooled channels sorted, then dense; beyond the
-paper). The order-free ones learn far more slowly: their own `--order-free-*` budget.
-The border rows train GAPNet for location at `--border-grid-size` with circular
-padding, circular + BlurPool and circular + APS (zero for reference).
+call, then dense), `sumnet` (a dense layer on the channel sum: the noise-free
+PermuteNet) and `sortnet` (the pooled channels sorted, then dense; beyond the paper).
+Budgets are matched: every network trains the same steps with the same optimizer
+(`--order-free-*` gives the order-free ones their own, and the report says the rows
+are then not matched). PermuteNet is scored under `--permutations` distinct
+permutations per test pass (`trainers.channelwise.evaluation`). The border rows train
+GAPNet for location at `--border-grid-size` with circular padding, circular +
+BlurPool and circular + APS (zero for reference).
 
-Commands and cost (measured on the 2-core CPU machine this project is developed on):
+Commands and cost (measured on the 2-core CPU machine this project is developed on,
+shared: see `docs_pending/README_channelwise.md` for the load):
 
-    python -m trainers.channelwise                    # default: digits, 18 runs, 8.1 min
-    python -m trainers.channelwise --seeds 0 1 2      # three seeds, mean +/- std, ~25 min
+    python -m trainers.channelwise                    # default: digits, 24 runs, 4,320
+                                                      # steps (~10 min idle, not re-measured)
+    python -m trainers.channelwise --preset long      # k = 3, 5; classifier, permutenet,
+                                                      # sumnet; 2,160 matched steps; k = 3
+                                                      # half: 24 min at load 10-16
+    python -m trainers.channelwise --seeds 0 1 2      # three seeds, mean +/- std, ~30 min
     python -m trainers.channelwise --border-grid-size 4  # adds the border rows, ~1.2 min
     python -m trainers.channelwise --preset smoke     # ~30 s; what the tests run
     python -m trainers.channelwise --preset paper     # CIFAR-10 at paper scale (GPU)
@@ -34,6 +44,7 @@ from trainers.channelwise.config import (
     BORDER_ROWS,
     ORDER_FREE,
     PRESETS,
+    READOUT,
     ChannelwiseConfig,
     Combination,
 )
@@ -80,7 +91,14 @@ class Channelwise(Experiment):
 
     def build_model(self, config, combination):
         from tfposenc.data import info
-        from tfposenc.models import Classifier, GAPNet, PermuteNet, SortNet, build_backbone
+        from tfposenc.models import (
+            Classifier,
+            GAPNet,
+            PermuteNet,
+            SortNet,
+            SumNet,
+            build_backbone,
+        )
 
         options = dict(
             padding_mode=combination.padding_mode,
@@ -100,19 +118,23 @@ class Channelwise(Experiment):
             return GAPNet(
                 backbone, outputs, head_kernel_size=3 if network == "gapnet" else 1, **stats
             )
+        if network in READOUT:
+            stats["readout_init"] = config.readout_init
         if network == "classifier":
             return Classifier(backbone, outputs, **stats)
         if network == "sortnet":
             return SortNet(backbone, outputs, **stats)
+        if network == "sumnet":
+            return SumNet(backbone, outputs, **stats)
         return PermuteNet(backbone, outputs, seed=combination.seed, **stats)
 
     def budget(self, config, combination):
-        """Epochs per network (the order-free ones have their own), one pass over
-        `train_examples` canvases per epoch."""
+        """`epochs` for every network (matched; `order_free_epochs` when set), one pass
+        over `train_examples` canvases per epoch."""
         from tfposenc.data import info
 
         epochs = config.epochs
-        if combination.network in ORDER_FREE:
+        if combination.network in ORDER_FREE and config.order_free_epochs is not None:
             epochs = config.order_free_epochs
         examples = config.train_examples or info(config.dataset).splits["train"]
         return Budget(epochs, steps_for(examples, config.batch_size))
@@ -143,25 +165,34 @@ class Channelwise(Experiment):
         }
 
     def callbacks(self, config, combination, data, log_dir):
-        from trainers.channelwise.summaries import GridSummaries
+        from trainers.channelwise.summaries import GridSummaries, PermutedValidation
 
         # Per-epoch heat maps cost a validation pass each; the order-free networks train
         # many epochs, so theirs is only the final one (`heatmaps/` in the report).
         heatmap = combination.task == "location" and combination.network not in ORDER_FREE
         k = combination.grid_size
-        return [GridSummaries(log_dir, data.extra["samples"], data.validation, k, heatmap)]
+        return [
+            GridSummaries(log_dir, data.extra["samples"], data.validation, k, heatmap),
+            PermutedValidation(
+                log_dir,
+                data.validation,
+                combination.network,
+                config.permutations,
+                combination.seed + 1,
+            ),
+        ]
 
     def evaluate(self, config, combination, model, data):
-        from trainers.channelwise.data import class_per_cell
-        from trainers.framework import evaluators
+        """Test accuracy over k^2 placement passes; PermuteNet under `permutations`
+        distinct permutations of the pooled channels (`trainers.channelwise.evaluation`)."""
+        from trainers.channelwise.evaluation import score
 
         k = combination.grid_size
-        verbose = 0 if config.verbose == "0" else 1
-        title = f"   {combination.name}: test ({k * k} passes)"
-        if combination.task == "location":
-            yield from evaluators.grid_location(model, data.test, k, verbose, title)
-        else:
-            yield from class_per_cell(model, data.test, k, verbose, title)
+        if config.verbose != "0":
+            print(f"   {combination.name}: test ({k * k} passes)", flush=True)
+        yield from score(
+            model, data.test, combination.network, k, config.permutations, combination.seed + 2
+        )
         yield "chance", 100.0 / self.num_outputs(config, combination)
         yield "feature_map_size", list(model.backbone.output_shape[1:3])
 
@@ -170,6 +201,12 @@ class Channelwise(Experiment):
         from trainers.channelwise.results import aggregate
 
         return aggregate(records)
+
+    def finalize(self, config, records):
+        """`claims`: each `{"claim", "verdict", "evidence"}` (`trainers.channelwise.claims`)."""
+        from trainers.channelwise.claims import check
+
+        return {"claims": check(records, config.matched)}
 
     def report(self, config, records, run_dir):
         from trainers.channelwise.report import report

@@ -2,10 +2,13 @@
 
 `aggregate` turns the runner's per-seed records into one record per combination: the
 mean and sample standard deviation of the accuracy over seeds, the per-cell accuracy
-averaged, and the per-seed records kept under `seeds`. Nothing here imports TensorFlow.
+averaged, PermuteNet's `permutations` per test pass, `permutation_std` (root mean square
+over seeds) and `expected_logit_accuracy` (mean), what it trained with (`steps`,
+`learning_rate`, `beta_1`, `batch_size`, ...), and the per-seed records under `seeds`. Nothing here imports TensorFlow.
 """
 
 import dataclasses
+import math
 import statistics
 
 from trainers.channelwise.config import Combination
@@ -40,6 +43,11 @@ def _mean_grid(grids):
     ]
 
 
+def _mean_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
 def aggregate(per_seed):
     """One record per combination (its `group`) over the per-seed records, in first-seen
     order: `accuracy` is the mean over seeds, `accuracy_std` the sample standard deviation
@@ -69,6 +77,14 @@ def aggregate(per_seed):
                 "feature_map_size": first.get("feature_map_size"),
                 **{key: first.get(key) for key in TRAINED_WITH},
                 "per_cell_accuracy": _mean_grid([r.get("per_cell_accuracy") for r in runs]),
+                "permutations": first.get("permutations", 0),
+                # the root mean square over seeds of the per-seed spread over permutations
+                "permutation_std": math.sqrt(
+                    statistics.fmean((r.get("permutation_std") or 0.0) ** 2 for r in runs)
+                ),
+                "expected_logit_accuracy": _mean_or_none(
+                    [r.get("expected_logit_accuracy") for r in runs]
+                ),
                 "epochs_trained": first["epochs_trained"],
                 "train_seconds": round(sum(r["train_seconds"] for r in runs), 1),
                 "test_seconds": round(sum(r["test_seconds"] for r in runs), 1),

@@ -1,4 +1,5 @@
-"""TensorBoard images for grid experiments: sample canvases and a per-cell heat map."""
+"""TensorBoard images for grid experiments (sample canvases, a per-cell heat map) and the
+learning-curve point of every epoch (`PermutedValidation`)."""
 
 import keras
 import numpy as np
@@ -47,4 +48,43 @@ class GridSummaries(keras.callbacks.Callback):
         self.writer.flush()
 
 
-__all__ = ["GridSummaries"]
+class PermutedValidation(keras.callbacks.Callback):
+    """After every epoch, the accuracy on `validation` (the test images, one fixed
+    placement each) scored as the final test is, PermuteNet under `permutations`
+    distinct permutations: adds `val_permuted_accuracy` and `val_permutation_std` to the
+    epoch's logs (so `metrics.jsonl` holds them) and writes them to `log_dir` as
+    `epoch/val_permuted_accuracy` and `epoch/val_permutation_std`.
+
+    Args:
+        log_dir: str, the combination's TensorBoard directory.
+        validation: `tf.data.Dataset` of `(canvases, labels)` batches.
+        network: str, the combination's network.
+        permutations: int, permutations per pass (PermuteNet only).
+        seed: int, seeds the permutations (the same ones every epoch).
+    """
+
+    def __init__(self, log_dir, validation, network, permutations, seed):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.validation = validation
+        self.network = network
+        self.permutations = permutations
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        from trainers.channelwise.evaluation import validation_accuracy
+
+        accuracy, spread = validation_accuracy(
+            self.model, self.validation, self.network, self.permutations, self.seed
+        )
+        if logs is not None:
+            logs["val_permuted_accuracy"] = accuracy
+            logs["val_permutation_std"] = spread
+        step = (epoch + 1) * int(self.params.get("steps") or 0)
+        with self.writer.as_default():
+            tf.summary.scalar("epoch/val_permuted_accuracy", accuracy, step=step)
+            tf.summary.scalar("epoch/val_permutation_std", spread, step=step)
+        self.writer.flush()
+
+
+__all__ = ["GridSummaries", "PermutedValidation"]

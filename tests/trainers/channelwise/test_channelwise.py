@@ -10,12 +10,11 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.backend.event_processing import plugin_event_multiplexer
 
 from tests.trainers.smoke import smoke_config, smoke_fixture
-from trainers.channelwise import EXPERIMENT
+from trainers.channelwise import EXPERIMENT, claims, evaluation
 from trainers.channelwise.config import ChannelwiseConfig, Combination
-from trainers.channelwise.data import class_per_cell
 from trainers.framework import artifacts, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -55,33 +54,50 @@ def test_smoke_writes_every_artifact(smoke_run):
         )
         assert "padding" not in r and r["padding_mode"] == "zero" and r["accuracy_std"] == 0.0
         assert r["steps"] == 2 * 4 and r["batch_size"] == 24  # 96 canvases, batch 24, 2 epochs
-        expected = (3e-3, 0.9) if r["network"] == "permutenet" else (1e-3, 0.5)
-        assert (r["learning_rate"], r["beta_1"]) == pytest.approx(expected)
+        assert (r["learning_rate"], r["beta_1"]) == pytest.approx((3e-3, 0.9))  # matched
+        shuffled = r["network"] == "permutenet"
+        assert r["permutations"] == (100 if shuffled else 0)
+        assert isinstance(r["permutation_std"], float) and (r["permutation_std"] > 0) == shuffled
+        assert (r["expected_logit_accuracy"] is not None) == shuffled
         (run,) = r["seeds"]
         assert run["seed"] == 0 and run["accuracy"] == r["accuracy"]
         assert 0 <= r["accuracy"] <= 100
         assert run["epochs_trained"] == 2 and run["examples"] == 24 * 4  # k^2 passes
         assert artifacts.exported(run["export"])
         assert np.nansum(r["per_cell_accuracy"]) > 0
+    assert "Matched budgets: every row trained 8 steps" in table
+    assert "## What this run shows" in table and "Does this run test" not in table
+    assert summary["claims"] and all(
+        set(c) == {"claim", "verdict", "evidence"}
+        and c["verdict"] in ("shown", "not shown", "inconclusive")
+        for c in summary["claims"]
+    )
+    assert "test images with one fixed placement each" in table
 
 
-def test_tensorboard_scalars_and_images_are_readable(smoke_run):
+def test_tensorboard_runs_read_by_tensorboards_own_reader(smoke_run):
     out, results, _ = smoke_run
-    combo = results[0]["combination"]
-    scalars, images = set(), set()
-    for path in glob.glob(
-        str(out / "tensorboard" / combo / "**" / "events.out.tfevents*"), recursive=True
-    ):
-        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0, "images": 0})
-        acc.Reload()
-        tags = acc.Tags()
-        scalars |= set(tags.get("scalars", [])) | set(tags.get("tensors", []))
-        images |= set(tags.get("images", []))
-        for tag in tags.get("tensors", []):
-            if "image" in tag or tag in ("sample_canvases", "per_cell_location_accuracy"):
-                images.add(tag)
-    assert {"epoch_loss", "epoch_accuracy", "learning_rate"} <= scalars
-    assert {"sample_canvases", "per_cell_location_accuracy"} <= images
+    board = plugin_event_multiplexer.EventMultiplexer(
+        size_guidance={"tensors": 0, "images": 0}
+    ).AddRunsFromDirectory(str(out / "tensorboard"))
+    board.Reload()
+    combinations = {r["combination"] for r in results}
+    assert set(board.Runs()) == combinations | {"report"}  # one run per combination
+    scalars = board.PluginRunToTagToContent("scalars")
+    hparams = board.PluginRunToTagToContent("hparams")
+    images = board.PluginRunToTagToContent("images")
+    for name in combinations:
+        tags = set(scalars[name])
+        assert {"train/loss", "epoch/loss", "learning_rate", "test/accuracy"} <= tags
+        assert {"test/permutation_std", "epoch/val_permuted_accuracy"} <= tags
+        assert "_hparams_/session_start_info" in hparams[name]
+        (event,) = board.Tensors(name, "test/accuracy")
+        accuracy = next(r["accuracy"] for r in results if r["combination"] == name)
+        assert float(tf.make_ndarray(event.tensor_proto)) == pytest.approx(accuracy, rel=1e-5)
+        assert "sample_canvases" in images.get(name, {})
+    report = set(images["report"])
+    assert {"location_accuracy.png", "learning_curves.png"} <= report
+    assert {f"heatmaps/{name}.png" for name in combinations} <= report
 
 
 def record(network, accuracy, seed=0, k=3, task="location", mode="zero", sampling="stride"):
@@ -145,7 +161,7 @@ def test_seeds_give_mean_and_std_of_the_per_seed_results(tmp_path):
         assert r["per_cell_accuracy"][0][0] == pytest.approx(np.mean(values), abs=0.01)
     assert "98.7 ± 1.5" in table and "26.0 ± 5.6" in table
     assert "mean ± sample standard deviation over seeds 0, 1, 2" in table
-    assert "| permutenet location at k = 5" not in table  # only targets this run can test
+    assert "k = 5" not in table  # only claims this run can test
 
 
 def test_combinations_per_seed_network_and_border_row():
@@ -167,15 +183,30 @@ def test_combinations_per_seed_network_and_border_row():
     ]
 
 
-def test_order_free_networks_get_their_own_budget():
+def test_budgets_are_matched_unless_the_order_free_flags_say_otherwise(tmp_path):
+    networks = ("classifier", "permutenet", "sumnet", "sortnet")
+    matched = ChannelwiseConfig(epochs=2)
+    assert matched.matched and matched.networks == ("gapnet", "classifier", "permutenet", "sumnet")
+    for network in networks:
+        combination = Combination(3, "zero", network, "class")
+        budget = EXPERIMENT.budget(matched, combination)
+        optimizer = EXPERIMENT.optimizer(matched, combination, budget)
+        assert budget.epochs == 2
+        assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(3e-3)
+        assert optimizer.beta_1 == pytest.approx(0.9)
     config = ChannelwiseConfig(epochs=2, order_free_epochs=9, order_free_learning_rate=0.004)
+    assert not config.matched
     fast, slow = (Combination(3, "zero", n, "class") for n in ("classifier", "permutenet"))
     budgets = [EXPERIMENT.budget(config, c) for c in (fast, slow)]
     assert [b.epochs for b in budgets] == [2, 9]
-    for combination, rate, beta in ((fast, 1e-3, 0.5), (slow, 4e-3, 0.9)):
+    for combination, rate in ((fast, 3e-3), (slow, 4e-3)):
         optimizer = EXPERIMENT.optimizer(config, combination, budgets[0])
         assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(rate)
-        assert optimizer.beta_1 == pytest.approx(beta)
+    rows = [dict(record(n, 50.0), learning_rate=3e-3, beta_1=0.9) for n in ("classifier",)]
+    rows.append(dict(record("permutenet", 30.0), steps=540, learning_rate=4e-3, beta_1=0.9))
+    config = smoke(tmp_path, grid_sizes=(3,), order_free_epochs=9, order_free_learning_rate=0.004)
+    table = "\n".join(EXPERIMENT.report(config, EXPERIMENT.aggregate(config, rows), str(tmp_path)))
+    assert "**The rows are not matched**" in table and "permutenet: 540 steps, lr 0.004" in table
     with pytest.raises(ValueError, match="order_free_beta_1"):
         ChannelwiseConfig(order_free_beta_1=1.0)
 
@@ -204,7 +235,8 @@ def test_class_canvases_keep_their_cell_and_are_scored_per_cell(tmp_path):
         keras.layers.GlobalAveragePooling2D()(inputs)
     )
     model = keras.Model(inputs, logits + np.eye(10, dtype="float32")[0])
-    values = dict(class_per_cell(model, test, 3))
+    values = dict(evaluation.score(model, test, "classifier", 3, permutations=100, seed=0))
+    assert values["permutations"] == 0 and values["permutation_std"] == 0.0
     assert values["examples"] == 360
     assert values["accuracy"] == pytest.approx(100 * np.mean(classes == 0))
     for cell in range(9):
@@ -330,3 +362,141 @@ def test_border_rows_pass_the_preflight(tmp_path):
     ]
     assert not (tmp_path / "run").exists()
     assert not (tmp_path / "run").exists()
+
+
+def table_records(accuracy, *, images=180, permutation_std=5.0, seeds=(0,)):
+    """Aggregated records of a run of classifier, permutenet and sumnet at k = 3:
+    `accuracy[(network, task)]` in %."""
+    per_seed = []
+    for (network, task), value in accuracy.items():
+        for seed in seeds:
+            r = record(network, value, seed, k=3, task=task)
+            shuffled = network == "permutenet"
+            r.update(
+                examples=images * 9,
+                permutations=100 if shuffled else 0,
+                permutation_std=permutation_std if shuffled else 0.0,
+                expected_logit_accuracy=value if shuffled else None,
+            )
+            per_seed.append(r)
+    return EXPERIMENT.aggregate(ChannelwiseConfig(seeds=seeds), per_seed)
+
+
+def test_an_untrained_network_shows_nothing():
+    chance = {"location": 100 / 9, "class": 10.0}
+    untrained = {
+        (n, t): chance[t] + d
+        for n in ("classifier", "permutenet", "sumnet")
+        for t, d in (("location", 0.4), ("class", -0.3))
+    }
+    found = claims.check(table_records(untrained))
+    assert found and "shown" not in {c["verdict"] for c in found}
+    # The classifier trained, PermuteNet and SumNet did not: still nothing shown (the old
+    # "permutenet location <= half the classifier's" check passed here).
+    trained_control = {**untrained, ("classifier", "location"): 100.0}
+    trained_control[("classifier", "class")] = 85.0
+    found = claims.check(table_records(trained_control))
+    assert "shown" not in {c["verdict"] for c in found if not c["claim"].startswith("classifier")}
+
+
+def test_records_built_to_satisfy_the_claims_show_them():
+    built = {
+        ("classifier", "location"): 100.0,
+        ("classifier", "class"): 90.0,
+        ("permutenet", "location"): 20.0,  # retention (20 - 11.1) / 88.9 = 0.10
+        ("permutenet", "class"): 70.0,  # retention 60 / 80 = 0.75
+        ("sumnet", "location"): 20.5,
+        ("sumnet", "class"): 70.5,
+    }
+    found = {
+        c["claim"][:3]: c
+        for c in claims.check(table_records(built, images=2000, permutation_std=2.0))
+    }
+    assert found["(a)"]["verdict"] == "shown"
+    assert found["(b)"]["verdict"] == "shown"
+    assert all(
+        c["verdict"] == "shown"
+        for c in claims.check(table_records(built, images=2000))
+        if c["claim"].startswith("(c)")
+    )
+    assert "retention location 0.10" in found["(a)"]["evidence"]
+    # Unmatched budgets: the classifier is no control, so (a) cannot be shown.
+    unmatched = {
+        c["claim"][:3]: c for c in claims.check(table_records(built, images=2000), matched=False)
+    }
+    assert unmatched["(a)"]["verdict"] == "inconclusive"
+    assert "not matched" in unmatched["(a)"]["evidence"]
+    # The opposite of the claim is "not shown", not inconclusive.
+    opposite = {**built, ("permutenet", "location"): 95.0, ("permutenet", "class"): 30.0}
+    found = {c["claim"][:3]: c for c in claims.check(table_records(opposite, images=2000))}
+    assert found["(a)"]["verdict"] == "not shown"
+
+
+def test_overlapping_intervals_are_inconclusive():
+    close = {
+        ("classifier", "location"): 100.0,
+        ("classifier", "class"): 60.0,
+        ("permutenet", "location"): 40.0,  # retention 0.33
+        ("permutenet", "class"): 25.0,  # retention 0.30: the same within the intervals
+        ("sumnet", "location"): 52.0,
+        ("sumnet", "class"): 31.0,
+    }
+    found = claims.check(table_records(close, images=180, permutation_std=8.0))
+    by = {c["claim"][:3]: c["verdict"] for c in found}
+    assert by["(a)"] == "inconclusive"
+    assert by["(b)"] == "shown"  # 25% against 10% with 180 images
+    # PermuteNet 25 [~18, 32] against SumNet 31: overlapping, SumNet inside: shown;
+    # 40 against 52 (location) lies outside PermuteNet's interval but overlaps: inconclusive.
+    tracks = [c for c in found if c["claim"].startswith("(c)")]
+    assert {c["claim"].split(",")[1].strip(): c["verdict"] for c in tracks} == {
+        "location": "inconclusive",
+        "class": "shown",
+    }
+    low, high = claims.interval(
+        next(r for r in table_records(close) if r["network"] == "permutenet")
+    )
+    assert low < 40.0 < high
+
+
+def test_permutenet_is_scored_under_the_asked_number_of_distinct_permutations(monkeypatch):
+    import keras
+
+    from tfposenc.models import PermuteNet, ResNetBackbone
+
+    keras.utils.set_random_seed(0)
+    model = PermuteNet(ResNetBackbone(18, "cifar", 2), 4, seed=0, readout_init="torch")
+    rng = np.random.default_rng(0)
+    canvases = rng.uniform(0, 255, (12, 16, 16, 3)).astype("float32")
+    cells = rng.integers(0, 4, 12)
+    test = tf.data.Dataset.from_tensor_slices((canvases, cells)).batch(5)
+    used = []
+    original = evaluation.permuted_logits
+
+    def spy(pooled, kernel, bias, permutation):
+        used.append(tuple(permutation))
+        return original(pooled, kernel, bias, permutation)
+
+    monkeypatch.setattr(evaluation, "permuted_logits", spy)
+    for asked in (1, 7, 150):
+        used.clear()
+        values = dict(evaluation.score(model, test, "permutenet", 2, asked, seed=3))
+        assert len(used) == len(set(used)) == asked == values["permutations"]
+        assert values["examples"] == 12 and (values["permutation_std"] > 0) == (asked > 1)
+    # The numpy read-out is the model's own call with that permutation pinned.
+    pooled = np.asarray(model.pooled_features(canvases))
+    kernel, bias = model.dense.get_weights()
+    for permutation in evaluation.draw_permutations(pooled.shape[1], 3, seed=1):
+        model.shuffle.sample_permutation = lambda c, p=permutation: p
+        np.testing.assert_allclose(
+            np.asarray(model(canvases)),
+            original(pooled, kernel, bias, permutation),
+            rtol=1e-4,
+            atol=1e-5,
+        )
+    np.testing.assert_allclose(
+        np.asarray(model.expected_logits(pooled)),
+        evaluation.expected_logits(pooled, kernel, bias),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert len(evaluation.draw_permutations(3, 100, seed=0)) == 6  # 3! at most
