@@ -420,10 +420,11 @@ class Converter:
                 dtype=leader.dtype_policy,
             )
             sampled = aps(values) if len(values) > 1 else [aps(values[0])]
-            shared = ", ".join(repr(a.operation.name) for a in anchors)
-            self.changes.append(
-                (aps.name, "-", f"AdaptivePolyphaseSampling2D(index of {shared}, shared)")
-            )
+            names = [repr(a.operation.name) for a in anchors]
+            after = f"AdaptivePolyphaseSampling2D(on {names[0]}"
+            if len(names) > 1:
+                after += f", its index shared with {', '.join(names[1:])}"
+            self.changes.append((aps.name, "-", after + ")"))
             self.done[key] = {id(a): s for a, s in zip(anchors, sampled)}
         return self.done[key][id(anchor)]
 
@@ -463,9 +464,7 @@ class _WeightCopier:
 def copy_weights(source, target):
     """Assigns every weight of `source` to the same weight of `target`, in place."""
     old, new = source.weights, target.weights
-    if len(old) != len(new) or any(
-        tuple(a.shape) != tuple(b.shape) for a, b in zip(old, new)
-    ):
+    if len(old) != len(new) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(old, new)):
         raise ValueError(
             f"Cannot convert layer '{source.name}': the rebuilt layer's weights "
             f"({[tuple(w.shape) for w in new]}) differ from the original's "
