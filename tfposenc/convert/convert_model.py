@@ -31,7 +31,8 @@ def convert_model(
       stride 1 then `BlurPool2D`; a strided conv becomes the conv at stride 1 whose
       output is blurred and subsampled by `BlurPool2D`, after the activation when the
       conv is followed directly by a normalisation and an activation, else right after
-      the conv; a strided average pool becomes `BlurPool2D`.
+      the conv; an average pool whose window equals its stride (DenseNet's 2x2) becomes
+      `BlurPool2D`, a wider one runs at stride 1 before `BlurPool2D`.
     - `downsampling="aps"` (Chaman and Dokmanic, 2021): every stride-2 layer runs at
       stride 1 with TensorFlow's stride-1 "same" pad in `padding_mode` (a zero pad in
       front of a `"valid"` window is replaced by it, so the map stays even) and is

@@ -128,8 +128,12 @@ class Converter:
                         f"Cannot convert layer '{node.operation.name}': adaptive polyphase "
                         f"sampling subsamples by 2 only. Received: strides={stride}"
                     )
-                replaced = self.downsampling == "blur" and isinstance(
-                    node.operation, keras.layers.AveragePooling2D
+                # Zhang's DenseNet: a 2x2 stride-2 average pool becomes BlurPool2D; a
+                # pool wider than its stride runs at stride 1 before it, as max-pools do.
+                replaced = (
+                    self.downsampling == "blur"
+                    and isinstance(node.operation, keras.layers.AveragePooling2D)
+                    and window_of(node.operation)[0] == window_of(node.operation)[1]
                 )
                 anchor = node if replaced else find_anchor(node, graph)
                 self.sites[id(node)] = (node, anchor, stride, replaced)
