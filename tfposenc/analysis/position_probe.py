@@ -254,6 +254,7 @@ def _fit(model, inputs, labels, settings, verbose):
     model.compile(
         optimizer=keras.optimizers.Adam(settings["learning_rate"]),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,  # XLA is several times slower on CPU (PAPER.md, section 6)
     )
     if isinstance(inputs, tf.data.Dataset):
         dataset = tf.data.Dataset.zip((inputs, tf.data.Dataset.from_tensor_slices(labels)))
@@ -264,7 +265,7 @@ def _fit(model, inputs, labels, settings, verbose):
         .repeat()
         .batch(settings["batch_size"])
     )
-    model.fit(dataset, steps_per_epoch=settings["steps"], epochs=1, verbose=verbose)
+    model.fit(dataset, steps_per_epoch=settings["steps"], epochs=1, verbose=verbose, shuffle=False)
 
 
 def _accuracy(model, inputs, labels, batch_size):
@@ -292,8 +293,9 @@ class _FrozenRun:
         self.pooled, self.maps = {}, {}
         for part in ("train", "test"):
             pooled, maps = [], []
-            for batch in data[part]["canvases"].batch(settings["batch_size"]):
-                features = np.asarray(extract(normalise(batch), training=False), "float32")
+            batches = data[part]["canvases"].batch(settings["batch_size"]).map(normalise)
+            for batch in batches:
+                features = np.asarray(extract.predict_on_batch(batch), "float32")
                 pooled.append(features.mean(axis=(1, 2)))
                 if keep_maps:
                     maps.append(features.astype("float16"))
