@@ -27,7 +27,7 @@ class Classifier(Task):
         super().__init__(backbone, num_classes, **kwargs)
         self.num_classes = num_classes
         self.dense = keras.layers.Dense(num_classes, name="dense")
-        self.dense.build((None, backbone.output_channels))
+        self.dense.build((None, self.backbone.output_channels))
         self.built = True
 
     def head(self, features, pooled, training=None):

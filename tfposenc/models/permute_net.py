@@ -28,7 +28,7 @@ class PermuteNet(Task):
         self.seed = seed
         self.shuffle = ChannelShuffle(seed=seed, name="shuffle")
         self.dense = keras.layers.Dense(num_outputs, name="dense")
-        self.dense.build((None, backbone.output_channels))
+        self.dense.build((None, self.backbone.output_channels))
         self.built = True
 
     def head(self, features, pooled, training=None):
@@ -56,7 +56,7 @@ class SortNet(Task):
     def __init__(self, backbone, num_outputs, **kwargs):
         super().__init__(backbone, num_outputs, **kwargs)
         self.dense = keras.layers.Dense(num_outputs, name="dense")
-        self.dense.build((None, backbone.output_channels))
+        self.dense.build((None, self.backbone.output_channels))
         self.built = True
 
     def head(self, features, pooled, training=None):
