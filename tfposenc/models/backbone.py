@@ -77,7 +77,9 @@ class Backbone(keras.Model):
                 layer
                 for layer in model.layers
                 if not isinstance(layer, keras.layers.InputLayer)
-                and len(getattr(layer, "output", None).shape) == 4
+                and len(getattr(layer, "_inbound_nodes", ())) == 1
+                and len(getattr(layer._inbound_nodes[0], "outputs", ())) == 1
+                and len(layer._inbound_nodes[0].outputs[0].shape) == 4
             ]
             if not spatial:
                 raise ValueError(
@@ -101,10 +103,10 @@ class Backbone(keras.Model):
                     f"(no layer {layer_name!r})"
                 )
             tensor = model.get_layer(layer_name).output
-            if len(tensor.shape) != 4:
+            if not hasattr(tensor, "shape") or len(tensor.shape) != 4:
                 raise ValueError(
                     "`stages` must name layers with 4D outputs. "
-                    f"Received: {layer_name!r} with output shape {tuple(tensor.shape)}"
+                    f"Received: {layer_name!r} with output {tensor!r}"
                 )
             outputs[stage] = tensor
         return Backbone(model.inputs[0], outputs, padding_mode, name=model.name)
