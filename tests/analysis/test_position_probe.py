@@ -64,9 +64,25 @@ def test_planted_position_channels_rank_first_and_read_out():
     assert result["num_channels"] == 5 and result["cell_size"] == 16
 
 
-def test_fine_tuned_probe_on_a_project_backbone():
+def tiny_backbone():
+    inputs = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Conv2D(32, 3, padding="same")(x))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        tiny_backbone,
+        pytest.param(
+            lambda: ResNetBackbone(depth=18, stem="cifar", width=4, input_shape=(24, 24, 3)),
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+def test_fine_tuned_probe(build):
     keras.utils.set_random_seed(0)
-    backbone = ResNetBackbone(depth=18, stem="cifar", width=4, input_shape=(24, 24, 3))
+    backbone = build()
     images, _ = digits(20)
     result = position_probe(
         backbone,

@@ -236,13 +236,22 @@ def test_bad_arguments(kwargs, match):
         convert_model("model")
 
 
-def test_converted_model_trains_saves_loads_and_exports(tmp_path):
+def residual_classifier(classes=4):
+    """conv (stride 2), BN, ReLU; a residual block with a strided projection; dense."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="stem")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    y = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="main")(x)
+    y = keras.layers.ReLU()(keras.layers.BatchNormalization()(y))
+    shortcut = keras.layers.Conv2D(8, 1, strides=2, name="shortcut")(x)
+    x = keras.layers.Add()([y, shortcut])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes)(x))
+
+
+def check_trains_saves_loads_and_exports(model, path):
     from tfposenc.export import export_saved_model
 
-    keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV2(
-        weights=None, alpha=0.35, input_shape=(32, 32, 3), classes=4, classifier_activation=None
-    )
     converted, _ = convert_model(model, "circular", "aps")
     converted.compile(
         optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -250,12 +259,25 @@ def test_converted_model_trains_saves_loads_and_exports(tmp_path):
     x, y = images(4, 32), np.array([0, 1, 2, 3])
     history = converted.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    path = tmp_path / "converted.keras"
-    converted.save(path)
-    loaded = keras.saving.load_model(path)
+    converted.save(path / "converted.keras")
+    loaded = keras.saving.load_model(path / "converted.keras")
     np.testing.assert_allclose(run(loaded, x), run(converted, x), atol=1e-5)
-    exported = export_saved_model(loaded, str(tmp_path / "export"), image_shape=(32, 32))
-    assert (tmp_path / "export" / "1" / "saved_model.pb").exists() and exported.endswith("1")
+    exported = export_saved_model(loaded, str(path / "export"), image_shape=(32, 32))
+    assert (path / "export" / "1" / "saved_model.pb").exists() and exported.endswith("1")
+
+
+def test_converted_model_trains_saves_loads_and_exports(tmp_path):
+    keras.utils.set_random_seed(0)
+    check_trains_saves_loads_and_exports(residual_classifier(), tmp_path)
+
+
+@pytest.mark.slow
+def test_converted_mobilenet_trains_saves_loads_and_exports(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(
+        weights=None, alpha=0.35, input_shape=(32, 32, 3), classes=4, classifier_activation=None
+    )
+    check_trains_saves_loads_and_exports(model, tmp_path)
 
 
 def test_keras_hub_resnet_backbone():
