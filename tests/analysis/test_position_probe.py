@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from tfposenc.analysis.position_probe import position_probe
+from tfposenc.analysis import position_probe
 from tfposenc.data import load_digits_arrays
 from tfposenc.models import ResNetBackbone
 
