@@ -41,6 +41,7 @@ def position_probe(
     fractions=DEFAULT_FRACTIONS,
     seed=0,
     verbose=0,
+    padding_mode=None,
 ):
     """Measures how much absolute position a backbone's channels encode.
 
@@ -54,8 +55,10 @@ def position_probe(
     - `"permutenet"`: the same behind a fresh random channel permutation per batch, in
       training and at test time (Islam et al., 2021): what survives without knowing
       which channel is which.
-    - `"gapnet"`: a 3x3 zero-padded conv to the classes on the feature map, globally
-      pooled (no dense layer).
+    - `"gapnet"`: a 3x3 conv to the classes on the feature map (padded with
+      `padding_mode`, as `GAPNet` pads with its backbone's mode), globally pooled (no
+      dense layer). A zero-padded head on a map of 3x3 or less reads position by
+      itself (PAPER.md, section 7).
 
     With `frozen=True` the backbone runs once in inference mode and the read-outs train
     on its standardised features (per channel, by the training canvases' statistics);
@@ -95,6 +98,9 @@ def position_probe(
         seed: int, seeds the split, the shuffles and the read-outs. Defaults to `0`.
         verbose: int, Keras' `fit` verbosity (1: a progress bar per read-out).
             Defaults to `0`.
+        padding_mode: string or None, the border mode of the GAPNet head; None takes
+            `backbone.padding_mode` (`"zero"` for a plain model unless
+            `Backbone.from_model` was told otherwise). Defaults to `None`.
 
     Returns:
         A dict: `readouts` (`{name: {"location": accuracy, "class": accuracy or
@@ -112,6 +118,7 @@ def position_probe(
     >>> result["readouts"]["classifier"]["location"]  # doctest: +SKIP
     """
     backbone = _as_backbone(backbone)
+    head_padding = Backbone.check_padding_mode(padding_mode or backbone.padding_mode)
     check_positive_int(grid_size, "grid_size", minimum=2)
     readouts = tuple(readouts)
     check_choices(readouts, READOUTS, "readouts")
@@ -157,7 +164,13 @@ def position_probe(
     targets = {"location": cells}
     if labels is not None:
         targets["class"] = int(labels.max()) + 1
-    settings = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    settings = dict(
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        head_padding=head_padding,
+    )
     normalise = _normaliser(mean, std)
     if frozen:
         run = _FrozenRun(backbone, data, normalise, "gapnet" in readouts, settings, verbose)
@@ -315,7 +328,9 @@ class _FrozenRun:
         if name == "gapnet":
             shape = self.maps["train"].shape[1:]
             inputs = keras.Input(shape)
-            x = PaddedConv2D(classes, 3, padding_mode="zero", name="head_conv")(inputs)
+            x = PaddedConv2D(
+                classes, 3, padding_mode=self.settings["head_padding"], name="head_conv"
+            )(inputs)
             outputs = keras.layers.GlobalAveragePooling2D()(x)
             features = {part: self.standardise(self.maps[part]) for part in ("train", "test")}
         else:
@@ -358,6 +373,7 @@ class _FineTuneRun:
 
         keras.utils.set_random_seed(self.settings["seed"])
         copy, _ = convert_model(self.backbone)  # the same weights, its own variables
+        copy.padding_mode = self.settings["head_padding"]  # GAPNet's head follows it
         kwargs = {"mean": self.mean, "std": self.std}
         if name == "classifier":
             return Classifier(copy, classes, **kwargs)

@@ -167,6 +167,7 @@ def run(config, parser):
             std=stats.std,
             seed=config.seed,
             verbose=1 if sys.stdout.isatty() else 0,
+            padding_mode=mode,  # GAPNet's head pads like the model it reads
         )
         for readout, scores in result["readouts"].items():
             log(
