@@ -9,6 +9,10 @@ interleaved in rounds in one process, as images per second. It also reports the
 conversion's wall time and the growth of the process' resident memory during it,
 against the model's weight bytes (the target: under 10 s and at most twice the
 weights).
+
+Measured (2-core shared CPU, load ~2.4, 64 px, batch 8): original 86.8 images/s,
+zero/stride 87.4 (1.01x), circular/blur 68.6 (0.79x), circular/aps 57.7 (0.66x);
+conversion 0.5-0.7 s, resident memory +0.32x the weights (90 MiB) for the first.
 """
 
 import argparse
