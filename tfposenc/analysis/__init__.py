@@ -1,10 +1,11 @@
 """The position attack: rank position-encoding channels, remove them, measure by region;
-feature maps and border artifacts."""
+feature maps and border artifacts; the position probe on any backbone."""
 
 from tfposenc.analysis.ablation_sweep import DEFAULT_FRACTIONS, ablation_sweep
 from tfposenc.analysis.border_artifacts import border_artifact_scores
 from tfposenc.analysis.evaluators import GridRegionAccuracy, SegmentationRegionIoU, accuracy
 from tfposenc.analysis.feature_maps import feature_maps, plot_feature_maps
+from tfposenc.analysis.position_probe import READOUTS, position_probe
 from tfposenc.analysis.ranking import RANKING_METHODS, rank_position_channels, spearman
 from tfposenc.analysis.region_metrics import (
     RegionConfusion,
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "GRID_REGIONS",
     "RANKING_METHODS",
+    "READOUTS",
     "GridRegionAccuracy",
     "RegionConfusion",
     "SegmentationRegionIoU",
@@ -43,6 +45,7 @@ __all__ = [
     "grid_region_accuracy",
     "mean_iou",
     "plot_feature_maps",
+    "position_probe",
     "rank_position_channels",
     "region_mean_iou",
     "ring_mask",

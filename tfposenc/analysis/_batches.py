@@ -51,6 +51,35 @@ def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
+class _PooledBackbone:
+    """`pooled_features` of a backbone: its output, globally averaged."""
+
+    def __init__(self, backbone):
+        self.backbone = backbone
+
+    def pooled_features(self, images, training=False):
+        features = self.backbone(images, training=training)
+        return keras.ops.mean(keras.ops.cast(features, "float32"), axis=(1, 2))
+
+
+def with_pooled_features(model):
+    """`model` if it has `pooled_features` (a tfposenc task), else an adapter over a
+    `Backbone` or a functional Keras model (through `Backbone.from_model`: its last 4D
+    output, globally averaged)."""
+    if hasattr(model, "pooled_features"):
+        return model
+    from tfposenc.models.backbone import Backbone
+
+    if isinstance(model, Backbone):
+        return _PooledBackbone(model)
+    if isinstance(model, keras.Model):
+        return _PooledBackbone(Backbone.from_model(model))
+    raise ValueError(
+        "`model` must be a tfposenc task, a Backbone or a functional Keras model (with "
+        f"`pooled_features` or a 4D feature map). Received: model={type(model).__name__}"
+    )
+
+
 def pooled(model, images):
     """The model's pooled backbone channels in inference mode, float64 numpy `[B, C]`."""
     return to_numpy(model.pooled_features(images, training=False)).astype("float64")

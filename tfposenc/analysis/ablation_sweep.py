@@ -124,6 +124,13 @@ def ablation_sweep(
         number of distinct random sets (fewer than `random_draws` only where fewer exist). Add `padding` and `task` for a results
         file.
     """
+    if not callable(getattr(model, "ablate", None)):
+        raise ValueError(
+            "`model` must be a tfposenc Task with `ablate(channels)` and "
+            "`ablated_channels`; wrap a plain Keras model as "
+            "Classifier(Backbone.from_model(model), num_classes). "
+            f"Received: model={type(model).__name__}"
+        )
     order = _check_order(order)
     fractions = _check_fractions(fractions)
     check_positive_int(random_draws, "random_draws")

@@ -1,5 +1,6 @@
 """Feature maps of the named backbone stages, and a figure of them."""
 
+import keras
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -11,16 +12,20 @@ from tfposenc.validation import check_positive_int
 def backbone_of(model_or_backbone):
     """`(backbone, prepare)`: the backbone and the map from the caller's images to its input.
 
-    A `Backbone` takes its input as given. A task (anything with a `.backbone`) maps raw
+    A `Backbone` takes its input as given; a functional Keras model is taken through
+    `Backbone.from_model` (its last 4D output). A task (anything with a `.backbone`) maps raw
     images to backbone inputs with its `preprocess` method when it has one (a task that
     normalises pixels itself), else passes them through.
     """
     if isinstance(model_or_backbone, Backbone):
         return model_or_backbone, lambda images: images
+    if isinstance(model_or_backbone, keras.Model) and not hasattr(model_or_backbone, "backbone"):
+        return Backbone.from_model(model_or_backbone), lambda images: images
     backbone = getattr(model_or_backbone, "backbone", None)
     if not isinstance(backbone, Backbone):
         raise ValueError(
-            "`model_or_backbone` must be a tfposenc Backbone or a task with a `.backbone`. "
+            "`model_or_backbone` must be a tfposenc Backbone, a task with a `.backbone` or "
+            "a functional Keras model. "
             f"Received: model_or_backbone={type(model_or_backbone).__name__}"
         )
     preprocess = getattr(model_or_backbone, "preprocess", None)
@@ -31,8 +36,9 @@ def feature_maps(model_or_backbone, images, stages=None):
     """The outputs of the backbone's named stages on `images`, in inference mode.
 
     Args:
-        model_or_backbone: a `tfposenc.models.Backbone` or a task over one (its
-            `preprocess`, if any, is applied first).
+        model_or_backbone: a `tfposenc.models.Backbone`, a task over one (its
+            `preprocess`, if any, is applied first), or a functional Keras model
+            (through `Backbone.from_model`).
         images: `[B, H, W, C]` images as the model takes them.
         stages: list of stage names (`backbone.stage_names`, e.g. `"stem"`,
             `"stage1"`, ...); None for all. Defaults to `None`.

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfposenc.analysis._batches import iterate_batches, pooled
+from tfposenc.analysis._batches import iterate_batches, pooled, with_pooled_features
 from tfposenc.validation import check_choice
 from tfposenc.vocabulary import RANKING_METHODS
 
@@ -30,7 +30,8 @@ def rank_position_channels(model, dataset, method="flip"):
 
     Args:
         model: a tfposenc `Task` (anything with `pooled_features(images, training)`),
-            channels_last.
+            a `Backbone`, or a functional Keras model (its last 4D output, globally
+            averaged; see `Backbone.from_model`), channels_last.
         dataset: a `tf.data.Dataset` of images or `(images, labels)` (batched or not),
             an iterable of such batches, or a numpy array of images.
         method: string, one of `RANKING_METHODS`. Defaults to `"flip"`.
@@ -41,6 +42,7 @@ def rank_position_channels(model, dataset, method="flip"):
         by channel.
     """
     check_choice(method, RANKING_METHODS, "method")
+    model = with_pooled_features(model)
     if method == "label":
         scores = _label_scores(model, dataset)
     elif method == "magnitude":

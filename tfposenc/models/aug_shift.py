@@ -64,8 +64,16 @@ class AugShift(SavesSeedState, keras.Model):
         shift_mode = kwargs.pop("mode", shift_mode)
         padding_mode = kwargs.pop("padding", padding_mode)
         if not isinstance(classifier, Task):
+            hint = ""
+            if isinstance(classifier, keras.Model):
+                hint = (
+                    " AugShift aligns the pooled feature map, which a plain Keras model "
+                    "does not expose: wrap yours as "
+                    "Classifier(Backbone.from_model(model), num_classes)."
+                )
             raise ValueError(
-                "`classifier` must be a tfposenc Task (e.g. Classifier). "
+                "`classifier` must be a tfposenc Task (e.g. Classifier) with "
+                f"`forward` and `pooled_features`.{hint} "
                 f"Received: classifier={type(classifier).__name__}"
             )
         check_shift_args(max_shift, shift_mode, padding_mode, per)

@@ -31,7 +31,7 @@ class Classifier(Task):
         super().__init__(backbone, num_classes, **kwargs)
         self.num_classes = num_classes
         self.readout_init = readout_init
-        self.dense = readout_dense(num_classes, backbone.output_channels, readout_init)
+        self.dense = readout_dense(num_classes, self.backbone.output_channels, readout_init)
         self.built = True
 
     def head(self, features, pooled, training=None):

@@ -45,9 +45,9 @@ class GAPNet(Task):
         super().__init__(backbone, num_outputs, **kwargs)
         self.head_kernel_size = head_kernel_size
         self.head_conv = PaddedConv2D(
-            num_outputs, head_kernel_size, padding_mode=backbone.padding_mode, name="head_conv"
+            num_outputs, head_kernel_size, padding_mode=self.backbone.padding_mode, name="head_conv"
         )
-        self.head_conv.build((None, None, None, backbone.output_channels))
+        self.head_conv.build((None, None, None, self.backbone.output_channels))
         self.built = True
 
     def head(self, features, pooled, training=None):

@@ -20,7 +20,7 @@ class _ReadoutTask(Task):
     def __init__(self, backbone, num_outputs, readout_init="glorot", fan_in=None, **kwargs):
         super().__init__(backbone, num_outputs, **kwargs)
         self.readout_init = readout_init
-        fan_in = backbone.output_channels if fan_in is None else fan_in
+        fan_in = self.backbone.output_channels if fan_in is None else fan_in
         self.dense = readout_dense(num_outputs, fan_in, readout_init)
         self.built = True
 

@@ -83,11 +83,11 @@ class Segmenter(Task):
         super().__init__(backbone, num_classes, **kwargs)
         self.num_classes = num_classes
         self.head_channels = head_channels
-        channels = backbone.output_channels
+        channels = self.backbone.output_channels
         self.head_conv = PaddedConv2D(
             head_channels,
             3,
-            padding_mode=backbone.padding_mode,
+            padding_mode=self.backbone.padding_mode,
             use_bias=False,
             kernel_initializer="he_normal",
             name="head_conv",

@@ -24,7 +24,8 @@ class Task(keras.Model):
     Logits are float32 under any mixed-precision policy.
 
     Args:
-        backbone: a `tfposenc.models.Backbone`.
+        backbone: a `tfposenc.models.Backbone`, or a functional Keras model (taken
+            through `Backbone.from_model`: its last 4D output is the feature map).
         num_outputs: int, the number of logits.
         mean: per-channel mean of the training pixels in [0, 1] units (e.g.
             `tfposenc.data.info("cifar10").mean`), or None. Defaults to `None`.
@@ -34,9 +35,12 @@ class Task(keras.Model):
     """
 
     def __init__(self, backbone, num_outputs, mean=None, std=None, **kwargs):
+        if isinstance(backbone, keras.Model) and not isinstance(backbone, Backbone):
+            backbone = Backbone.from_model(backbone)
         if not isinstance(backbone, Backbone):
             raise ValueError(
-                "`backbone` must be a tfposenc Backbone (ResNetBackbone, NiNBackbone). "
+                "`backbone` must be a tfposenc Backbone (ResNetBackbone, NiNBackbone, "
+                "Backbone.from_model(model)) or a functional Keras model. "
                 f"Received: backbone={type(backbone).__name__}"
             )
         check_positive_int(num_outputs, "num_outputs")

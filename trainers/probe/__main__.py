@@ -1,0 +1,3 @@
+from trainers.probe import main
+
+main()
