@@ -164,7 +164,7 @@ class Attack(Experiment):
         from trainers.attack.measure import architecture_artifacts
         from trainers.attack.report import report
 
-        return report(config, records, run_dir, architecture_artifacts(config))
+        return report(config, records, run_dir, architecture_artifacts(config, self.input_shape))
 
     def finalize(self, config, records):
         """`sweep` and `artifacts` (every combination's records in one flat list each),
@@ -176,7 +176,7 @@ class Attack(Experiment):
         return {
             "sweep": [x for r in records for x in r["sweep"]],
             "artifacts": [a for r in records for a in r["artifacts"]],
-            "architecture_artifacts": architecture_artifacts(config),
+            "architecture_artifacts": architecture_artifacts(config, self.input_shape),
             "flip_magnitude_spearman": {
                 r["combination"]: r.get("flip_magnitude_spearman") for r in records
             },

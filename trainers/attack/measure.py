@@ -115,24 +115,24 @@ def attack(config, combination, model, data, input_shape):
 _ARCHITECTURE = {}
 
 
-def architecture_artifacts(config):
+def architecture_artifacts(config, input_shape):
     """Border artifacts of untrained backbones (seeded, fresh batch-norm statistics) of
     both tasks in every padding mode: what the padding alone does to a constant input and
-    to random ones. Computed once per config (the report and `finalize` share it)."""
+    to random ones. `input_shape(config, combination)` is the experiment's. Computed once
+    per config (the report and `finalize` share it)."""
     import keras
 
     from tfposenc import analysis
     from tfposenc.models import build_backbone
     from tfposenc.vocabulary import PADDING_MODES
     from trainers.attack.config import Combination
-    from trainers.attack.experiment import EXPERIMENT
 
     key = repr(config)
     if key in _ARCHITECTURE:
         return _ARCHITECTURE[key]
     rows = []
     for task in ("segmentation", "location"):
-        shape = EXPERIMENT.input_shape(config, Combination("zero", task))
+        shape = input_shape(config, Combination("zero", task))
         for mode in PADDING_MODES:
             keras.utils.set_random_seed(config.seed)
             options = {"output_stride": config.output_stride} if task == "segmentation" else {}

@@ -30,13 +30,12 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 import time
 
 import keras
 
 from trainers.delivery.run_exports import push_exports
-from trainers.framework import artifacts, reports, strategy
+from trainers.framework import artifacts, progress, reports, strategy
 from trainers.framework.backup import BrokenBackupError
 from trainers.framework.callbacks import (
     JsonLinesLogger,
@@ -86,7 +85,7 @@ def prepare(experiment, config):
             experiment.check_model(config, combination, model)
         except ValueError as error:
             raise ValueError(
-                f"{combination.name}: {error}{_flags_hint(config, combination)}"
+                f"{combination.name}: {error}{progress.flags_hint(config, combination)}"
             ) from error
         del model
     keras.backend.clear_session()
@@ -110,39 +109,6 @@ def varying_hparams(hparams):
         return tuple(hparams[0]) if hparams else ()
     names = list(dict.fromkeys(k for h in hparams for k in h))
     return tuple(n for n in names if len({repr(h.get(n)) for h in hparams}) > 1)
-
-
-def _flags_hint(config, combination):
-    """ " Flags that set this combination: --a, --b (it has a=..., b=...)", naming the
-    config fields (`grid_sizes`) behind the combination's fields (`grid_size`)."""
-    fields = dataclasses.asdict(combination)
-    flags, values = [], []
-    for field in dataclasses.fields(config):
-        for name, value in fields.items():
-            if field.name in (name, name + "s") and field.name not in ("seed",):
-                flags.append("--" + field.name.replace("_", "-"))
-                values.append(f"{name}={value!r}")
-    if not flags:
-        return ""
-    return f". Flags that set this combination: {', '.join(flags)} (it has {', '.join(values)})"
-
-
-def duration(seconds):
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def work(experiment, config, combination):
-    """The relative cost of training one combination: its steps times its input pixels
-    (the ETA's weight)."""
-    height, width = experiment.input_shape(config, combination)[:2]
-    return experiment.budget(config, combination).steps * height * width
-
-
-def time_left(elapsed, done, remaining):
-    """The estimated seconds left: `elapsed` seconds bought `done` work; `remaining` is
-    left (both in `work` units). None before any work is done."""
-    return elapsed / done * remaining if done else None
 
 
 def execute(plan):
@@ -169,7 +135,7 @@ def _execute(plan):
     finished = engine.agree(
         [os.path.exists(artifacts.result_path(config.out, c)) for c in plan.combinations]
     )
-    weights = [work(experiment, config, c) for c in plan.combinations]
+    weights = [progress.work(experiment, config, c) for c in plan.combinations]
     remaining = sum(w for w, f in zip(weights, finished) if not f)
     start, done, records = time.time(), 0, []
     for index, combination in enumerate(plan.combinations, 1):
@@ -177,9 +143,9 @@ def _execute(plan):
         if finished[index - 1]:
             status = "finished earlier"
         else:
-            left = time_left(elapsed, done, remaining - done)
-            status = f"elapsed {duration(elapsed)}" + (
-                f", about {duration(left)} left" if left is not None else ""
+            left = progress.time_left(elapsed, done, remaining - done)
+            status = f"elapsed {progress.duration(elapsed)}" + (
+                f", about {progress.duration(left)} left" if left is not None else ""
             )
         print(f"combination {index} of {total}: {combination.name} ({status})", flush=True)
         records.append(run_combination(plan, combination, finished[index - 1]))
@@ -212,37 +178,14 @@ def write_results(plan, records):
     board = os.path.join(config.out, "tensorboard")
     for run, series in experiment.series(config, table).items():
         write_series(os.path.join(board, run), series)
-    figures = report_figures(config.out)
+    figures = progress.report_figures(config.out)
     if figures:
         write_images(os.path.join(board, "report"), figures)
-
-
-def report_figures(out):
-    """`{relative path: path}` of the report's PNG figures in the run directory."""
-    found = {}
-    for folder, subfolders, files in os.walk(out):
-        subfolders[:] = [
-            s for s in subfolders if s not in ("tensorboard", "models", "exports", "checkpoints")
-        ]
-        for name in sorted(files):
-            if name.endswith(".png"):
-                path = os.path.join(folder, name)
-                found[os.path.relpath(path, out)] = path
-    return dict(sorted(found.items()))
 
 
 def run(experiment, config):
     """`prepare`, then `execute`: runs or resumes the whole experiment."""
     return execute(prepare(experiment, config))
-
-
-def verbosity(config, stream=None):
-    """Keras' verbosity: `auto` is progress bars on a terminal, one line per epoch
-    when the output goes to a file or a pipe (no ANSI escapes in logs)."""
-    if config.verbose != "auto":
-        return int(config.verbose)
-    stream = sys.stdout if stream is None else stream
-    return 1 if getattr(stream, "isatty", lambda: False)() else 2
 
 
 def _compiled_model(plan, combination, budget):
@@ -257,44 +200,6 @@ def _compiled_model(plan, combination, budget):
             jit_compile=config.jit_compile,
         )
     return model
-
-
-def trained_with(optimizer, budget, batch_size):
-    """What a combination trained with, for its record."""
-    rate = optimizer.get_config()["learning_rate"]
-    if isinstance(rate, dict):  # a schedule: its initial rate
-        rate = rate.get("config", {}).get("initial_learning_rate")
-    beta_1 = getattr(optimizer, "beta_1", None)
-    return {
-        "epochs": budget.epochs,
-        "steps": budget.steps,
-        "batch_size": batch_size,
-        "optimizer": type(optimizer).__name__,
-        "learning_rate": None if rate is None else float(f"{float(rate):.7g}"),  # float32 noise off
-        "beta_1": None if beta_1 is None else float(beta_1),
-    }
-
-
-def _resumed_epoch(checkpoints):
-    try:
-        return artifacts.read_json(
-            os.path.join(checkpoints, "backup", "state", "training_metadata.json")
-        )["epoch"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def headline(values):
-    """The progress line's numbers: every float, and the floats one level inside a dict
-    (e.g. `miou overall 54.0`)."""
-    shown = []
-    for key, value in values.items():
-        if isinstance(value, float):
-            shown.append(f"{key} {value:.1f}")
-        elif isinstance(value, dict):
-            inner = [(k, v) for k, v in value.items() if isinstance(v, float)][:4]
-            shown += [f"{key} {k} {v:.1f}" for k, v in inner]
-    return ", ".join(shown)
 
 
 def run_combination(plan, combination, finished=None):
@@ -324,7 +229,7 @@ def run_combination(plan, combination, finished=None):
     shown = plan.hparam_keys if plan.hparam_keys is not None else tuple(hparams)
     write_hparams(log_dir, {k: v for k, v in hparams.items() if k == "combination" or k in shown})
     checkpoints = os.path.join(config.out, "checkpoints", name)
-    resumed = _resumed_epoch(checkpoints)
+    resumed = progress.resumed_epoch(checkpoints)
     if resumed:
         print(f"   resuming {name} from epoch {resumed} of {budget.epochs}", flush=True)
     timer = StepTimer()
@@ -347,7 +252,7 @@ def run_combination(plan, combination, finished=None):
             validation=data.validation,
             steps_per_epoch=budget.steps_per_epoch,
             callbacks=callbacks,
-            verbose=verbosity(config),
+            verbose=progress.verbosity(config),
         )
 
     model = _compiled_model(plan, combination, budget)
@@ -366,9 +271,9 @@ def run_combination(plan, combination, finished=None):
         "combination": name,
         **dataclasses.asdict(combination),
         **values,
-        **trained_with(model.optimizer, budget, config.batch_size),
+        **progress.trained_with(model.optimizer, budget, config.batch_size),
         **log,
-        "step_seconds": timer.seconds() or _logged_step_seconds(config.out, name, budget),
+        "step_seconds": timer.seconds() or progress.logged_step_seconds(config.out, name, budget),
         "test_seconds": round(clock[2] - clock[1], 1),
     }
     os.makedirs(os.path.join(config.out, "models"), exist_ok=True)
@@ -387,23 +292,11 @@ def run_combination(plan, combination, finished=None):
     if not plan.engine.writes:  # its values are the writer's; nothing here reads as a result
         return record
     print(
-        f"   {name}: {headline(values)}; set-up and training {clock[1] - clock[0]:.0f} s, test "
+        f"   {name}: {progress.headline(values)}; set-up and training {clock[1] - clock[0]:.0f} s, test "
         f"{clock[2] - clock[1]:.0f} s, save and export {clock[3] - clock[2]:.0f} s",
         flush=True,
     )
     return record
 
 
-def _logged_step_seconds(out, name, budget):
-    """Seconds per step from `metrics.jsonl` (its fastest epoch, validation included)
-    when no step was timed in this process (a run resumed after its last epoch); None
-    for a combination that trained no step."""
-    seconds = [
-        r["epoch_seconds"] for r in artifacts.metrics_records(out) if r.get("combination") == name
-    ]
-    if not seconds or not budget.steps_per_epoch:
-        return None
-    return min(seconds) / budget.steps_per_epoch
-
-
-__all__ = ["Plan", "execute", "prepare", "run", "run_combination", "time_left", "work"]
+__all__ = ["Plan", "execute", "prepare", "run", "run_combination"]

@@ -9,7 +9,7 @@ import keras
 import pytest
 
 from tests.trainers.framework.tiny_experiment import EXPERIMENT, TinyConfig
-from trainers.framework import artifacts, cli, runner
+from trainers.framework import artifacts, cli, progress, runner
 from trainers.framework.callbacks import NonFiniteLossError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -178,12 +178,12 @@ def test_the_estimate_of_time_left_is_weighted_by_steps_and_input_size(
     monkeypatch.setattr(EXPERIMENT, "report", lambda *args: ["# tiny"])
     config = TinyConfig(out=str(tmp_path), units=(1, 2))
     plan = runner.prepare(EXPERIMENT, config)
-    assert [runner.work(EXPERIMENT, config, c) for c in plan.combinations] == [192, 768]
+    assert [progress.work(EXPERIMENT, config, c) for c in plan.combinations] == [192, 768]
     runner.execute(plan)
     printed = capsys.readouterr().out
     assert "combination 1 of 2: tiny1 (elapsed 0s)" in printed
     assert "combination 2 of 2: tiny2 (elapsed 10s, about 40s left)" in printed
-    assert runner.time_left(10.0, 192, 768) == 40.0 and runner.time_left(5.0, 0, 10) is None
+    assert progress.time_left(10.0, 192, 768) == 40.0 and progress.time_left(5.0, 0, 10) is None
 
 
 def test_output_to_a_file_is_plain_lines_without_ansi_escapes(tmp_path):
