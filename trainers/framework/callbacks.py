@@ -157,7 +157,27 @@ def write_hparams(log_dir, hparams):
 
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
-        hp.hparams({k: hparam_value(v) for k, v in hparams.items()})
+        # The trial is named after the combination (TensorBoard would show a hash).
+        hp.hparams(
+            {k: hparam_value(v) for k, v in hparams.items()},
+            trial_id=str(hparams.get("combination")) if "combination" in hparams else None,
+        )
+    writer.flush()
+
+
+def write_hparams_config(log_dir, hparams, metrics):
+    """The experiment's hparams table at the root of `log_dir`: the hparams `hparams`
+    (names) as columns and `test/<metric>` for each of `metrics` as its metrics, so the
+    HParams page shows every combination's final test values (without a config it would
+    guess the metrics from every scalar tag and show the first five)."""
+    from tensorboard.plugins.hparams import api as hp
+
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        hp.hparams_config(
+            hparams=[hp.HParam(name) for name in dict.fromkeys(hparams)],
+            metrics=[hp.Metric(f"test/{name}", display_name=name) for name in metrics],
+        )
     writer.flush()
 
 
@@ -192,6 +212,7 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "hparam_value",
     "write_hparams",
+    "write_hparams_config",
     "write_images",
     "write_scalars",
     "write_series",

@@ -114,6 +114,26 @@ def report_figures(out):
     return dict(sorted(found.items()))
 
 
+# What the runner adds to every record (not a test value of the experiment's).
+RECORD_KEYS = (
+    "epochs", "steps", "batch_size", "optimizer", "learning_rate", "beta_1",
+    "epochs_trained", "train_seconds", "step_seconds", "test_seconds",
+)  # fmt: skip
+
+
+def test_metrics(combinations, records):
+    """The names of the numeric values `evaluate` yielded (the `test/<name>` scalars):
+    the records' numbers less the combination's fields and what the runner adds."""
+    fields = {f.name for c in combinations for f in dataclasses.fields(c)}
+    names = {}
+    for record in records:
+        for key, value in (record or {}).items():
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if numeric and key not in fields and key not in RECORD_KEYS:
+                names[key] = True
+    return list(names)
+
+
 __all__ = [
     "duration",
     "flags_hint",
@@ -121,6 +141,7 @@ __all__ = [
     "logged_step_seconds",
     "report_figures",
     "resumed_epoch",
+    "test_metrics",
     "time_left",
     "trained_with",
     "verbosity",

@@ -42,6 +42,7 @@ from trainers.framework.callbacks import (
     StepTimer,
     TensorBoardLogger,
     write_hparams,
+    write_hparams_config,
     write_images,
     write_scalars,
     write_series,
@@ -181,6 +182,8 @@ def write_results(plan, records):
     figures = progress.report_figures(config.out)
     if figures:
         write_images(os.path.join(board, "report"), figures)
+    names = ["combination", *(plan.hparam_keys or ())]
+    write_hparams_config(board, names, progress.test_metrics(plan.combinations, records))
 
 
 def run(experiment, config):
