@@ -36,7 +36,13 @@ class Task(keras.Model):
 
     def __init__(self, backbone, num_outputs, mean=None, std=None, **kwargs):
         if isinstance(backbone, keras.Model) and not isinstance(backbone, Backbone):
-            backbone = Backbone.from_model(backbone)
+            try:
+                backbone = Backbone.from_model(backbone)
+            except ValueError as error:
+                raise ValueError(
+                    f"`backbone` must be a tfposenc Backbone or a functional Keras model "
+                    f"({error}). Received: backbone={type(backbone).__name__}"
+                ) from error
         if not isinstance(backbone, Backbone):
             raise ValueError(
                 "`backbone` must be a tfposenc Backbone (ResNetBackbone, NiNBackbone, "

@@ -62,8 +62,8 @@ def signature_check(candidate, served_path, served_version, allowed):
     """The `signatures` check (None when the candidate serves the same contract)."""
     try:
         changes = differences(signature_spec(candidate), signature_spec(served_path))
-    except (OSError, ValueError) as error:
-        changes = [f"the served version's signatures cannot be read ({error})"]
+    except Exception as error:  # noqa: BLE001 - a corrupt saved_model.pb (DecodeError) too
+        changes = [f"the signatures cannot be read ({type(error).__name__}: {error})"]
     if not changes:
         return None
     how = (
@@ -218,7 +218,7 @@ def push(
             baseline = None
             result["remarks"] = remarks = []
             comparable = True
-            if served:
+            if served and infra["ok"]:  # a candidate that does not load has no contract
                 served_path = os.path.join(serving_base, str(served[-1]))
                 check = signature_check(staging, served_path, served[-1], allow_signature_change)
                 if check is not None:

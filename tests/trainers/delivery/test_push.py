@@ -191,7 +191,7 @@ def test_regression_beyond_max_regression_is_refused(exports, tmp_path, capsys):
 def test_keep_moves_old_versions_aside(exports, tmp_path):
     base = str(tmp_path / "served")
     for version in (1, 2):
-        copy_version(exports["gapnet"], base, version)
+        copy_version(exports["bad"], base, version)  # the same signatures as "good"
     result = push.push(exports["good"], base, keep=2, log=None, **EVAL)
     assert result["pushed"] and result["version"] == 3 and result["retired"] == [1]
     assert result["candidate"] == {"accuracy": 100.0, "examples": 20}
@@ -278,7 +278,7 @@ def assert_intact(base, before):
 
 def test_sigkill_during_validation_leaves_no_version_and_the_next_push_works(exports, tmp_path):
     base = str(tmp_path / "served")
-    copy_version(exports["gapnet"], base, 1)
+    copy_version(exports["bad"], base, 1)  # the same signatures as "good"
     process = start_push(exports["good"], base)
     for line in process.stdout:  # killed while its staged copy is being validated
         if line.startswith("infra validation"):

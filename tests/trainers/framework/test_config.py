@@ -54,9 +54,9 @@ def test_bad_configs_are_refused(overrides, match, tmp_path):
 def test_any_grid_size_has_epochs(tmp_path):
     config = smoke(tmp_path, grid_sizes=(4, 9), epochs=3, order_free_epochs=3)
     assert [EXPERIMENT.budget(config, c).epochs for c in EXPERIMENT.combinations(config)] == [3] * 4
-    # One default for every grid size (no per-grid table); the order-free networks
-    # (PermuteNet, SortNet) have their own budget.
-    assert ChannelwiseConfig().epochs == 1 and ChannelwiseConfig().order_free_epochs == 10
+    # One default for every grid size (no per-grid table) and every network (matched
+    # budgets); the order-free networks get their own only when asked.
+    assert ChannelwiseConfig().epochs == 3 and ChannelwiseConfig().order_free_epochs is None
 
 
 def test_resume_check_refuses_another_experiment_or_other_settings(tmp_path):
