@@ -154,9 +154,10 @@ def test_killed_during_export_reruns_to_a_servable_version(tmp_path):
 def test_the_estimate_of_time_left_is_weighted_by_steps_and_input_size(
     tmp_path, monkeypatch, capsys
 ):
-    """Combination 1: 3 epochs x 4 steps of 4x4 inputs (work 192); combination 2: the same
-    steps on 8x8 inputs (work 768). If combination 1 took 10 s, 768 / 192 x 10 = 40 s are
-    left when combination 2 starts (a plain average per combination would say 10 s)."""
+    """Combination 1: 3 epochs x 4 steps of 4x4 inputs (work 12 x sqrt(16) = 48);
+    combination 2: the same steps on 8x8 inputs (work 12 x 8 = 96). If combination 1 took
+    10 s, 96 / 48 x 10 = 20 s are left when combination 2 starts (a plain average per
+    combination would say 10 s)."""
     from trainers.framework import experiment as experiment_lib
 
     monkeypatch.setattr(
@@ -178,12 +179,12 @@ def test_the_estimate_of_time_left_is_weighted_by_steps_and_input_size(
     monkeypatch.setattr(EXPERIMENT, "report", lambda *args: ["# tiny"])
     config = TinyConfig(out=str(tmp_path), units=(1, 2))
     plan = runner.prepare(EXPERIMENT, config)
-    assert [progress.work(EXPERIMENT, config, c) for c in plan.combinations] == [192, 768]
+    assert [progress.work(EXPERIMENT, config, c) for c in plan.combinations] == [48, 96]
     runner.execute(plan)
     printed = capsys.readouterr().out
     assert "combination 1 of 2: tiny1 (elapsed 0s)" in printed
-    assert "combination 2 of 2: tiny2 (elapsed 10s, about 40s left)" in printed
-    assert progress.time_left(10.0, 192, 768) == 40.0 and progress.time_left(5.0, 0, 10) is None
+    assert "combination 2 of 2: tiny2 (elapsed 10s, about 20s left)" in printed
+    assert progress.time_left(10.0, 48, 96) == 20.0 and progress.time_left(5.0, 0, 10) is None
 
 
 def test_output_to_a_file_is_plain_lines_without_ansi_escapes(tmp_path):
