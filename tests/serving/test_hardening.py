@@ -266,6 +266,36 @@ def test_clients_that_never_read_their_replies_hold_no_worker(hardened):
             s.close()
 
 
+def test_readers_of_multi_megabyte_replies_that_never_read_hold_no_worker(hardened):
+    """Defect 3 as reported: connections whose requests have replies larger than the
+    socket buffers, and which never read them. A worker that writes its reply itself
+    blocks until the timeout (1.5 s here) per such connection; these replies are
+    buffered off the workers, so a normal client is answered at once. The same attack on
+    the previous server (its own checkout, 2 workers, 1.5 s timeout): the slowest normal
+    predict took 1.64 s; on this one 0.21 s."""
+    pairs = ",".join(["[1000000000000,2000000000000]"] * 150_000)  # a ~4.6 MB reply each
+    body = ('{"signature_name":"ints","instances":[' + pairs + "]}").encode()
+    request = (
+        b"POST /v1/models/any:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+        b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    readers = []
+    try:
+        for _ in range(4):  # twice the server's 2 workers
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", hardened.port))
+            s.sendall(request)
+            readers.append(s)
+        slowest, end = 0.0, time.time() + 3.0
+        while time.time() < end:
+            slowest = max(slowest, normal_latency(hardened, 1))
+        assert slowest < 1.0, slowest
+    finally:
+        for s in readers:
+            s.close()
+
+
 def test_tiny_chunks_are_refused_without_reparsing(hardened):
     head = b"POST /v1/models/tiny:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
     start = time.time()

@@ -82,7 +82,8 @@ def test_tensorboard_runs_read_by_tensorboards_own_reader(smoke_run):
     ).AddRunsFromDirectory(str(out / "tensorboard"))
     board.Reload()
     combinations = {r["combination"] for r in results}
-    assert set(board.Runs()) == combinations | {"report"}  # one run per combination
+    # one run per combination, the report's figures, and "." (the hparams config)
+    assert set(board.Runs()) == combinations | {"report", "."}
     scalars = board.PluginRunToTagToContent("scalars")
     hparams = board.PluginRunToTagToContent("hparams")
     images = board.PluginRunToTagToContent("images")
@@ -97,6 +98,14 @@ def test_tensorboard_runs_read_by_tensorboards_own_reader(smoke_run):
         assert "sample_canvases" in images.get(name, {})
     report = set(images["report"])
     assert {"location_accuracy.png", "learning_curves.png"} <= report
+    # The HParams page's table: its metrics are the test values, not the epoch tags.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = board.SummaryMetadata(".", "_hparams_/experiment").plugin_data.content
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    metrics = {m.name.tag for m in experiment.metric_infos}
+    assert "test/accuracy" in metrics and not [m for m in metrics if m.startswith("epoch/")]
+    assert "combination" in {h.name for h in experiment.hparam_infos}
     assert {f"heatmaps/{name}.png" for name in combinations} <= report
 
 
