@@ -53,31 +53,35 @@ def rank_position_channels(model, dataset, method="flip"):
     return order, scores
 
 
-def _flip_scores(model, dataset, method):
+def _mean_over_images(per_image):
+    """The mean over all images of per-image channel scores, given as `[B, C]` batches."""
     total, count = None, 0
-    for images, _, _ in iterate_batches(dataset):
-        difference = pooled(model, images) - pooled(model, np.ascontiguousarray(images[:, :, ::-1]))
-        if method == "flip":
-            difference = np.abs(difference)
-        elif method == "flip_right":
-            difference = -difference
-        batch_sum = difference.sum(axis=0)
+    for scores in per_image:
+        batch_sum = scores.sum(axis=0)
         total = batch_sum if total is None else total + batch_sum
-        count += len(difference)
+        count += len(scores)
     if count == 0:
         raise ValueError("`dataset` must hold at least one image. Received: an empty dataset")
     return total / count
+
+
+def _flip_scores(model, dataset, method):
+    def differences():
+        for images, _, _ in iterate_batches(dataset):
+            mirrored = np.ascontiguousarray(images[:, :, ::-1])
+            difference = pooled(model, images) - pooled(model, mirrored)
+            if method == "flip":
+                difference = np.abs(difference)
+            elif method == "flip_right":
+                difference = -difference
+            yield difference
+
+    return _mean_over_images(differences())
 
 
 def _magnitude_scores(model, dataset):
-    total, count = None, 0
-    for images, _, _ in iterate_batches(dataset):
-        batch_sum = np.abs(pooled(model, images)).sum(axis=0)
-        total = batch_sum if total is None else total + batch_sum
-        count += len(images)
-    if count == 0:
-        raise ValueError("`dataset` must hold at least one image. Received: an empty dataset")
-    return total / count
+    batches = iterate_batches(dataset)
+    return _mean_over_images(np.abs(pooled(model, images)) for images, _, _ in batches)
 
 
 def spearman(first, second):
