@@ -9,7 +9,7 @@ independent and each is unbiased (the approximation is Satterthwaite's).
 
 import math
 
-from scipy import stats
+from scipy import special
 
 from tfposenc.stats._checks import check_level
 
@@ -27,11 +27,8 @@ def combined_interval(value, parts, level=0.95):
     total = sum(v for v, _ in parts)
     denominator = sum(v * v / df for v, df in parts if v > 0 and math.isfinite(df))
     df = total * total / denominator if denominator > 0 else math.inf
-    q = (
-        stats.norm.ppf(1 - (1 - level) / 2)
-        if math.isinf(df)
-        else stats.t.ppf(1 - (1 - level) / 2, df)
-    )
+    p = 1 - (1 - level) / 2
+    q = float(special.ndtri(p) if math.isinf(df) else special.stdtrit(df, p))
     half = q * math.sqrt(total)
     return value - half, value + half, df
 

@@ -7,7 +7,7 @@ for canvases that share a test image or a cell, count clusters, not canvases.
 """
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from tfposenc.stats._checks import check_finite, check_level
 
@@ -45,7 +45,7 @@ def proportion_interval(successes, trials, level=0.95, method="wilson"):
         )
     alpha = (1 - level) / 2
     if method == "wilson":
-        z = stats.norm.ppf(1 - alpha)
+        z = special.ndtri(1 - alpha)
         p = x / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
@@ -65,7 +65,7 @@ def proportion_variance(proportion, trials, level=0.95):
     level = check_level(level)
     p = np.clip(check_finite(proportion, "proportion"), 0.0, 1.0)
     low, high = proportion_interval(p * trials, trials, level)
-    z = stats.norm.ppf(1 - (1 - level) / 2)
+    z = special.ndtri(1 - (1 - level) / 2)
     return ((np.asarray(high) - np.asarray(low)) / (2 * z)) ** 2
 
 
