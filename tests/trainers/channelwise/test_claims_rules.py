@@ -173,3 +173,42 @@ def test_costs_location_calibrated_by_simulation(location, expect):
         found.append(claims._costs_location(rows, 3, True, True)["verdict"])
     shown = rates(found)["shown"]
     assert shown <= 0.05 if expect == "null" else shown >= 0.8
+
+
+def untrained_records(tmp_path, seeds):
+    """Records of untrained networks (initialisations `seeds`), scored by the trainer's
+    own `evaluate` on k = 3 digit canvases and aggregated by its own `aggregate`."""
+    import dataclasses
+
+    import keras
+
+    from tests.trainers.smoke import smoke_config
+    from trainers.channelwise import EXPERIMENT
+
+    config = smoke_config(
+        EXPERIMENT, tmp_path, grid_sizes=(3,), tasks=("location", "class"), seeds=seeds,
+        networks=("classifier", "permutenet", "sumnet"), test_examples=40, permutations=20,
+    )  # fmt: skip
+    per_seed, data = [], {}
+    for combination in EXPERIMENT.combinations(config):
+        keras.utils.set_random_seed(combination.seed)
+        model = EXPERIMENT.build_model(config, combination)
+        key = (combination.task, combination.seed)
+        data.setdefault(key, EXPERIMENT.data(config, combination))
+        scored = dict(EXPERIMENT.evaluate(config, combination, model, data[key]))
+        per_seed.append({"combination": combination.name, **dataclasses.asdict(combination),
+                         **scored, "epochs_trained": 0, "train_seconds": 0.0,
+                         "test_seconds": 0.0})  # fmt: skip
+    return EXPERIMENT.aggregate(config, per_seed)
+
+
+@pytest.mark.parametrize(
+    "seeds", [(0,), pytest.param((0, 1, 2), marks=pytest.mark.slow)], ids=["1seed", "3seeds"]
+)
+def test_real_untrained_networks_show_nothing(tmp_path, seeds):
+    records = untrained_records(tmp_path, seeds=seeds)
+    assert {r["network"] for r in records} == {"classifier", "permutenet", "sumnet"}
+    assert all(len(r["seeds"]) == len(seeds) and r["examples"] == 360 for r in records)
+    found = claims.check(records)
+    assert len(found) == 5  # locates, (b), (a), (c) location, (c) class
+    assert "shown" not in {c["verdict"] for c in found}, found
