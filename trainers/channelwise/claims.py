@@ -79,9 +79,10 @@ def estimate(record):
 
 
 def interval(record):
-    """`(low, high)` 95% interval of a record's accuracy (%)."""
+    """`(low, high)` 95% interval of a record's accuracy (%), within [0, 100]."""
     variance, df = estimate(record)
-    return combined_interval(record["accuracy"], [(variance, df)], LEVEL)[:2]
+    low, high, _ = combined_interval(record["accuracy"], [(variance, df)], LEVEL)
+    return max(low, 0.0), min(high, 100.0)
 
 
 def gain(record):
