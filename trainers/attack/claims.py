@@ -59,6 +59,8 @@ def _against(ranked, draws, text):
     """`(verdict, evidence)` of `ranked` below the random `draws` (fractions)."""
     if draws is None:
         return "inconclusive", f"{text}: the random draws' values are not in the records"
+    if not np.all(np.isfinite([ranked, *draws])):
+        return "inconclusive", f"{text}: a value is not a number (NaN: e.g. no class present)"
     test = beyond_random(ranked, draws, "less", LEVEL)
     where = f"below {PERCENT * test['bound']:.1f}" if test["method"] == "prediction" else "by rank"
     return test["verdict"], (
@@ -136,10 +138,11 @@ def _paired(ranked, magnitude, at):
         f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}, magnitude "
         f"{PERCENT * magnitude['value']:.1f}"
     )
-    if first is None or second is None or first.shape != second.shape:
+    usable = first is not None and second is not None and first.shape == second.shape
+    if not usable or not (np.all(np.isfinite(first)) and np.all(np.isfinite(second))):
         return "inconclusive", (
             f"{text}; two deterministic rankings: the random SD is no yardstick, and the "
-            "per-canvas values a paired comparison needs are not in the records"
+            "finite per-canvas values a paired comparison needs are not in the records"
         )
     test = paired_difference_interval(first, second, LEVEL, alternative="less")
     return test["verdict"], (

@@ -98,6 +98,17 @@ def test_records_without_draw_values_are_not_judged():
     assert "values are not in the records" in found[0]["evidence"]
 
 
+def test_nan_values_are_inconclusive_not_an_error():
+    draws = {r: draws_around(0.3, 0.02) for r in ("overall", "border", "inner")}
+    draws["border"][3] = float("nan")  # a segmentation region with no class present
+    rows = sweep(0.5, {"overall": 0.1, "border": float("nan"), "inner": 0.1}, draws,
+                 magnitude=0.2, canvases={"ranked": [[np.nan]], "magnitude": [[0.0]]})  # fmt: skip
+    found = verdicts([result("seg", rows, chance=10.0)])
+    assert found["seg", RANDOM_CLAIM] == "shown"
+    assert found["seg", BORDER_CLAIM] == "inconclusive"
+    assert found["seg", MAGNITUDE_CLAIM] == "inconclusive"
+
+
 def test_border_from_per_draw_differences_not_hypot():
     """Draws whose border and inner move together: each draw's border - inner is ~0
     with a small spread, so a ranked set losing 6 more points at the border is shown;
