@@ -20,7 +20,7 @@ SHIFT_MODES = ("centred", "symmetric", "one_sided", "crop", "circular")
 SHIFT_PER = ("image", "batch")
 
 # Channel rankings of `tfposenc.analysis.rank_position_channels`.
-RANKING_METHODS = ("flip", "flip_left", "flip_right", "label", "magnitude")
+RANKING_METHODS = ("flip", "flip_left", "flip_right", "flip_2d", "label", "magnitude")
 
 # Initialisations of the dense read-out of `Classifier`, `PermuteNet`, `SortNet`, `SumNet`:
 # Keras' Glorot uniform (bias 0) or PyTorch's `nn.Linear` default (the authors').
