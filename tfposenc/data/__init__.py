@@ -1,5 +1,6 @@
 """Input pipelines: the embedded digits, tensorflow-datasets sources, grid canvases."""
 
+from tfposenc.data.crops import cuts_own_crops, training_crop
 from tfposenc.data.grid import make_grid, normalize, paste
 from tfposenc.data.segmentation import make_segmentation
 from tfposenc.data.sources import (
@@ -22,4 +23,6 @@ __all__ = [
     "make_segmentation",
     "normalize",
     "paste",
+    "cuts_own_crops",
+    "training_crop",
 ]

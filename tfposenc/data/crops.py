@@ -1,0 +1,96 @@
+"""The random crop of a training pipeline: one shift distribution for every model.
+
+A shift-invariance table compares models that must see the same translations in
+training. Most models see one random crop per image, cut here in the `tf.data`
+pipeline; AugShift cuts its own two crops (its views are the crops) and must get the
+image uncropped, or it sees the pipeline's shift plus its own. `training_crop` returns
+the right map function for either, and refuses an AugShift whose views would not have
+the pipeline's distribution, so every row of a table trains on one shift distribution.
+"""
+
+import tensorflow as tf
+
+from tfposenc.augment.shift import apply_shift, check_shift_args, offset_range
+from tfposenc.validation import check_choice
+
+TRAINING_SHIFT_MODES = ("symmetric", "crop")
+
+
+def cuts_own_crops(model):
+    """Whether `model` crops its training images itself (AugShift does)."""
+    return bool(getattr(model, "views_are_crops", False))
+
+
+def _pair(size):
+    return (size, size) if isinstance(size, int) else (None if size is None else tuple(size))
+
+
+def _check_views(model, max_shift, shift_mode, padding_mode, crop_size):
+    wanted = {
+        "max_shift": max_shift,
+        "shift_mode": shift_mode,
+        "padding_mode": padding_mode,
+        "crop_size": crop_size,
+    }
+    if shift_mode == "crop":
+        wanted.pop("padding_mode")  # windows of the image: no fill
+    for name, value in wanted.items():
+        same = (lambda a, b: _pair(a) == _pair(b)) if name == "crop_size" else (lambda a, b: a == b)
+        if not same(getattr(model, name, None), value):
+            raise ValueError(
+                f"{type(model).__name__} cuts its own crops and must cut them like the "
+                f"pipeline: `{name}` must be {value!r}, as given to training_crop. "
+                f"Received: {name}={getattr(model, name, None)!r}"
+            )
+
+
+def training_crop(
+    max_shift, shift_mode="symmetric", padding_mode="zero", crop_size=None, model=None, seed=None
+):
+    """Returns a `tf.data` map function `(image, label) -> (crop, label)`.
+
+    The crop of one image (`[height, width, channels]`, before batching), drawn afresh
+    per image:
+
+    - `"symmetric"` (the CIFAR recipe, `tf.image.random_crop` after a `max_shift`-pixel
+      pad): a window of the image's own size at offsets uniform in
+      `[-max_shift, max_shift]` per axis, pixels from outside filled by `padding_mode`
+      (black for `"zero"`);
+    - `"crop"`: a `crop_size` window of the image itself (no fill: feed images larger
+      than the model's input) at offsets uniform in `[0, max_shift)` per axis.
+
+    The exact conventions are those of `tfposenc.augment.apply_shift`, which cuts it.
+    For a `model` that cuts its own crops (`AugShift`: its two views are its crops) the
+    function returns the image unchanged, after checking that the model's views have
+    this distribution (same `max_shift`, `shift_mode`, `padding_mode`, `crop_size`):
+    every model fed through `training_crop` then trains on the same shifts.
+
+    Args:
+        max_shift: int >= 1, the shift range (above).
+        shift_mode: `"symmetric"` or `"crop"`. Defaults to `"symmetric"`.
+        padding_mode: the fill of `"symmetric"` crops. Defaults to `"zero"`.
+        crop_size: `"crop"` only: int or `(height, width)`. Defaults to
+            `size - max_shift + 1`.
+        model: the model the pipeline feeds, or None (crop). Defaults to `None`.
+        seed: int or None, the op seed of the offsets. Defaults to `None`.
+
+    Example:
+
+    >>> train = source.map(training_crop(4, model=model)).batch(64)
+    """
+    check_choice(shift_mode, TRAINING_SHIFT_MODES, "shift_mode")
+    check_shift_args(max_shift, shift_mode, padding_mode)
+    if model is not None and cuts_own_crops(model):
+        _check_views(model, max_shift, shift_mode, padding_mode, crop_size)
+        return lambda image, label: (image, label)
+    low, high = offset_range(max_shift, shift_mode)
+
+    def crop(image, label):
+        offsets = tf.random.uniform((1, 2), low, high + 1, dtype=tf.int32, seed=seed)
+        view = apply_shift(image[None], offsets, max_shift, shift_mode, padding_mode, crop_size)
+        return view[0], label
+
+    return crop
+
+
+__all__ = ["TRAINING_SHIFT_MODES", "cuts_own_crops", "training_crop"]
