@@ -1,4 +1,5 @@
-"""Input pipelines: the embedded digits, tensorflow-datasets sources, grid canvases."""
+"""Input pipelines: the embedded digits, generated glyphs, tensorflow-datasets sources,
+grid canvases, the training crop."""
 
 from tfposenc.data.crops import cuts_own_crops, training_crop
 from tfposenc.data.grid import make_grid, normalize, paste
@@ -10,6 +11,7 @@ from tfposenc.data.sources import (
     info,
     load,
     load_digits_arrays,
+    load_glyph_arrays,
 )
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "info",
     "load",
     "load_digits_arrays",
+    "load_glyph_arrays",
     "make_grid",
     "make_segmentation",
     "normalize",
