@@ -1,6 +1,7 @@
 """Input pipelines: the embedded digits, generated glyphs, tensorflow-datasets sources,
 grid canvases, the training crop."""
 
+from tfposenc.data.canvas import centre_crop, on_black_canvas
 from tfposenc.data.crops import cuts_own_crops, training_crop
 from tfposenc.data.grid import make_grid, normalize, paste
 from tfposenc.data.segmentation import make_segmentation
@@ -18,6 +19,8 @@ __all__ = [
     "DATASETS",
     "DatasetInfo",
     "DatasetNotFoundError",
+    "centre_crop",
+    "cuts_own_crops",
     "info",
     "load",
     "load_digits_arrays",
@@ -25,7 +28,7 @@ __all__ = [
     "make_grid",
     "make_segmentation",
     "normalize",
+    "on_black_canvas",
     "paste",
-    "cuts_own_crops",
     "training_crop",
 ]
