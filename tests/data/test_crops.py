@@ -38,10 +38,13 @@ def bright_pixel_image():
     return image
 
 
+def source(count=DRAWS):
+    return tf.data.Dataset.from_tensors((bright_pixel_image(), 0)).repeat(count)
+
+
 def pipeline_views(model, crop):
     """Each training view the row's model sees of DRAWS copies of the image."""
-    source = tf.data.Dataset.from_tensors((bright_pixel_image(), 0)).repeat(DRAWS)
-    images, _ = next(iter(source.map(crop).batch(DRAWS)))
+    images, _ = next(iter(crop(source()).batch(DRAWS)))
     if cuts_own_crops(model):
         return [keras.ops.convert_to_numpy(v) for v in model.make_views(images)]
     return [images.numpy()]
@@ -71,7 +74,12 @@ def test_every_row_sees_the_same_shift_distribution(max_shift, shift_mode, crop_
     views = {"shift_mode": shift_mode, "crop_size": crop_size}
     seen = {}
     for index, (name, model) in enumerate(rows(max_shift, **views).items()):
-        crop = training_crop(max_shift, shift_mode, crop_size=crop_size, model=model, seed=index)
+
+        def crop(data, model=model, index=index):
+            return training_crop(
+                data, max_shift, shift_mode, crop_size=crop_size, model=model, seed=index
+            )
+
         offsets = bright_offsets(pipeline_views(model, crop), (CENTRE, CENTRE))
         seen[name] = offsets
         assert np.abs(offsets).max() == max(abs(expected.start), abs(expected.stop - 1)), name
@@ -89,10 +97,9 @@ def test_augshift_gets_uncropped_images():
     # reached up to +-8. Through training_crop, AugShift gets the image unchanged.
     model = AugShift(Classifier(backbone(), 3), 4, seed=0)
     image = bright_pixel_image()
-    same, label = training_crop(4, model=model)(tf.constant(image), 7)
-    np.testing.assert_array_equal(same, image)
-    assert label == 7
-    cropped = np.stack([training_crop(4)(tf.constant(image), 0)[0] for _ in range(300)])
+    data = tf.data.Dataset.from_tensors((image, 7))
+    assert training_crop(data, 4, model=model) is data
+    cropped = next(iter(training_crop(source(300), 4).batch(300)))[0].numpy()
     stacked = bright_offsets([keras.ops.convert_to_numpy(model.make_views(cropped)[0])], (10, 10))
     assert np.abs(stacked).max() > 4  # the old composition: wider than any control's
 
@@ -101,9 +108,33 @@ def test_crop_eagerly_equals_padded_window():
     image = np.random.default_rng(0).uniform(0, 255, (6, 7, 3)).astype("float32")
     padded = np.pad(image, ((2, 2), (2, 2), (0, 0)))
     windows = {padded[y : y + 6, x : x + 7].tobytes() for y in range(5) for x in range(5)}
-    for _ in range(40):
-        view, _ = training_crop(2)(tf.constant(image), 0)
-        assert view.shape == image.shape and view.numpy().tobytes() in windows
+    data = tf.data.Dataset.from_tensors((image, 0)).repeat(40)
+    for seed in (None, 3):
+        for view, _ in training_crop(data, 2, seed=seed):
+            assert view.shape == image.shape and view.numpy().tobytes() in windows
+
+
+def test_seeded_crops_are_reproducible_under_parallel_maps():
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.arange(400 * 6 * 6, dtype="float32").reshape(400, 6, 6, 1), np.zeros(400))
+    )
+
+    def run(seed):
+        return np.concatenate([x.numpy() for x, _ in training_crop(data, 2, seed=seed).batch(50)])
+
+    first = run(7)
+    np.testing.assert_array_equal(first, run(7))
+    assert not np.array_equal(first, run(8))
+    # Element i's offsets are a pure function of (seed, i): stateless, whatever the order
+    # in which parallel map calls run.
+    from tfposenc.augment import apply_shift
+
+    images = np.arange(400 * 6 * 6, dtype="float32").reshape(400, 6, 6, 1)
+    for i in (0, 1, 199, 399):
+        key = tf.constant([7, i], tf.int64)
+        offsets = tf.random.stateless_uniform((1, 2), key, -2, 3, dtype=tf.int32)
+        expected = np.asarray(apply_shift(images[i : i + 1], offsets, 2, "symmetric"))[0]
+        np.testing.assert_array_equal(first[i], expected)
 
 
 @pytest.mark.parametrize(
@@ -117,13 +148,16 @@ def test_crop_eagerly_equals_padded_window():
 def test_augshift_with_other_views_is_refused(views, match):
     model = AugShift(Classifier(backbone(), 3), **views)
     with pytest.raises(ValueError, match=match):
-        training_crop(4, model=model)
+        training_crop(source(1), 4, model=model)
 
 
 def test_bad_arguments():
+    data = source(1)
     with pytest.raises(ValueError, match="Received: shift_mode='circular'"):
-        training_crop(4, "circular")
+        training_crop(data, 4, "circular")
     with pytest.raises(ValueError, match="Received: max_shift=0"):
-        training_crop(0)
+        training_crop(data, 0)
+    with pytest.raises(ValueError, match="Received: seed='1'"):
+        training_crop(data, 4, seed="1")
     with pytest.raises(ValueError, match="crop_size"):
         AugShift(Classifier(backbone(), 3), 4, crop_size=16)

@@ -3,8 +3,8 @@
 A shift-invariance table compares models that must see the same translations in
 training. Most models see one random crop per image, cut here in the `tf.data`
 pipeline; AugShift cuts its own two crops (its views are the crops) and must get the
-image uncropped, or it sees the pipeline's shift plus its own. `training_crop` returns
-the right map function for either, and refuses an AugShift whose views would not have
+image uncropped, or it sees the pipeline's shift plus its own. `training_crop` crops a
+dataset for either (or leaves it uncropped), and refuses an AugShift whose views would not have
 the pipeline's distribution, so every row of a table trains on one shift distribution.
 """
 
@@ -45,52 +45,75 @@ def _check_views(model, max_shift, shift_mode, padding_mode, crop_size):
 
 
 def training_crop(
-    max_shift, shift_mode="symmetric", padding_mode="zero", crop_size=None, model=None, seed=None
+    dataset,
+    max_shift,
+    shift_mode="symmetric",
+    padding_mode="zero",
+    crop_size=None,
+    model=None,
+    seed=None,
 ):
-    """Returns a `tf.data` map function `(image, label) -> (crop, label)`.
+    """Returns `dataset` (of unbatched `(image, label)`) with each image randomly cropped.
 
-    The crop of one image (`[height, width, channels]`, before batching), drawn afresh
-    per image:
+    The crop of one image (`[height, width, channels]`), drawn afresh per element:
 
     - `"symmetric"` (the CIFAR recipe, `tf.image.random_crop` after a `max_shift`-pixel
       pad): a window of the image's own size at offsets uniform in
       `[-max_shift, max_shift]` per axis, pixels from outside filled by `padding_mode`
       (black for `"zero"`);
     - `"crop"`: a `crop_size` window of the image itself (no fill: feed images larger
-      than the model's input) at offsets uniform in `[0, max_shift)` per axis.
+      than the model's input) at offsets uniform in `[0, max_shift)` per axis, inside
+      the centred `crop_size + max_shift - 1` region.
 
     The exact conventions are those of `tfposenc.augment.apply_shift`, which cuts it.
     For a `model` that cuts its own crops (`AugShift`: its two views are its crops) the
-    function returns the image unchanged, after checking that the model's views have
-    this distribution (same `max_shift`, `shift_mode`, `padding_mode`, `crop_size`):
-    every model fed through `training_crop` then trains on the same shifts.
+    dataset is returned unchanged, after checking that the model's views have this
+    distribution (same `max_shift`, `shift_mode`, `padding_mode`, `crop_size`): every
+    model fed through `training_crop` then trains on the same shifts.
 
     Args:
+        dataset: a `tf.data.Dataset` of `(image, label)`, before batching.
         max_shift: int >= 1, the shift range (above).
         shift_mode: `"symmetric"` or `"crop"`. Defaults to `"symmetric"`.
         padding_mode: the fill of `"symmetric"` crops. Defaults to `"zero"`.
         crop_size: `"crop"` only: int or `(height, width)`. Defaults to
             `size - max_shift + 1`.
         model: the model the pipeline feeds, or None (crop). Defaults to `None`.
-        seed: int or None, the op seed of the offsets. Defaults to `None`.
+        seed: int or None. With a seed the offsets are a function of the seed and the
+            element's position in `dataset` (stateless, reproducible under parallel
+            maps, given a deterministic order before it: shuffle with a seed). Defaults
+            to `None` (fresh random offsets).
 
     Example:
 
-    >>> train = source.map(training_crop(4, model=model)).batch(64)
+    >>> train = training_crop(source.shuffle(4096, seed=0).repeat(), 4, model=model)
     """
     check_choice(shift_mode, TRAINING_SHIFT_MODES, "shift_mode")
     check_shift_args(max_shift, shift_mode, padding_mode)
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
     if model is not None and cuts_own_crops(model):
         _check_views(model, max_shift, shift_mode, padding_mode, crop_size)
-        return lambda image, label: (image, label)
+        return dataset
     low, high = offset_range(max_shift, shift_mode)
 
-    def crop(image, label):
-        offsets = tf.random.uniform((1, 2), low, high + 1, dtype=tf.int32, seed=seed)
-        view = apply_shift(image[None], offsets, max_shift, shift_mode, padding_mode, crop_size)
-        return view[0], label
+    def cut(image, offsets):
+        return apply_shift(image[None], offsets, max_shift, shift_mode, padding_mode, crop_size)[0]
 
-    return crop
+    if seed is None:
+
+        def crop(image, label):
+            return cut(image, tf.random.uniform((1, 2), low, high + 1, dtype=tf.int32)), label
+
+        return dataset.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def seeded_crop(index, element):
+        image, label = element
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
+        offsets = tf.random.stateless_uniform((1, 2), key, low, high + 1, dtype=tf.int32)
+        return cut(image, offsets), label
+
+    return dataset.enumerate().map(seeded_crop, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 __all__ = ["TRAINING_SHIFT_MODES", "cuts_own_crops", "training_crop"]
