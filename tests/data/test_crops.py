@@ -143,6 +143,7 @@ def test_seeded_crops_are_reproducible_under_parallel_maps():
         ({"max_shift": 8}, "Received: max_shift=8"),
         ({"max_shift": 4, "padding_mode": "reflect"}, "Received: padding_mode='reflect'"),
         ({"max_shift": 4, "shift_mode": "centred"}, "Received: shift_mode='centred'"),
+        ({"max_shift": 4, "per": "batch"}, "Received: per='batch'"),
     ],
 )
 def test_augshift_with_other_views_is_refused(views, match):

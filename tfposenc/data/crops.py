@@ -31,6 +31,7 @@ def _check_views(model, max_shift, shift_mode, padding_mode, crop_size):
         "shift_mode": shift_mode,
         "padding_mode": padding_mode,
         "crop_size": crop_size,
+        "per": "image",  # the pipeline crops every image independently
     }
     if shift_mode == "crop":
         wanted.pop("padding_mode")  # windows of the image: no fill
@@ -39,7 +40,7 @@ def _check_views(model, max_shift, shift_mode, padding_mode, crop_size):
         if not same(getattr(model, name, None), value):
             raise ValueError(
                 f"{type(model).__name__} cuts its own crops and must cut them like the "
-                f"pipeline: `{name}` must be {value!r}, as given to training_crop. "
+                f"pipeline: `{name}` must be {value!r}, as training_crop cuts them. "
                 f"Received: {name}={getattr(model, name, None)!r}"
             )
 

@@ -17,7 +17,7 @@ class AugShift(SavesSeedState, keras.Model):
     input image"): feed it the *uncropped* images, and it cuts two windows at
     independent random offsets (see `tfposenc.augment.shift`) with the range a plain
     model's pipeline crop has, so both see the same shift distribution.
-    `tfposenc.data.training_crop(max_shift, model=aug_shift)` leaves its images
+    `tfposenc.data.training_crop(dataset, max_shift, model=aug_shift)` leaves its images
     uncropped and checks that its views match the pipeline's crop. Both views go
     through the classifier in one pass. The loss is
     the compiled loss (cross-entropy by default) averaged over both views plus
