@@ -4,8 +4,9 @@ A shift-invariance table compares models that must see the same translations in
 training. Most models see one random crop per image, cut here in the `tf.data`
 pipeline; AugShift cuts its own two crops (its views are the crops) and must get the
 image uncropped, or it sees the pipeline's shift plus its own. `training_crop` crops a
-dataset for either (or leaves it uncropped), and refuses an AugShift whose views would not have
-the pipeline's distribution, so every row of a table trains on one shift distribution.
+dataset for the first and leaves it uncropped for the second, and refuses an AugShift
+whose views would not have the pipeline's distribution: every row of a table trains on
+one shift distribution.
 """
 
 import tensorflow as tf
@@ -36,12 +37,12 @@ def _check_views(model, max_shift, shift_mode, padding_mode, crop_size):
     if shift_mode == "crop":
         wanted.pop("padding_mode")  # windows of the image: no fill
     for name, value in wanted.items():
-        same = (lambda a, b: _pair(a) == _pair(b)) if name == "crop_size" else (lambda a, b: a == b)
-        if not same(getattr(model, name, None), value):
+        got = getattr(model, name, None)
+        if (_pair(got) != _pair(value)) if name == "crop_size" else (got != value):
             raise ValueError(
                 f"{type(model).__name__} cuts its own crops and must cut them like the "
                 f"pipeline: `{name}` must be {value!r}, as training_crop cuts them. "
-                f"Received: {name}={getattr(model, name, None)!r}"
+                f"Received: {name}={got!r}"
             )
 
 

@@ -123,19 +123,11 @@ def view_offsets(dataset, max_shift=8, shift_mode="centred", passes=5, per="imag
     """
     check_positive_int(passes, "passes")
     check_shift_args(max_shift, shift_mode, per=per)
-    return np.stack(
-        [
-            np.concatenate(
-                [
-                    o
-                    for _, o in _pass(
-                        None, dataset, max_shift, shift_mode, "zero", per, seed + i, None
-                    )
-                ]
-            )
-            for i in range(passes)
-        ]
-    )
+    rows = []
+    for index in range(passes):
+        found = _pass(None, dataset, max_shift, shift_mode, "zero", per, seed + index, None)
+        rows.append(np.concatenate([offsets for _, offsets in found]))
+    return np.stack(rows)
 
 
 def shift_agreement(
