@@ -12,7 +12,7 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "nin")
 STEMS = ("paper", "imagenet", "cifar")
 DOWNSAMPLING = ("stride", "blur", "aps")
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012")
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012", "glyphs", "textured_glyphs")
 TARGETS = ("location", "class")
 PLACEMENTS = ("random", "all_cells")
 
