@@ -2,7 +2,8 @@
 
 import keras
 
-from tfposenc.convert.graph import Converter
+from tfposenc.convert.converter import Converter
+from tfposenc.convert.graph import structure
 from tfposenc.layers.padding2d import PADDING_MODES
 from tfposenc.validation import check_choice
 from tfposenc.vocabulary import DOWNSAMPLING
@@ -91,7 +92,7 @@ def convert_model(
             "`blur_filter_size` must be an int from 1 to 7. "
             f"Received: blur_filter_size={blur_filter_size!r}"
         )
-    if getattr(model, "_inputs_struct", None) is None or getattr(model, "outputs", None) is None:
+    if structure(model) is None:
         raise ValueError(
             "`model` must be a functional Keras model (or a Sequential one built with an "
             "Input): a subclassed model has no graph to convert. "
