@@ -7,6 +7,7 @@ from tfposenc.layers import AdaptivePolyphaseSampling2D, BlurPool2D, PaddedConv2
 from tfposenc.models.backbone import Backbone
 from tfposenc.models.resnet_backbone import blur_padding_for
 
+from .describe import describe
 from .graph import Graph, structure
 from .padding import CONV_TYPES, POOL_TYPES, is_zero_pad, layer_same_padding, pads_of, window_of
 from .plan import Plan
@@ -16,22 +17,6 @@ from .weights import WeightCopier
 # keras.ops called on symbolic tensors in a functional model become graph nodes of
 # these classes; they pad or subsample inside and cannot be converted.
 SPATIAL_OPS = ("Pad", "Conv", "DepthwiseConv", "SeparableConv", "MaxPool", "AveragePool")
-
-
-def describe(layer):
-    """A short description of a layer's border and sampling, for the change report."""
-    kind = type(layer).__name__
-    if isinstance(layer, (keras.layers.ZeroPadding2D,)):
-        return f"{kind}({pads_of(layer)})"
-    if isinstance(layer, Padding2D):
-        return f"{kind}({layer.padding}, {layer.padding_mode!r})"
-    if isinstance(layer, BlurPool2D):
-        return f"{kind}(filter_size={layer.filter_size}, strides={layer.strides}, {layer.padding_mode!r})"
-    if isinstance(layer, CONV_TYPES + POOL_TYPES):
-        kernel, strides, _ = window_of(layer)
-        padding = layer.padding_mode if isinstance(layer, PaddedConv2D) else layer.padding
-        return f"{kind}({kernel[0]}x{kernel[1]}, strides={strides[0]}, {padding!r})"
-    return kind
 
 
 class Converter:
@@ -166,6 +151,9 @@ class Converter:
         layer = node.operation
         if isinstance(layer, CONV_TYPES + POOL_TYPES):
             return  # "valid": its border is the pad before it, converted there
+        source = self.graph.producer(node.arguments.keras_tensors[0])
+        if isinstance(layer, keras.layers.Cropping2D) and source and is_zero_pad(source.operation):
+            return  # pad then crop (NASNet's one-pixel shift): the border is the pad's
         if is_zero_pad(layer):
             if self.padding_mode != "zero":
                 users = [repr(user.operation.name) for user in self.graph.users(node)]

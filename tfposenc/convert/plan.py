@@ -49,7 +49,7 @@ class Plan:
             for node in graph.nodes:
                 if is_zero_pad(node.operation) and id(node) not in self.absorbed:
                     users = graph.users(node)
-                    if users and all(is_valid_window(u.operation) for u in users):
+                    if users and all(_reads_pad(u.operation) for u in users):
                         self.repadded.add(id(node))
 
     def _add_site(self, node, downsampling):
@@ -130,3 +130,9 @@ def _total_stride(graph):
         own = window_of(node.operation)[1][0] if is_site(node.operation) else 1
         strides[id(node)] = before * own
     return max(strides.values(), default=1)
+
+
+def _reads_pad(layer):
+    """A layer whose border is the pad before it: a "valid" conv or pool, or a crop
+    (a pad then a crop shifts the map, as NASNet does, with the pad's border)."""
+    return is_valid_window(layer) or isinstance(layer, keras.layers.Cropping2D)
