@@ -151,7 +151,8 @@ class Converter:
         layer = node.operation
         if isinstance(layer, CONV_TYPES + POOL_TYPES):
             return  # "valid": its border is the pad before it, converted there
-        source = self.graph.producer(node.arguments.keras_tensors[0])
+        tensors = node.arguments.keras_tensors
+        source = self.graph.producer(tensors[0]) if tensors else None
         if isinstance(layer, keras.layers.Cropping2D) and source and is_zero_pad(source.operation):
             return  # pad then crop (NASNet's one-pixel shift): the border is the pad's
         if is_zero_pad(layer):
