@@ -17,6 +17,8 @@ import time
 import keras
 import numpy as np
 
+from tfposenc.convert import convert_model
+
 # family -> (smallest member, smallest input size divisible by the total stride 32)
 FAMILIES = {
     "ConvNeXt": ("ConvNeXtTiny", 32),
@@ -98,8 +100,6 @@ def layer_names(model):
 
 def check_exact_copy(model):
     """`convert_model(model)` computes exactly what `model` does."""
-    from tfposenc.convert import convert_model
-
     converted, changes = convert_model(model)
     x = images(model.input.shape[1])
     gap = np.abs(run(converted, x) - run(model, x)).max()
@@ -110,8 +110,6 @@ def check_exact_copy(model):
 
 def check(model, option):
     """`("converts", detail)` or `("refused", message)` for one option (see above)."""
-    from tfposenc.convert import convert_model
-
     padding_mode, downsampling = OPTIONS[option]
     try:
         converted, changes = convert_model(model, padding_mode, downsampling)

@@ -13,6 +13,7 @@ import keras
 import pytest
 
 from tests.convert import sweep
+from tfposenc.convert import convert_model
 
 SLOW = ("DenseNet", "EfficientNet", "EfficientNetV2", "InceptionResNetV2", "InceptionV3", "NASNet")
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
@@ -64,3 +65,14 @@ def test_the_readme_table_has_every_family_with_the_pinned_outcome():
                 assert cell.startswith("from ") or "map too small" in cell, (family, cell)
             else:
                 assert cell.startswith("refused"), (family, cell)
+
+
+@pytest.mark.parametrize("name, size", [("Xception", 97), ("InceptionV3", 95)])
+def test_valid_stride_2_families_are_refused_under_aps_at_any_size(name, size):
+    # Issue 33: at 95 / 97 px the refusal came from inside the APS layer, naming no
+    # layer; at 96 / 128 px it blamed the input size.
+    model = getattr(keras.applications, name)(
+        weights=None, include_top=False, input_shape=(size, size, 3)
+    )
+    with pytest.raises(ValueError, match=r"layer '\w+' .*'valid'.*at any input size"):
+        convert_model(model, "circular", "aps")
