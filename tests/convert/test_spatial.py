@@ -198,3 +198,19 @@ def test_a_pad_then_crop_shift_converts_with_the_pad_in_the_new_mode():
     crop_only = keras.Model(inputs, keras.layers.Cropping2D(1, name="crop")(inputs))
     with pytest.raises(ValueError, match="layer 'crop'"):
         convert_model(crop_only, "zero", "blur")
+
+
+class FailsEagerly(keras.layers.Layer):
+    """Builds symbolically, raises a TypeError when run on real values."""
+
+    def call(self, x):
+        if tf.executing_eagerly():
+            raise TypeError("no eager run")
+        return x
+
+
+def test_any_failure_while_converting_a_layer_is_a_value_error_naming_it():
+    with pytest.raises(
+        ValueError, match=r"(?s)layer 'fragile': rebuilding it failed \(TypeError.*no eager run"
+    ):
+        convert_model(sandwich(lambda x: FailsEagerly(name="fragile")(x)), "circular")
