@@ -2,7 +2,8 @@
 
 import keras
 
-from tfposenc.convert.graph import Converter
+from tfposenc.convert.converter import Converter
+from tfposenc.convert.graph import structure
 from tfposenc.layers.padding2d import PADDING_MODES
 from tfposenc.validation import check_choice
 from tfposenc.vocabulary import DOWNSAMPLING
@@ -24,8 +25,9 @@ def convert_model(
       `padding="same"` becomes `Padding2D(pads, padding_mode)` then the layer with
       `padding="valid"`, where `pads` is exactly TensorFlow's "same" geometry
       (asymmetric at stride 2: one pixel less on the top/left); every `ZeroPadding2D`
-      (or zero `Padding2D`) that feeds only `"valid"` convs and pools becomes
-      `Padding2D` with the same pads in `padding_mode`; a tfposenc `PaddedConv2D`
+      (or zero `Padding2D`) that feeds only `"valid"` convs, pools and crops (NASNet's
+      pad-then-crop shift) becomes `Padding2D` with the same pads in `padding_mode`;
+      a tfposenc `PaddedConv2D`
       takes `padding_mode` itself. With `"zero"` nothing changes.
     - `downsampling="blur"` (Zhang, 2019): a strided max-pool becomes the same pool at
       stride 1 then `BlurPool2D`; a strided conv becomes the conv at stride 1 whose
@@ -43,12 +45,27 @@ def convert_model(
       `padding_mode="circular"` and an input size divisible by the total stride, the
       globally pooled output is then invariant to circular shifts of the input.
 
+    Every other layer is copied with its weights, if it has no border or sampling grid
+    of its own: layers that act position by position (activations, normalisations over
+    channels, `Add`, `Concatenate`, `Dense`, `Rescaling`, `Normalization`, dropout),
+    global pools, `Flatten` (a read-out of every position: its output is not invariant),
+    and any layer, `Lambda` or `keras.ops` call whose output follows a circular shift
+    of its input map exactly (checked by running it on a random map and on that map
+    rolled; see `tfposenc.convert.spatial`).
+
     Anything the converter cannot convert faithfully raises a `ValueError` that names
-    the layer: unequal strides, a stride other than 2 under APS, a stride-2 "same"
-    conv on an unknown input size, an output size that the new downsampling would
-    change, a custom layer holding convs, pools or pads, a `keras.ops` pad or conv
-    called in the graph. Nested functional models are converted recursively (an
-    `Add` across a nested model's boundary does not share APS indices).
+    the layer, what cannot be converted and why, never another exception: a layer that
+    pads, resamples, crops or slices inside (a custom layer calling `tf.pad`, a slice
+    `x[:, 1:]`, `Resizing`, `UpSampling2D`, `Conv2DTranspose`, `Cropping2D`), a custom
+    layer holding convs, pools or pads, a `keras.ops` pad or conv called in the graph,
+    a zero pad that feeds something other than "valid" windows (under another
+    `padding_mode`), unequal strides, a stride-2 "same" conv on an unknown input size,
+    a map too small for a reflect or circular pad, an output size that the new
+    downsampling would change; under APS also a stride other than 2, a "valid"
+    stride-2 window without the matching pad (Inception's and Xception's: no input
+    size fits them), a map of odd size, a `BlurPool2D` that subsamples. Nested
+    functional and `Sequential` models are converted recursively (an `Add` across a
+    nested model's boundary does not share APS indices).
 
     Args:
         model: a functional or built `Sequential` Keras model, or a tfposenc
@@ -91,10 +108,21 @@ def convert_model(
             "`blur_filter_size` must be an int from 1 to 7. "
             f"Received: blur_filter_size={blur_filter_size!r}"
         )
-    if getattr(model, "_inputs_struct", None) is None or getattr(model, "outputs", None) is None:
+    if structure(model) is None:
         raise ValueError(
             "`model` must be a functional Keras model (or a Sequential one built with an "
             "Input): a subclassed model has no graph to convert. "
             f"Received: model={type(model).__name__}"
         )
-    return Converter(model, padding_mode, downsampling, blur_filter_size, blur_padding_mode).run()
+    try:
+        converter = Converter(
+            model, padding_mode, downsampling, blur_filter_size, blur_padding_mode
+        )
+        return converter.run()
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a model it cannot convert: ValueError
+        raise ValueError(
+            f"Cannot convert model '{model.name}': walking its graph failed "
+            f"({type(error).__name__}: {error})."
+        ) from error
