@@ -250,12 +250,8 @@ def _check_dtypes(signature, protos):
     for index, name in enumerate(signature.input_names):
         proto = protos.get(name)
         expected = signature.specs[name].dtype.as_datatype_enum
-        if proto is not None and proto.dtype != expected:
-            sent = (
-                types_pb2.DataType.Name(proto.dtype)[3:].lower()
-                if proto.dtype in types_pb2.DataType.values()
-                else str(proto.dtype)
-            )
+        if proto is not None and proto.dtype != expected and proto.dtype in _VALUE_FIELD:
+            sent = types_pb2.DataType.Name(proto.dtype)[3:].lower()
             wanted = types_pb2.DataType.Name(expected)[3:].lower()
             raise invalid_argument(
                 f"Expects arg[{index}] ('{name}') to be {wanted} but {sent} is provided"
