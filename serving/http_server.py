@@ -35,6 +35,7 @@ from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import BadRequest, RequestEntityTooLarge
 
 from serving.budget import Budget
+from serving.event_loop import IDLE_FLAGS, IncrementalPoll
 from serving.http_framing import MAX_HEAD_BYTES, Parser, RequestTimeout, ServerBusy
 
 
@@ -195,6 +196,23 @@ class Channel(HTTPChannel):
                 for queued in list(self.requests):
                     self.server.budget.release(queued)
 
+    def add_channel(self, map=None):
+        super().add_channel(map)
+        self.server.poll.mark(self._fileno)
+
+    def idle(self, flags):
+        """Whether only an event on its socket (or a timeout) can change this connection:
+        readable, nothing to write, no request under way."""
+        return flags == IDLE_FLAGS and not (
+            self.requests
+            or self.request is not None
+            or self.total_outbufs_len
+            or self.pending
+            or self.will_close
+            or self.close_when_flushed
+            or self.ended
+        )
+
     def del_channel(self, map=None):
         super().del_channel(map)
         if self.request is not None:
@@ -270,6 +288,9 @@ class RestServer(TcpWSGIServer):
         )
         self.timeout = timeout
         self.budget = budget or Budget()
+        self.poll = IncrementalPoll(
+            self._map, lambda obj, flags: isinstance(obj, Channel) and obj.idle(flags)
+        )
         self.adj.cleanup_interval = self.adj.asyncore_loop_timeout = min(1.0, timeout / 4)
         self.server_address = (self.effective_host, self.effective_port)
         self._stopped = False
@@ -300,10 +321,11 @@ class RestServer(TcpWSGIServer):
     def maintenance(self, now):
         for channel in list(self.active_channels.values()):
             channel.expire(now, self.timeout)
+        self.poll.mark()  # timeouts change idle connections: ask every one again
 
     def serve_forever(self):
         while not self._stopped:
-            wasyncore.loop(self.adj.asyncore_loop_timeout, True, self._map, count=1)
+            self.poll.run(self.adj.asyncore_loop_timeout)
 
     def shutdown(self):
         self._stopped = True
@@ -313,6 +335,7 @@ class RestServer(TcpWSGIServer):
         self._stopped = True
         self.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         wasyncore.close_all(self._map)
+        self.poll.close()
 
 
 _BUSY_BODY = b'{"error": "server busy: too many open connections; retry later"}'
