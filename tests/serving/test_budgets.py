@@ -271,3 +271,49 @@ def test_a_failing_request_costs_the_others_about_one_batch():
     results = run_together(batcher, signature, values)  # the culprit is quarantined
     assert isinstance(results[6], RequestError)
     assert signature.calls == 2  # the 7 good requests in one batch, the bad one alone
+
+
+class Dispatcher:
+    """A waitress dispatcher on one end of a socket pair; counts how often it is asked."""
+
+    accepting = False
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.asked = 0
+        self.read = 0
+
+    def readable(self):
+        self.asked += 1
+        return True
+
+    def writable(self):
+        return False
+
+    def handle_read_event(self):
+        self.read += 1
+        self.sock.recv(100)
+
+
+def test_a_loop_pass_asks_only_connections_that_may_have_changed():
+    from serving.event_loop import IDLE_FLAGS, IncrementalPoll
+
+    pairs = [socket.socketpair() for _ in range(200)]
+    dispatchers = {a.fileno(): Dispatcher(a) for a, _ in pairs}
+    poll = IncrementalPoll(dispatchers, lambda obj, flags: flags == IDLE_FLAGS)
+    poll.run(0)  # the first pass asks all 200
+    for _ in range(50):  # idle: nobody is asked again (waitress's poll2 asks all 200 twice)
+        poll.run(0)
+    assert sum(d.asked for d in dispatchers.values()) == 200
+    pairs[7][1].send(b"x")  # an event: that one is read, then asked again
+    poll.run(0.5)
+    poll.run(0)
+    one = dispatchers[pairs[7][0].fileno()]
+    assert one.read == 1 and one.asked == 2
+    poll.mark()  # after maintenance (timeouts) every one is asked again
+    poll.run(0)
+    assert sum(d.asked for d in dispatchers.values()) == 401
+    poll.close()
+    for a, b in pairs:
+        a.close()
+        b.close()
