@@ -317,3 +317,26 @@ def test_a_loop_pass_asks_only_connections_that_may_have_changed():
     for a, b in pairs:
         a.close()
         b.close()
+
+
+def test_the_default_pixel_budget_is_sized_to_its_memory_and_given_back(monkeypatch):
+    from serving import budget as budget_module
+    from serving.server import build_parser
+
+    args = build_parser().parse_args([])
+    # 4 x 4096^2 pixels cost 1.5 GB per request (4.4 GB held after 4 at once)
+    assert args.max_request_image_pixels == 4096 * 4096
+    assert args.max_request_image_pixels * budget_module.BYTES_PER_PIXEL <= args.max_in_flight_bytes
+    trims = []
+    monkeypatch.setattr(budget_module.malloc, "trim", lambda: trims.append(1))
+    shared = budget_module.Budget(1 << 30)
+    with budget_module.Reservation(shared) as reservation:
+        reservation.take(4096 * 4096 * budget_module.BYTES_PER_PIXEL, "decoding its images")
+        assert shared.used == 4096 * 4096 * 16
+        with pytest.raises(RequestError, match="--max_in_flight_bytes") as refused:
+            budget_module.Reservation(shared).take(1 << 30, "decoding the request")
+        assert refused.value.code == "RESOURCE_EXHAUSTED" and refused.value.http_status == 429
+    assert shared.used == 0 and trims == [1]  # a large request hands its memory back
+    with budget_module.Reservation(shared) as reservation:
+        reservation.take(1000, "decoding the request")
+    assert trims == [1]
