@@ -11,6 +11,8 @@ header says are bounded too:
   declares before the decoder sees it; a stream that inflates further is refused, and
   only the chunks the pixels need (IHDR, PLTE, tRNS, IDAT, IEND) reach the decoder, so
   compressed text or colour-profile chunks are never inflated.
+- JPEG: pixels x scans (start-of-scan markers) within `max_decode_pixels`: a
+  progressive JPEG is decoded in one pass over the image per scan.
 - GIF: only the first frame is decoded (TensorFlow would decode every frame), and it
   must lie within the logical screen (Pillow grows the canvas to the frame otherwise).
 """
