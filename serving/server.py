@@ -68,8 +68,8 @@ def build_parser():
         "--rest_api_max_connections",
         type=int,
         default=None,
-        help="open REST connections; a new one beyond it gets 503 and is closed at once "
-        "(default: the open-file limit less 64)",
+        help="open REST connections (unset: the open-file limit less 64); a new one beyond "
+        "it gets 503 and is closed at once",
     )
     add("--file_system_poll_wait_seconds", type=float, default=1.0)
     add("--max_num_load_retries", type=int, default=5, help="retries after a failed load")
@@ -100,8 +100,8 @@ def build_parser():
         "--max_request_image_pixels",
         type=int,
         default=4096 * 4096,
-        help="pixels of all encoded images of one request (16 bytes each in flight: 3 "
-        "decoded, 12 as float32; a 1,000-px-wide model's activations cost more): 400 above",
+        help="pixels of all encoded images of one request (16 bytes each are reserved in "
+        "flight: 3 decoded, 12 as float32; the model's activations come on top): 400 above",
     )
     add(
         "--max_image_decode_pixels",
