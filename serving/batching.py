@@ -19,10 +19,14 @@ dimension); a batch runs when it is full or `batch_timeout_micros` after its fir
 request, at most `num_batch_threads` batches at a time (here on the requests' own
 threads, see `Batcher`); a request larger than `max_batch_size` is refused with INVALID_ARGUMENT, a full
 queue with UNAVAILABLE; with `allowed_batch_sizes`, batches are padded to the next
-allowed size. A batch whose model call fails is run again request by request, so only
-the request that caused the error receives it; empty (batch-0) requests run alone.
+allowed size. A batch whose model call fails is run again in halves until the request
+that caused the error runs alone, so only it receives the error and the others pay about
+one more batch of work; its inputs are then quarantined (the last 1,024 such inputs
+are remembered): sent again, they run alone and cost the batches nothing. Empty
+(batch-0) requests run alone.
 """
 
+import hashlib
 import threading
 import time
 
@@ -159,6 +163,22 @@ class _Batch:
         self.taken = None  # the thread that runs it
 
 
+QUARANTINE_SIZE = 1024  # inputs remembered as failing
+
+
+def _digest(inputs):
+    """A digest of numpy `inputs` (names, dtypes, shapes and bytes)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(inputs):
+        value = np.ascontiguousarray(inputs[name])
+        digest.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        if value.dtype != object:
+            digest.update(memoryview(value).cast("B"))
+        else:
+            digest.update(repr(value.tolist()).encode())
+    return digest.digest()
+
+
 class Batcher:
     """Merges concurrent `run` calls of one signature into one model call each.
 
@@ -178,6 +198,7 @@ class Batcher:
         self._ready = []  # batches full or past their timeout, waiting for a slot
         self._per_key = {}  # key -> batches enqueued (not yet running)
         self._slots = options.num_batch_threads
+        self._quarantine = {}  # digests of inputs that failed alone (insertion order)
 
     def run(self, servable, signature, inputs):
         """Runs `signature` on `inputs` as part of a batch; returns its own outputs."""
@@ -194,6 +215,8 @@ class Batcher:
             size = len(value)
         if not size:  # no inputs, or an empty request: nothing to batch
             return signature(inputs)
+        if self._quarantine and _digest(inputs) in self._quarantine:
+            return signature(inputs)  # it failed a batch before: it runs alone
         limit = self.options.max_batch_size
         if size > limit:
             raise invalid_argument(
@@ -312,14 +335,43 @@ class Batcher:
                 if tasks[0].outputs is None and tasks[0].error is None:
                     tasks[0].finish(error=error)
                 return
-            # one request may have failed the batch: each runs alone, so only it fails
-            for task in tasks:
-                if task.outputs is not None or task.error is not None:
-                    continue
-                try:
-                    task.finish(batch.run(task.inputs))
-                except BaseException as alone:  # noqa: BLE001 - answered to its request
-                    task.finish(error=alone)
+            # a request failed the batch: halves are run until it is alone, so the others
+            # pay at most about one more batch of work, and it is quarantined
+            self._isolate(batch, [t for t in tasks if t.outputs is None and t.error is None])
+
+    def _isolate(self, batch, tasks):
+        """Runs `tasks` (two or more) of a failed batch in halves, splitting a failing
+        half again; a task failing alone gets its error and joins the quarantine."""
+        middle = len(tasks) // 2
+        for half in (tasks[:middle], tasks[middle:]):
+            try:
+                if len(half) == 1:
+                    outputs = batch.run(half[0].inputs)
+                else:
+                    merged = {
+                        k: np.concatenate([t.inputs[k] for t in half]) for k in half[0].inputs
+                    }
+                    outputs = batch.run(merged)
+                    rows = sum(t.size for t in half)
+                    if any(np.ndim(v) == 0 or len(v) != rows for v in outputs.values()):
+                        raise invalid_argument("batched outputs do not match the inputs' rows")
+            except BaseException as error:  # noqa: BLE001 - answered to its request
+                if len(half) == 1:
+                    self._quarantine_add(half[0].inputs)
+                    half[0].finish(error=error)
+                else:
+                    self._isolate(batch, half)
+                continue
+            start = 0
+            for task in half:
+                task.finish({k: v[start : start + task.size] for k, v in outputs.items()})
+                start += task.size
+
+    def _quarantine_add(self, inputs):
+        with self._lock:
+            self._quarantine[_digest(inputs)] = True
+            while len(self._quarantine) > QUARANTINE_SIZE:
+                self._quarantine.pop(next(iter(self._quarantine)))
 
     def stop(self):
         """Nothing to stop: batches run on the requests' own threads."""

@@ -16,6 +16,7 @@ import orjson
 import tensorflow as tf
 
 from serving import fastjson
+from serving.budget import BYTES_PER_PIXEL
 from serving.errors import RequestError, invalid_argument
 from serving.errors import quote as _quote
 from serving.images import EncodedImage, check_image
@@ -39,8 +40,9 @@ class _Images:
     """The `{"b64": ...}` values of a request: every image of an input is checked
     (count, size, the request's pixel budget) before any of them is decoded."""
 
-    def __init__(self, limits):
+    def __init__(self, limits, reservation=None):
         self.limits = limits
+        self.reservation = reservation
         self.count = 0
         self.pixels = 0
 
@@ -60,13 +62,17 @@ class _Images:
             raise invalid_argument(
                 f"request holds more than {self.limits.max_images} encoded images"
             )
-        image = check_image(raw, spec, input_name, self.limits.max_pixels)
+        image = check_image(
+            raw, spec, input_name, self.limits.max_pixels, self.limits.max_decode_pixels
+        )
         self.pixels += image.pixels
         if self.pixels > self.limits.max_request_pixels:
             raise invalid_argument(
                 f"input '{input_name}': the request's images decode to more than "
                 f"{self.limits.max_request_pixels} pixels (--max_request_image_pixels)"
             )
+        if self.reservation is not None:
+            self.reservation.take(image.pixels * BYTES_PER_PIXEL, "decoding its images")
         return image
 
     def _checked(self, value, spec, input_name):
@@ -98,15 +104,36 @@ def _integer_range(numpy_dtype):
     return int(info.min), int(info.max)
 
 
-def _exact_integers(value, shape, input_name):
+def _exact_integers(value, shape, input_name, dtype):
     """The integers of JSON `value` as Python ints (an object array of `shape`): a list
     mixing integers beyond float64's 53 bits with floats or with integers beyond int64
-    becomes float64 in numpy, where both the values and the range check round."""
+    becomes float64 in numpy, where both the values and the range check round. A float
+    beyond 2**53 here is a number the JSON parser could not hold exactly (an integer
+    literal beyond 64 bits, such as -9223372036854775809, arrives as one): refused."""
     objects = np.array(value, dtype=object)
     if objects.shape != shape:
         raise invalid_argument(f"input '{input_name}': values must be a rectangular array")
-    flat = [int(v) for v in objects.ravel()]  # every float here is integral (checked)
+    flat = objects.ravel().tolist()
+    if any(isinstance(v, float) and abs(v) >= 2**53 for v in flat):
+        low, high = _integer_range(dtype.as_numpy_dtype)
+        raise invalid_argument(
+            f"input '{input_name}': values out of range for dtype {dtype.name} [{low}, {high}] "
+            "or not exact (integers beyond 2**53 must be written without a fraction or "
+            "exponent)"
+        )
+    flat = [int(v) for v in flat]  # every float here is integral (checked)
     return np.array(flat, dtype=object).reshape(shape)
+
+
+def _has_bools_or_fractions(value, array, dtype):
+    """Whether integer input `value` holds JSON booleans (numpy reads `[0, true]` as
+    integers), or, for uint8, numbers written as floats (`255.0`, `1e2`)."""
+    if array.dtype.kind == "b" or dtype == tf.uint8 and array.dtype.kind == "f":
+        return True
+    if isinstance(value, list) and array.dtype.kind in "iu":
+        text = orjson.dumps(value)
+        return b"true" in text or b"false" in text
+    return False
 
 
 def to_tensor(value, spec, input_name, images):
@@ -114,8 +141,10 @@ def to_tensor(value, spec, input_name, images):
     dtype = tf.as_dtype(spec.dtype)
     try:
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        plain = value  # the JSON numbers themselves (None once images were decoded)
         if array.dtype == object or (array.dtype.kind in "US" and dtype != tf.string):
             array = np.asarray(images.resolve(value, spec, input_name))
+            plain = None
         if dtype == tf.string:
             if array.dtype.kind not in "OSU":
                 raise ValueError("not strings")
@@ -127,6 +156,11 @@ def to_tensor(value, spec, input_name, images):
             f"input '{input_name}': values must be a rectangular array of {dtype.name} "
             "(rows of different lengths or non-numbers received)"
         ) from None
+    if dtype.is_integer and _has_bools_or_fractions(plain, array, dtype):
+        raise invalid_argument(
+            f"input '{input_name}': expected dtype {dtype.name}, received true/false or "
+            "numbers with a fraction or exponent (integers only)"
+        )
     if dtype.is_integer or dtype == tf.bool:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.round(array))):
             raise invalid_argument(
@@ -134,7 +168,7 @@ def to_tensor(value, spec, input_name, images):
             )
         if dtype.is_integer and array.dtype.kind == "f" and array.size:
             if np.abs(array).max() >= 2**53:  # integers float64 may have rounded: redo exactly
-                array = _exact_integers(value, array.shape, input_name)
+                array = _exact_integers(value, array.shape, input_name, dtype)
         if dtype.is_integer and array.size:
             low, high = _integer_range(dtype.as_numpy_dtype)
             if array.min() < low or array.max() > high:
@@ -160,8 +194,9 @@ def _body_object(body):
     return body
 
 
-def predict_inputs(body, servable, limits):
-    """Returns `(signature name, {input name: numpy array}, row format?)` of a body."""
+def predict_inputs(body, servable, limits, reservation=None):
+    """Returns `(signature name, {input name: numpy array}, row format?)` of a body;
+    `reservation` (a `serving.budget.Reservation`) takes the decoded images' share."""
     body = _body_object(body)
     has_rows, has_columns = "instances" in body, "inputs" in body
     if has_rows and has_columns:
@@ -201,7 +236,7 @@ def predict_inputs(body, servable, limits):
             columns = {names[0]: inputs}
         else:
             raise invalid_argument(f"'inputs' must be an object with inputs {names}")
-    images = _Images(limits)
+    images = _Images(limits, reservation)
     tensors = {}
     for name, value in columns.items():
         if name in specs:
@@ -260,3 +295,49 @@ def check_classify_regress(body, servable, verb):
     raise RequestError(
         "UNIMPLEMENTED", f"{kind} signatures (tf.Example inputs) are not served by this server"
     )
+
+
+STRUCTURE_CHECK_BYTES = 1 << 20  # smaller bodies parse in well under 0.1 s anyway
+_WHITESPACE = b" \t\r\n"
+
+
+def _arrays_per_value(spec):
+    """The most JSON arrays per value a valid `spec` input can hold in its rows (None
+    where unbounded: unknown rank, strings, a zero dimension)."""
+    if spec.dtype == tf.string or spec.shape.rank is None:
+        return None
+    inner = [1 if d is None else d for d in spec.shape.as_list()[1:]]
+    if 0 in inner:
+        return None
+    arrays = sum(int(np.prod(inner[:k])) for k in range(len(inner)))
+    return arrays / int(np.prod(inner))
+
+
+def check_structure(raw, servable):
+    """Refuses, before parsing, a large body holding more JSON arrays than any signature
+    of `servable` allows for its size (parsing 57 MB of `[], [], ...` took 12 s).
+
+    A valid request's arrays are its values' rows: with `q` arrays per value at most,
+    `A` arrays and `V` values take at least `2A + 2V - 1` bytes and `A <= qV` (plus the
+    outer lists), so `A <= bytes / (2 + 2/q)`; and no array is empty but a batch of none.
+    Signatures with string inputs or unknown ranks are not bounded."""
+    if len(raw) < STRUCTURE_CHECK_BYTES:
+        return
+    specs = [spec for s in servable.signatures.values() for spec in s.specs.values()]
+    ratios = [_arrays_per_value(spec) for spec in specs]
+    if not ratios or None in ratios:
+        return
+    slack = 16 + 2 * len(specs)
+    q = max(ratios)
+    most = int(len(raw) / (2 + 2 / q)) + slack if q else slack
+    arrays = raw.count(b"[")
+    if arrays > most:
+        raise invalid_argument(
+            f"request of {len(raw)} bytes holds {arrays} JSON arrays; the signatures' inputs "
+            f"allow at most {most} in a body of that size"
+        )
+    empty = raw.translate(None, _WHITESPACE).count(b"[]")
+    if empty > slack:
+        raise invalid_argument(
+            f"request holds {empty} empty JSON arrays; the signatures' inputs have no empty rows"
+        )

@@ -41,3 +41,15 @@ def tune(mmap_threshold=MMAP_THRESHOLD, trim_threshold=TRIM_THRESHOLD):
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
         mallopt(M_TRIM_THRESHOLD, trim_threshold)
     )
+
+
+def trim():
+    """Hands the free memory of every glibc arena back to the system (`malloc_trim(0)`):
+    after a request that held hundreds of megabytes, worker threads' arenas would keep
+    it otherwise. Returns `False` where the C library has no `malloc_trim`."""
+    try:
+        malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = (ctypes.c_size_t,)
+    return bool(malloc_trim(0))

@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 
-from serving.errors import invalid_argument, not_found
+from serving.errors import invalid_argument, not_found, quote
 
 VERSION_NAME = re.compile(r"[0-9]{1,18}", re.ASCII)  # TF Serving parses an int64
 
@@ -163,7 +163,7 @@ class ServedModel:
         if label is None:
             return version
         if label not in self.config.labels:
-            raise invalid_argument(f"Unrecognized servable version label: {label}")
+            raise invalid_argument(f"Unrecognized servable version label: {quote(label)}")
         return self.config.labels[label]
 
     def acquire(self, version=None):

@@ -14,8 +14,10 @@ import re
 import urllib.parse
 from http import HTTPStatus
 
+from serving.budget import DECODE_FACTOR, Budget, Reservation
 from serving.codec import (
     check_classify_regress,
+    check_structure,
     dumps,
     parse_json,
     predict_inputs,
@@ -50,9 +52,10 @@ _PHRASES = {status.value: f"{status.value} {status.phrase}" for status in HTTPSt
 class RestApi:
     """The WSGI application; `answer(method, path, body) -> (status, JSON bytes, headers)`."""
 
-    def __init__(self, models, limits=None):
+    def __init__(self, models, limits=None, budget=None):
         self.models = models  # name -> ServedModel
         self.limits = limits or ImageBudget()
+        self.budget = budget
 
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"]
@@ -85,6 +88,9 @@ class RestApi:
         except RequestError as error:
             headers = [("Allow", "GET, POST")] if error.http_status == 405 else []
             return error.http_status, dumps({"error": error.message}), headers
+        except MemoryError:  # load, not a model failure
+            message = "server busy: out of memory decoding or running the request; retry later"
+            return 429, dumps({"error": message}), [("Retry-After", "1")]
         except Exception as error:  # noqa: BLE001 - a model failure: the only 500
             return 500, dumps({"error": f"{type(error).__name__}: {error}"}), []
 
@@ -113,7 +119,9 @@ class RestApi:
                 raise invalid_argument(f"Malformed request: {method} {_quote(path)}")
             model = self._model(name, version, label, "predict")
             version = model.resolve(version, label)
-            return self.predict(model, version, parse_json(body), verb)
+            with Reservation(self.budget) as reservation:
+                reservation.take(DECODE_FACTOR * len(body), "decoding the request")
+                return self.predict(model, version, body, verb, reservation)
         match = STATUS.fullmatch(path) if method == "GET" else None
         if not match:
             raise invalid_argument(f"Malformed request: {method} {_quote(path)}")
@@ -132,18 +140,39 @@ class RestApi:
             model.release(servable)
         return dumps(metadata_json(response))
 
-    def predict(self, model, version, body, verb):
+    def predict(self, model, version, raw, verb, reservation=None):
         servable = model.acquire(version)
         try:
+            check_structure(raw, servable)
+            body = parse_json(raw)
             if verb != "predict":
                 check_classify_regress(body, servable, verb)
-            signature_name, inputs, rows = predict_inputs(body, servable, self.limits)
+            signature_name, inputs, rows = predict_inputs(body, servable, self.limits, reservation)
             _, outputs = servable.run(signature_name, inputs)
             return predict_reply(outputs, rows)
         finally:
             model.release(servable)
 
 
-def rest_server(address, models, num_threads, timeout, max_request_bytes, limits=None):
-    """A `RestServer` answering TF Serving's REST API for `models` (name -> ServedModel)."""
-    return RestServer(address, RestApi(models, limits), num_threads, timeout, max_request_bytes)
+def rest_server(
+    address,
+    models,
+    num_threads,
+    timeout,
+    max_request_bytes,
+    limits=None,
+    budget=None,
+    max_connections=None,
+):
+    """A `RestServer` answering TF Serving's REST API for `models` (name -> ServedModel);
+    `budget` (a `serving.budget.Budget`) is shared by the HTTP layer and the decoding."""
+    budget = budget or Budget()
+    return RestServer(
+        address,
+        RestApi(models, limits, budget),
+        num_threads,
+        timeout,
+        max_request_bytes,
+        budget,
+        max_connections,
+    )

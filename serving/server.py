@@ -49,7 +49,28 @@ def build_parser():
     add("--rest_api_num_threads", type=int, default=None, help="REST workers (default: 4 per CPU)")
     add("--rest_api_timeout_in_ms", type=int, default=30000, help="time to send a request, or idle")
     add("--grpc_max_threads", type=int, default=None, help="gRPC workers (default: 4 per CPU)")
-    add("--max_request_bytes", type=int, default=64 << 20, help="413 (REST) above this body size")
+    add(
+        "--max_request_bytes",
+        type=int,
+        default=64 << 20,
+        help="413 (REST) / RESOURCE_EXHAUSTED (gRPC) above this body size",
+    )
+    add(
+        "--max_in_flight_bytes",
+        type=int,
+        default=1 << 30,
+        help="memory all requests in flight may hold together: a REST body takes its "
+        "Content-Length when its head arrives (503 with Retry-After at once when it does "
+        "not fit), decoding takes 4x the body and 16 bytes per image pixel (429 / "
+        "RESOURCE_EXHAUSTED)",
+    )
+    add(
+        "--rest_api_max_connections",
+        type=int,
+        default=None,
+        help="open REST connections (unset: the open-file limit less 64); a new one beyond "
+        "it gets 503 and is closed at once",
+    )
     add("--file_system_poll_wait_seconds", type=float, default=1.0)
     add("--max_num_load_retries", type=int, default=5, help="retries after a failed load")
     add("--load_retry_interval_micros", type=int, default=60_000_000)
@@ -78,8 +99,16 @@ def build_parser():
     add(
         "--max_request_image_pixels",
         type=int,
-        default=4 * 4096 * 4096,
-        help="pixels of all encoded images of one request (3 decoded bytes each)",
+        default=4096 * 4096,
+        help="pixels of all encoded images of one request (16 bytes each are reserved in "
+        "flight: 3 decoded, 12 as float32; the model's activations come on top): 400 above",
+    )
+    add(
+        "--max_image_decode_pixels",
+        type=int,
+        default=64 * 4096 * 4096,
+        help="pixels x scans of one progressive JPEG (the decoder passes over the image "
+        "once per scan): 400 above, before decoding",
     )
     add("--verbose", action="store_true", help="log every request")
     return parser
@@ -101,8 +130,10 @@ def _check_args(args, parser):
         "max_images_per_request",
         "max_image_pixels",
         "max_request_image_pixels",
+        "max_image_decode_pixels",
+        "max_in_flight_bytes",
     ]
-    for name in positive + ["rest_api_num_threads", "grpc_max_threads"]:
+    for name in positive + ["rest_api_num_threads", "grpc_max_threads", "rest_api_max_connections"]:
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name} must be > 0, received {value}")
@@ -210,6 +241,7 @@ def main(argv=None):
     tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
     tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
 
+    from serving.budget import Budget
     from serving.http_server import default_num_threads
     from serving.images import ImageBudget
     from serving.repository import Poller, ServedModel
@@ -233,6 +265,7 @@ def main(argv=None):
         check_labels(model, parser, "--model_config_file")
     poller.start()
     threads = args.rest_api_num_threads or default_num_threads()
+    budget = Budget(args.max_in_flight_bytes)
     host = args.rest_api_host
     grpc_server = rest = None
     if args.port:
@@ -240,7 +273,7 @@ def main(argv=None):
 
         grpc_threads = args.grpc_max_threads or default_num_threads()
         grpc_server, grpc_port = make_grpc_server(
-            f"{host}:{args.port}", models, grpc_threads, args.max_request_bytes
+            f"{host}:{args.port}", models, grpc_threads, args.max_request_bytes, budget
         )
         grpc_server.start()
         print(f"gRPC API at {host}:{grpc_port}", flush=True)
@@ -248,7 +281,10 @@ def main(argv=None):
         from serving.rest import rest_server
 
         limits = ImageBudget(
-            args.max_images_per_request, args.max_image_pixels, args.max_request_image_pixels
+            args.max_images_per_request,
+            args.max_image_pixels,
+            args.max_request_image_pixels,
+            args.max_image_decode_pixels,
         )
         rest = rest_server(
             (host, args.rest_api_port),
@@ -257,6 +293,8 @@ def main(argv=None):
             args.rest_api_timeout_in_ms / 1000,
             args.max_request_bytes,
             limits,
+            budget,
+            args.rest_api_max_connections,
         )
         rest_host, rest_port = rest.server_address[:2]
         print(

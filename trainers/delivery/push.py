@@ -46,10 +46,13 @@ from trainers.delivery.evaluate import checks as threshold_checks
 from trainers.delivery.signatures import differences, signature_spec
 from trainers.delivery.store import (
     LINEAGE_FILE,
+    MAX_EXPORT_BYTES,
     RETIRED,
     STAGING_PREFIX,
     Lock,
     config_hash,
+    copy_export,
+    export_problems,
     infer_run,
     retire,
     sha256,
@@ -134,6 +137,7 @@ def push(
     log=print,
     experiments=None,
     allow_signature_change=False,
+    max_export_bytes=MAX_EXPORT_BYTES,
 ):
     """Validates the exported version `export_dir` and pushes it into `serving_base`.
 
@@ -162,6 +166,10 @@ def push(
             outputs, dtypes, shapes) differ from the served version's; it is then
             validated alone (the served version's data would not fit it). Defaults to
             False: such a candidate is refused with every difference listed.
+        max_export_bytes: int. The most a push copies; an export holding more, or a
+            symbolic link, special or sparse file, a `fingerprint.pb` not its own or
+            `assets.extra/` without its warm-up file, is refused before anything is
+            copied (check `export`). Defaults to `store.MAX_EXPORT_BYTES` (2 GiB).
 
     Returns:
         A dict: `pushed` (bool), `version` and `path` (None when refused), `checks`
@@ -198,13 +206,20 @@ def push(
         )
     os.makedirs(serving_base, exist_ok=True)
     result = {"pushed": False, "version": None, "path": None, "retired": [], "lineage": None}
+    problems = export_problems(export_dir, max_export_bytes)
+    if problems:  # nothing copied: a link to /dev/zero would fill the disk
+        message = "; ".join(problems)
+        say(f"   refused before copying: {message}")
+        result.update(checks=[{"check": "export", "passed": False, "message": message}])
+        result.update(infra=None, candidate=None, baseline=None, remarks=[])
+        return result
     with Lock(serving_base):
         for name in os.listdir(serving_base):  # what a killed push left; we hold the lock
             if name.startswith(STAGING_PREFIX):
                 shutil.rmtree(os.path.join(serving_base, name), ignore_errors=True)
         staging = os.path.join(serving_base, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
         try:
-            shutil.copytree(export_dir, staging)
+            copy_export(export_dir, staging, max_export_bytes)
             added_warmup = not os.path.exists(os.path.join(staging, WARMUP_FILE))
             if added_warmup:
                 from tfposenc.export import write_warmup_requests

@@ -21,6 +21,12 @@ CANARY_REPEATS = 5
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def one_line(error):
+    """`error`'s whole message on one line: TensorFlow's start "Graph execution
+    error:" and a blank line, so a reader of the first line lost the cause."""
+    return " ".join(str(error).split())
+
+
 def infra_check(path):
     """Loads the SavedModel at `path` as the server does and sends it requests.
 
@@ -44,7 +50,7 @@ def infra_check(path):
         report["warmup_seconds"] = round(time.perf_counter() - start, 3)
         definitions = signature_defs(path)
     except Exception as error:  # noqa: BLE001 - any load failure refuses the candidate
-        failures.append(f"load and warm-up: {type(error).__name__}: {error}")
+        failures.append(f"load and warm-up: {type(error).__name__}: {one_line(error)}")
         report["ok"] = False
         return report
     if not report["warmup_records"]:
@@ -63,7 +69,7 @@ def infra_check(path):
                 outputs = servable.predict(name, inputs)
                 latencies.append(time.perf_counter() - start)
         except Exception as error:  # noqa: BLE001
-            failures.append(f"canary {name}: {type(error).__name__}: {error}")
+            failures.append(f"canary {name}: {type(error).__name__}: {one_line(error)}")
             continue
         report["signatures"][name] = {"latency_ms": round(1000 * float(np.median(latencies)), 3)}
         failures += _output_failures(name, definition, outputs)
