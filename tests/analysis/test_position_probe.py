@@ -111,6 +111,7 @@ def test_fine_tuned_probe(build):
         ({"ranking_method": "flip"}, "ranking_method"),
         ({"eval_batch_size": 0}, "eval_batch_size"),
         ({"labels": np.zeros(3)}, "one class per image"),
+        ({"labels": np.arange(10), "num_classes": 5}, r"labels. must be in \[0, num_classes=5\)"),
     ],
 )
 def test_bad_arguments(kwargs, match):

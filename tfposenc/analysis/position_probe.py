@@ -45,6 +45,7 @@ def position_probe(
     verbose=0,
     padding_mode=None,
     eval_batch_size=None,
+    num_classes=None,
 ):
     """Measures how much absolute position a backbone's channels encode.
 
@@ -107,6 +108,8 @@ def position_probe(
             `Backbone.from_model` was told otherwise). Defaults to `None`.
         eval_batch_size: int or None, the batch of feature extraction and scoring;
             None takes `batch_size`. Defaults to `None`.
+        num_classes: int or None, the classes of `labels` (chance is 1 / num_classes);
+            None takes the largest label + 1. Defaults to `None`.
 
     Returns:
         A dict: `readouts` (`{name: {"location": accuracy, "class": accuracy or
@@ -146,6 +149,14 @@ def position_probe(
                 "`labels` must hold one class per image. "
                 f"Received: {labels.shape[0]} labels for {images.shape[0]} images"
             )
+        if num_classes is None:
+            num_classes = int(labels.max()) + 1
+        check_positive_int(num_classes, "num_classes")
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f"`labels` must be in [0, num_classes={num_classes}). "
+                f"Received: labels in [{labels.min()}, {labels.max()}]"
+            )
     cells = grid_size * grid_size
     order = np.random.default_rng(seed).permutation(images.shape[0])
     n_train = min(max(int(round(train_fraction * images.shape[0])), 1), images.shape[0] - 1)
@@ -158,7 +169,7 @@ def position_probe(
             targets[part]["class"] = np.repeat(labels[index], cells)
     classes = {"location": cells}
     if labels is not None:
-        classes["class"] = int(labels.max()) + 1
+        classes["class"] = num_classes
     settings = dict(
         steps=steps,
         batch_size=batch_size,

@@ -23,8 +23,9 @@ import tensorflow as tf
 from tfposenc.convert import convert_model
 from tfposenc.layers import ChannelShuffle, PaddedConv2D
 from tfposenc.models import Classifier, GAPNet, PermuteNet
+from tfposenc.vocabulary import PROBE_READOUTS
 
-READOUTS = ("classifier", "permutenet", "gapnet")
+READOUTS = PROBE_READOUTS
 
 
 def fit_readout(model, inputs, labels, settings, verbose=0):
