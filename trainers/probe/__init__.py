@@ -21,9 +21,16 @@ count and 95 % intervals), `probe.png`, `models/` and `tensorboard/` (a run per
 combination with `test/` values and hparams, `report/` with the figure). Killed and
 started again with the same command, finished combinations are kept ("resuming ...").
 
-Measured cost (2-core CPU development machine, shared):
-    --preset smoke: see README.md ("Commands").
-    the default (ResNet50 at 96 px, 300 digits, no conversion): see README.md.
+Measured cost (the 2-core CPU development machine, shared with other jobs; wall time,
+CPU seconds, and the 1-minute load average during the run):
+
+    --preset smoke (MobileNetV3Small, 32 px, 20 images, untrained): 31 s wall, 19 CPU-s,
+        load 2.9-3.1.
+    the default (ResNet50 at 96 px, 200 pretraining steps, 300 images, no conversion):
+        25 min 46 s wall, 576 CPU-s, load 8-14 (the pretraining 21 min at 6 s/step,
+        the probe 3 min); writes 271 MB (models/, the pretrained ResNet50).
+    A conversion was not timed: it is one more combination with its own pretraining
+    and probe (blur and APS convolve at stride 1 before subsampling: not cheaper).
 """
 
 import os
