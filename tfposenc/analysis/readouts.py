@@ -52,8 +52,12 @@ def top1(logits, labels):
     return float(np.mean(np.argmax(np.asarray(logits), axis=-1) == np.asarray(labels)))
 
 
-def predict(model, inputs, batch_size):
+def predict(model, inputs, batch_size, count=None):
+    """The model's outputs on arrays or an unbatched dataset of `count` elements (told
+    to Keras, which otherwise warns that a dataset of unknown length "ran out of data")."""
     if isinstance(inputs, tf.data.Dataset):
+        if count is not None:
+            inputs = inputs.apply(tf.data.experimental.assert_cardinality(count))
         return model.predict(inputs.batch(batch_size), verbose=0)
     return model.predict(inputs, batch_size=batch_size, verbose=0)
 
@@ -159,10 +163,11 @@ class FineTunedReadouts:
         task = self._task(name, classes)
         train, test = self.canvases["train"], self.canvases["test"]
         fit_readout(task, train, self.labels["train"][target], self.settings, self.verbose)
-        logits = predict(task, test, self.settings["eval_batch_size"])
+        labels = self.labels["test"][target]
+        logits = predict(task, test, self.settings["eval_batch_size"], len(labels))
         if name == "classifier" and target == "location":
             self.classifier = task
-        return top1(logits, self.labels["test"][target])
+        return top1(logits, labels)
 
     def pooled(self, part):
         batches = self.canvases[part].batch(self.settings["eval_batch_size"])
