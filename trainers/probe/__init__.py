@@ -27,8 +27,9 @@ CPU seconds, and the 1-minute load average during the run):
     --preset smoke (MobileNetV3Small, 32 px, 20 images, untrained): 31 s wall, 19 CPU-s,
         load 2.9-3.1.
     the default (ResNet50 at 96 px, 200 pretraining steps, 300 images, no conversion):
-        25 min 46 s wall, 576 CPU-s, load 8-14 (the pretraining 21 min at 6 s/step,
-        the probe 3 min); writes 271 MB (models/, the pretrained ResNet50).
+        16 min 20 s wall, 572 CPU-s at load 3-9 (pretraining 14 min at 4 s/step, the
+        probe 2 min); 25 min 46 s, 576 CPU-s at load 8-14. Both runs gave the same
+        table (seed 0). It writes 271 MB (models/, the pretrained ResNet50).
     A conversion was not timed: it is one more combination with its own pretraining
     and probe (blur and APS convolve at stride 1 before subsampling: not cheaper).
 """
