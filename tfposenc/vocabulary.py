@@ -25,3 +25,6 @@ RANKING_METHODS = ("flip", "flip_left", "flip_right", "flip_2d", "label", "magni
 # Initialisations of the dense read-out of `Classifier`, `PermuteNet`, `SortNet`, `SumNet`:
 # Keras' Glorot uniform (bias 0) or PyTorch's `nn.Linear` default (the authors').
 READOUT_INITS = ("glorot", "torch")
+
+# Read-outs of `tfposenc.analysis.position_probe` (and `tfposenc-probe --readouts`).
+PROBE_READOUTS = ("classifier", "permutenet", "gapnet")

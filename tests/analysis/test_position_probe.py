@@ -1,9 +1,11 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from tfposenc.analysis import position_probe
+from tfposenc.analysis import ablation_curve, label_scores, order_by_score, position_probe
 from tfposenc.data import load_digits_arrays
 from tfposenc.models import ResNetBackbone
 
@@ -84,16 +86,20 @@ def test_fine_tuned_probe(build):
     keras.utils.set_random_seed(0)
     backbone = build()
     images, _ = digits(20)
-    result = position_probe(
-        backbone,
-        images,
-        grid_size=3,
-        readouts=("classifier", "gapnet"),
-        steps=2,
-        batch_size=16,
-        frozen=False,
-        fractions=(0.5,),
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = position_probe(
+            backbone,
+            images,
+            grid_size=3,
+            readouts=("classifier", "gapnet"),
+            steps=2,
+            batch_size=16,
+            frozen=False,
+            fractions=(0.5,),
+        )
+    # The test canvases' length is told to Keras (it warned on every read-out before).
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
     assert set(result["readouts"]) == {"classifier", "gapnet"}
     for scores in result["readouts"].values():
         assert 0.0 <= scores["location"] <= 1.0 and scores["class"] is None
@@ -108,7 +114,10 @@ def test_fine_tuned_probe(build):
         ({"readouts": ("sortnet",)}, "readouts"),
         ({"steps": 0}, "Received: steps=0"),
         ({"ranking_method": "mean"}, "ranking_method"),
+        ({"ranking_method": "flip"}, "ranking_method"),
+        ({"eval_batch_size": 0}, "eval_batch_size"),
         ({"labels": np.zeros(3)}, "one class per image"),
+        ({"labels": np.arange(10), "num_classes": 5}, r"labels. must be in \[0, num_classes=5\)"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -117,3 +126,57 @@ def test_bad_arguments(kwargs, match):
         position_probe(planted_model(), images, **kwargs)
     with pytest.raises(ValueError, match="functional Keras model"):
         position_probe("model", images)
+
+
+def test_a_one_channel_backbone_names_its_channel_count():
+    inputs = keras.Input((SIZE, SIZE, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, strides=8)(inputs))
+    images, _ = digits(8)  # RGB
+    with pytest.raises(ValueError, match=r"must have 1 channel \(the backbone takes 1\)"):
+        position_probe(model, images)
+
+
+def eta_squared(column, labels):
+    """An independent oracle: 1 - within-group sum of squares / total sum of squares."""
+    total = np.sum((column - column.mean()) ** 2)
+    within = sum(
+        np.sum((column[labels == g] - column[labels == g].mean()) ** 2) for g in set(labels)
+    )
+    return 1.0 - within / total
+
+
+def test_label_scores_are_eta_squared():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 5)
+    features = np.stack(
+        [labels * 1.0, rng.normal(size=20), labels + rng.normal(size=20), np.full(20, 3.0)], 1
+    )
+    scores = label_scores(features, labels)
+    for c in range(3):
+        assert scores[c] == pytest.approx(eta_squared(features[:, c], labels))
+    assert scores[0] == pytest.approx(1.0) and scores[3] == 0.0  # constant: 0
+    assert order_by_score(scores).tolist() == [0, 2, 1, 3]
+    assert order_by_score([1.0, 2.0, 2.0]).tolist() == [1, 2, 0]  # ties by index
+    with pytest.raises(ValueError, match="one integer label per row"):
+        label_scores(features, labels[:3])
+    with pytest.raises(ValueError, match=r"Received: features of shape \(20,\)"):
+        label_scores(features[:, 0], labels)
+
+
+def test_ablation_curve_zeroes_the_top_ranked_channels():
+    features = np.array([[1.0, 2.0, 4.0, 8.0]] * 3)
+    curve, halving = ablation_curve(features, [3, 2, 1, 0], (0.5, 0.25), lambda x: x[0].sum())
+    # Hand-computed: all 15; without channel 3 (25 %): 7; without 3 and 2 (50 %): 3.
+    assert curve == [
+        {"fraction": 0.0, "num_channels": 0, "score": 15.0},
+        {"fraction": 0.25, "num_channels": 1, "score": 7.0},
+        {"fraction": 0.5, "num_channels": 2, "score": 3.0},
+    ]
+    assert halving == 0.25
+    assert features[0, 3] == 8.0  # the caller's array is not changed
+    _, never = ablation_curve(features, [0, 1, 2, 3], (0.25,), lambda x: x[0].sum())
+    assert never is None  # 15 -> 14
+    with pytest.raises(ValueError, match="permutation"):
+        ablation_curve(features, [0, 0, 1, 2], (0.5,), sum)
+    with pytest.raises(ValueError, match="C = 3"):
+        ablation_curve(features, [0, 1, 2], (0.5,), sum)

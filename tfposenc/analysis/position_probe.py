@@ -4,24 +4,26 @@
 (`tfposenc.data.make_grid`, every image in every cell), extracts the backbone's
 features (frozen by default), trains the paper's read-outs for the cell (and for the
 image's class when labels are given) and reports their test accuracies beside chance,
-the channel ranking (`rank_position_channels`) and how many of the top-ranked channels
-must be removed to halve the location accuracy. It is TensorFlow code (tf.data
-canvases), like the rest of `tfposenc.data`.
+the channel ranking and how many of the top-ranked channels must be removed to halve
+the location accuracy. The read-outs live in `tfposenc.analysis.readouts`, the ranking
+and removal on pooled arrays in `tfposenc.analysis.channel_scores`. It is TensorFlow
+code (tf.data canvases), like the rest of `tfposenc.data`.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfposenc.analysis.ablation_sweep import DEFAULT_FRACTIONS, _check_fractions, count_for
-from tfposenc.analysis.ranking import RANKING_METHODS, rank_position_channels
+from tfposenc.analysis.ablation_sweep import DEFAULT_FRACTIONS, _check_fractions
+from tfposenc.analysis.channel_scores import ablation_curve, label_scores, order_by_score
+from tfposenc.analysis.readouts import READOUTS, FineTunedReadouts, FrozenReadouts
 from tfposenc.data.grid import make_grid
-from tfposenc.layers import ChannelShuffle, PaddedConv2D
 from tfposenc.models.backbone import Backbone
 from tfposenc.normalization import pixel_mean, pixel_std
 from tfposenc.validation import check_choice, check_choices, check_number, check_positive_int
 
-READOUTS = ("classifier", "permutenet", "gapnet")
+# How the probe ranks its pooled channels (on the training canvases).
+PROBE_RANKINGS = ("label", "magnitude")
 
 
 def position_probe(
@@ -42,6 +44,8 @@ def position_probe(
     seed=0,
     verbose=0,
     padding_mode=None,
+    eval_batch_size=None,
+    num_classes=None,
 ):
     """Measures how much absolute position a backbone's channels encode.
 
@@ -65,8 +69,10 @@ def position_probe(
     with `frozen=False` each read-out fine-tunes its own copy of the backbone as a
     tfposenc task (`Classifier`, `PermuteNet`, `GAPNet`).
 
-    The channels are ranked on the training canvases with `rank_position_channels`
-    (`"label"`: each channel's between-cell share of variance). The classifier's
+    The channels are ranked on the training canvases' pooled channels (`"label"`: each
+    channel's between-cell share of variance, `channel_scores.label_scores`, as
+    `rank_position_channels(method="label")`; `"magnitude"`: the mean absolute value,
+    the control). The classifier's
     location read-out is then scored with the top-ranked channels removed (zeroed at
     every position, no retraining), fraction by fraction; `halving_fraction` is the
     first fraction at which its accuracy is at most half its accuracy with every
@@ -76,8 +82,8 @@ def position_probe(
         backbone: a `tfposenc.models.Backbone` or a functional Keras model (through
             `Backbone.from_model`), with a fixed square input size divisible by
             `grid_size`.
-        images: `[N, h, w, channels]` images, pixels 0..255 (uint8 or float); one
-            channel is repeated to the backbone's channel count.
+        images: `[N, h, w, channels]` images, pixels 0..255 (uint8 or float), N >= 2;
+            one channel is repeated to the backbone's channel count.
         labels: optional `[N]` integer classes; then each read-out is also trained
             for the image's class. Defaults to `None`.
         grid_size: int >= 2, cells per side. Defaults to `3`.
@@ -91,8 +97,7 @@ def position_probe(
         std: per-channel pixel standard deviation in [0, 1] units, or None.
         train_fraction: float in (0, 1), the share of images used for training.
             Defaults to `0.8`.
-        ranking_method: a `rank_position_channels` method; the flip methods need
-            images that are not symmetric. Defaults to `"label"`.
+        ranking_method: one of `PROBE_RANKINGS`. Defaults to `"label"`.
         fractions: fractions of the channels removed for `halving_fraction`.
             Defaults to `DEFAULT_FRACTIONS`.
         seed: int, seeds the split, the shuffles and the read-outs. Defaults to `0`.
@@ -101,6 +106,10 @@ def position_probe(
         padding_mode: string or None, the border mode of the GAPNet head; None takes
             `backbone.padding_mode` (`"zero"` for a plain model unless
             `Backbone.from_model` was told otherwise). Defaults to `None`.
+        eval_batch_size: int or None, the batch of feature extraction and scoring;
+            None takes `batch_size`. Defaults to `None`.
+        num_classes: int or None, the classes of `labels` (chance is 1 / num_classes);
+            None takes the largest label + 1. Defaults to `None`.
 
     Returns:
         A dict: `readouts` (`{name: {"location": accuracy, "class": accuracy or
@@ -108,7 +117,8 @@ def position_probe(
         None}`), `ranking` (`{"method", "order", "scores"}`), `halving_fraction`,
         `ablation` (`[{"fraction", "num_channels", "location"}]`), and the settings
         (`grid_size`, `cell_size`, `num_channels`, `frozen`, `steps`, `train_images`,
-        `test_images`).
+        `test_images`, `test_canvases`: the test images times the cells, the number
+        of predictions behind each accuracy).
 
     Example:
 
@@ -124,24 +134,14 @@ def position_probe(
     check_choices(readouts, READOUTS, "readouts")
     check_positive_int(steps, "steps")
     check_positive_int(batch_size, "batch_size")
+    eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
+    check_positive_int(eval_batch_size, "eval_batch_size")
     check_number(learning_rate, "learning_rate", 0.0)
     check_number(train_fraction, "train_fraction", 0.0, 1.0, inclusive=False)
-    check_choice(ranking_method, RANKING_METHODS, "ranking_method")
+    check_choice(ranking_method, PROBE_RANKINGS, "ranking_method")
     fractions = tuple(sorted(set(_check_fractions(fractions)) | {0.0}))
     size, channels = _input_size(backbone, grid_size)
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[0] < 2:
-        raise ValueError(
-            "`images` must be [N, h, w, channels] with N >= 2. "
-            f"Received: images of shape {images.shape}"
-        )
-    if images.shape[-1] != channels:
-        if images.shape[-1] != 1:
-            raise ValueError(
-                f"`images` must have 1 or {channels} channels (the backbone's). "
-                f"Received: images of shape {images.shape}"
-            )
-        images = np.repeat(images, channels, axis=-1)
+    images = _check_images(images, channels)
     if labels is not None:
         labels = np.asarray(labels).astype("int64").reshape(-1)
         if labels.shape[0] != images.shape[0]:
@@ -149,75 +149,80 @@ def position_probe(
                 "`labels` must hold one class per image. "
                 f"Received: {labels.shape[0]} labels for {images.shape[0]} images"
             )
+        if num_classes is None:
+            num_classes = int(labels.max()) + 1
+        check_positive_int(num_classes, "num_classes")
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f"`labels` must be in [0, num_classes={num_classes}). "
+                f"Received: labels in [{labels.min()}, {labels.max()}]"
+            )
     cells = grid_size * grid_size
     order = np.random.default_rng(seed).permutation(images.shape[0])
     n_train = min(max(int(round(train_fraction * images.shape[0])), 1), images.shape[0] - 1)
     split = {"train": order[:n_train], "test": order[n_train:]}
-    data = {}
+    canvases, targets = {}, {}
     for part, index in split.items():
-        canvases = _canvases(images[index], grid_size, size // grid_size, mean)
-        data[part] = {
-            "canvases": canvases,
-            "location": np.tile(np.arange(cells, dtype="int64"), len(index)),
-            "class": None if labels is None else np.repeat(labels[index], cells),
-        }
-    targets = {"location": cells}
+        canvases[part] = _canvases(images[index], grid_size, size // grid_size, mean)
+        targets[part] = {"location": np.tile(np.arange(cells, dtype="int64"), len(index))}
+        if labels is not None:
+            targets[part]["class"] = np.repeat(labels[index], cells)
+    classes = {"location": cells}
     if labels is not None:
-        targets["class"] = int(labels.max()) + 1
+        classes["class"] = num_classes
     settings = dict(
         steps=steps,
         batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
         learning_rate=learning_rate,
         seed=seed,
         head_padding=head_padding,
     )
-    normalise = _normaliser(mean, std)
     if frozen:
-        run = _FrozenRun(backbone, data, normalise, "gapnet" in readouts, settings, verbose)
+        normalise = _normaliser(mean, std)
+        keep_maps = "gapnet" in readouts
+        run = FrozenReadouts(backbone, canvases, targets, normalise, keep_maps, settings, verbose)
     else:
-        run = _FineTuneRun(backbone, data, mean, std, settings, verbose)
+        run = FineTunedReadouts(backbone, canvases, targets, mean, std, settings, verbose)
     results = {}
     for name in readouts:
         results[name] = {"location": None, "class": None}
-        for target, classes in targets.items():
+        for target, count in classes.items():
             if verbose:
                 print(f"position_probe: training {name} for {target} ({steps} steps)")
-            results[name][target] = run.train_and_score(name, target, classes)
-    pooled_train, pooled_test, score_classifier = run.ranking_inputs(targets["location"])
-    ranking_order, scores = rank_position_channels(
-        _Precomputed(), [(pooled_train, data["train"]["location"])], ranking_method
-    )
-    ablation, halving = [], None
-    baseline = None
-    for fraction in fractions:
-        count = count_for(fraction, pooled_test.shape[1])
-        kept = pooled_test.copy()
-        kept[:, ranking_order[:count]] = 0.0
-        accuracy = score_classifier(kept)
-        baseline = accuracy if baseline is None else baseline
-        ablation.append({"fraction": fraction, "num_channels": count, "location": accuracy})
-        if halving is None and fraction > 0 and accuracy <= baseline / 2:
-            halving = fraction
+            results[name][target] = run.train_and_score(name, target, count)
+    score = run.location_scorer(cells)
+    pooled_train = run.pooled("train")
+    if ranking_method == "label":
+        channel_scores = label_scores(pooled_train, targets["train"]["location"])
+    else:
+        channel_scores = np.abs(pooled_train.astype("float64")).mean(axis=0)
+    ranking_order = order_by_score(channel_scores)
+    curve, halving = ablation_curve(run.pooled("test"), ranking_order, fractions, score)
     return {
         "readouts": results,
         "chance": {
             "location": 1.0 / cells,
-            "class": None if labels is None else 1.0 / targets["class"],
+            "class": None if labels is None else 1.0 / classes["class"],
         },
         "ranking": {
             "method": ranking_method,
             "order": ranking_order.tolist(),
-            "scores": scores.tolist(),
+            "scores": channel_scores.tolist(),
         },
         "halving_fraction": halving,
-        "ablation": ablation,
+        "ablation": [
+            {"fraction": c["fraction"], "num_channels": c["num_channels"], "location": c["score"]}
+            for c in curve
+        ],
         "grid_size": grid_size,
         "cell_size": size // grid_size,
-        "num_channels": int(pooled_test.shape[1]),
+        "num_channels": len(ranking_order),
         "frozen": bool(frozen),
         "steps": steps,
         "train_images": int(n_train),
         "test_images": int(images.shape[0] - n_train),
+        "test_canvases": int((images.shape[0] - n_train) * cells),
     }
 
 
@@ -230,6 +235,24 @@ def _as_backbone(backbone):
         "`backbone` must be a tfposenc Backbone or a functional Keras model. "
         f"Received: backbone={type(backbone).__name__}"
     )
+
+
+def _check_images(images, channels):
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[0] < 2:
+        raise ValueError(
+            "`images` must be [N, h, w, channels] with N >= 2. "
+            f"Received: images of shape {images.shape}"
+        )
+    if images.shape[-1] == channels:
+        return images
+    if images.shape[-1] != 1:
+        allowed = "1 channel" if channels == 1 else f"1 or {channels} channels"
+        raise ValueError(
+            f"`images` must have {allowed} (the backbone takes {channels}). "
+            f"Received: images of shape {images.shape}"
+        )
+    return np.repeat(images, channels, axis=-1)
 
 
 def _input_size(backbone, grid_size):
@@ -261,150 +284,3 @@ def _normaliser(mean, std):
         return lambda x: x
     offset, scale = pixel_mean(mean), pixel_std(std)
     return lambda x: (x - offset) / scale
-
-
-def _fit(model, inputs, labels, settings, verbose):
-    model.compile(
-        optimizer=keras.optimizers.Adam(settings["learning_rate"]),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=False,  # XLA is several times slower on CPU (PAPER.md, section 6)
-    )
-    if isinstance(inputs, tf.data.Dataset):
-        dataset = tf.data.Dataset.zip((inputs, tf.data.Dataset.from_tensor_slices(labels)))
-    else:
-        dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
-    dataset = (
-        dataset.shuffle(len(labels), seed=settings["seed"], reshuffle_each_iteration=True)
-        .repeat()
-        .batch(settings["batch_size"])
-    )
-    model.fit(dataset, steps_per_epoch=settings["steps"], epochs=1, verbose=verbose, shuffle=False)
-
-
-def _accuracy(model, inputs, labels, batch_size):
-    if isinstance(inputs, tf.data.Dataset):
-        inputs = inputs.batch(batch_size)
-        logits = model.predict(inputs, verbose=0)
-    else:
-        logits = model.predict(inputs, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == labels))
-
-
-class _Precomputed:
-    """A "model" whose images are already its pooled features (for the ranking)."""
-
-    def pooled_features(self, features, training=False):
-        return features
-
-
-class _FrozenRun:
-    """Read-outs on the features of the backbone, computed once in inference mode."""
-
-    def __init__(self, backbone, data, normalise, keep_maps, settings, verbose):
-        self.data, self.settings, self.verbose = data, settings, verbose
-        extract = keras.Model(backbone.input, backbone.output)
-        self.pooled, self.maps = {}, {}
-        for part in ("train", "test"):
-            pooled, maps = [], []
-            batches = data[part]["canvases"].batch(settings["batch_size"]).map(normalise)
-            for batch in batches:
-                features = np.asarray(extract.predict_on_batch(batch), "float32")
-                pooled.append(features.mean(axis=(1, 2)))
-                if keep_maps:
-                    maps.append(features.astype("float16"))
-            self.pooled[part] = np.concatenate(pooled)
-            self.maps[part] = np.concatenate(maps) if keep_maps else None
-        train = self.pooled["train"].astype("float64")
-        self.offset = train.mean(axis=0)
-        spread = train.std(axis=0)
-        self.scale = np.where(spread > 1e-6 * max(spread.max(), 1e-30), spread, 1.0)
-
-    def standardise(self, features):
-        return ((features - self.offset) / self.scale).astype("float32")
-
-    def train_and_score(self, name, target, classes):
-        keras.utils.set_random_seed(self.settings["seed"])
-        channels = self.pooled["train"].shape[1]
-        if name == "gapnet":
-            shape = self.maps["train"].shape[1:]
-            inputs = keras.Input(shape)
-            x = PaddedConv2D(
-                classes, 3, padding_mode=self.settings["head_padding"], name="head_conv"
-            )(inputs)
-            outputs = keras.layers.GlobalAveragePooling2D()(x)
-            features = {part: self.standardise(self.maps[part]) for part in ("train", "test")}
-        else:
-            inputs = keras.Input((channels,))
-            x = inputs
-            if name == "permutenet":
-                x = ChannelShuffle(seed=self.settings["seed"], name="shuffle")(x)
-            outputs = keras.layers.Dense(classes, name="dense")(x)
-            features = {part: self.standardise(self.pooled[part]) for part in ("train", "test")}
-        model = keras.Model(inputs, outputs)
-        _fit(model, features["train"], self.data["train"][target], self.settings, self.verbose)
-        accuracy = _accuracy(
-            model, features["test"], self.data["test"][target], self.settings["batch_size"]
-        )
-        if name == "classifier" and target == "location":
-            self.classifier = model
-        return accuracy
-
-    def ranking_inputs(self, classes):
-        if not hasattr(self, "classifier"):
-            self.train_and_score("classifier", "location", classes)
-        labels = self.data["test"]["location"]
-
-        def score(pooled):
-            return _accuracy(self.classifier, self.standardise(pooled), labels, 256)
-
-        return self.pooled["train"], self.pooled["test"], score
-
-
-class _FineTuneRun:
-    """Read-outs as tfposenc tasks, each over its own trainable copy of the backbone."""
-
-    def __init__(self, backbone, data, mean, std, settings, verbose):
-        self.backbone, self.data = backbone, data
-        self.mean, self.std, self.settings, self.verbose = mean, std, settings, verbose
-
-    def _task(self, name, classes):
-        from tfposenc.convert import convert_model
-        from tfposenc.models import Classifier, GAPNet, PermuteNet
-
-        keras.utils.set_random_seed(self.settings["seed"])
-        copy, _ = convert_model(self.backbone)  # the same weights, its own variables
-        copy.padding_mode = self.settings["head_padding"]  # GAPNet's head follows it
-        kwargs = {"mean": self.mean, "std": self.std}
-        if name == "classifier":
-            return Classifier(copy, classes, **kwargs)
-        if name == "permutenet":
-            return PermuteNet(copy, classes, seed=self.settings["seed"], **kwargs)
-        return GAPNet(copy, classes, head_kernel_size=3, **kwargs)
-
-    def train_and_score(self, name, target, classes):
-        task = self._task(name, classes)
-        data = self.data
-        _fit(task, data["train"]["canvases"], data["train"][target], self.settings, self.verbose)
-        accuracy = _accuracy(
-            task, data["test"]["canvases"], data["test"][target], self.settings["batch_size"]
-        )
-        if name == "classifier" and target == "location":
-            self.classifier = task
-        return accuracy
-
-    def _pooled(self, part):
-        batches = self.data[part]["canvases"].batch(self.settings["batch_size"])
-        return np.concatenate(
-            [np.asarray(self.classifier.pooled_features(b, training=False)) for b in batches]
-        )
-
-    def ranking_inputs(self, classes):
-        if not hasattr(self, "classifier"):
-            self.train_and_score("classifier", "location", classes)
-        labels = self.data["test"]["location"]
-
-        def score(pooled):
-            logits = np.asarray(self.classifier.dense(pooled))
-            return float(np.mean(np.argmax(logits, axis=-1) == labels))
-
-        return self._pooled("train"), self._pooled("test"), score

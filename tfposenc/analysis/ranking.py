@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from tfposenc.analysis._batches import iterate_batches, pooled, with_pooled_features
+from tfposenc.analysis.channel_scores import label_scores
 from tfposenc.validation import check_choice
 from tfposenc.vocabulary import RANKING_METHODS
 
@@ -144,13 +145,4 @@ def _label_scores(model, dataset):
         labels.append(batch_labels.astype("int64"))
     if not features:
         raise ValueError("`dataset` must hold at least one image. Received: an empty dataset")
-    features, labels = np.concatenate(features), np.concatenate(labels)
-    centred = features - features.mean(axis=0)
-    total = (centred**2).sum(axis=0)
-    between = np.zeros_like(total)
-    for label in np.unique(labels):
-        group = centred[labels == label]
-        between += len(group) * group.mean(axis=0) ** 2
-    scale = np.maximum(np.abs(features).max(axis=0), 1e-30) ** 2 * len(features)
-    constant = total <= 1e-12 * scale
-    return np.where(constant, 0.0, between / np.where(constant, 1.0, total))
+    return label_scores(np.concatenate(features), np.concatenate(labels))

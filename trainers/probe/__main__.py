@@ -1,3 +1,5 @@
+"""`python -m trainers.probe`."""
+
 from trainers.probe import main
 
-main()
+raise SystemExit(main())

@@ -1,131 +1,173 @@
-"""The probe command's config, presets and argument parser (no TensorFlow import here,
-so that `--help` and bad flags answer at once)."""
+"""The probe's config, presets and combinations (no TensorFlow import here, so that
+`--help` and bad flags answer at once)."""
 
-import argparse
 import dataclasses
 import json
-import sys
 
-from tfposenc.vocabulary import DOWNSAMPLING, PADDING_MODES
+from tfposenc.vocabulary import DOWNSAMPLING, PADDING_MODES, PROBE_READOUTS
+from trainers.framework.config import TrainConfig, option
 
-READOUTS = ("classifier", "permutenet", "gapnet")
+# The digits' test split: the images the probe places on its canvases.
+DIGIT_TEST_IMAGES = 360
 
 
 @dataclasses.dataclass
-class ProbeConfig:
+class ProbeConfig(TrainConfig):
     """Every knob of `python -m trainers.probe`, with its default."""
 
-    # The model: keras.applications.NAME, PATH.keras or keras_hub:PRESET.
-    model: str = "keras.applications.ResNet50"
-    # keras.applications weights: "imagenet", "none" or a weights file.
-    weights: str = "none"
-    # Extra constructor arguments of a keras.applications model (e.g. {"alpha": 0.35}).
-    model_kwargs: dict = dataclasses.field(default_factory=dict)
-    # Square input size of the canvases (a multiple of grid_size, and of the total
-    # stride for an exactly shift-invariant APS conversion).
-    input_size: int = 96
-    grid_size: int = 3
-    # Digit images used (split 80/20 into probe training and test images).
-    images: int = 300
-    readouts: tuple = READOUTS
-    steps: int = 300
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    # Steps of digit classification on random grid canvases before probing (0: none),
-    # the same for the original and the converted model.
-    pretrain_steps: int = 200
-    frozen: bool = True
-    convert_padding_mode: str | None = None
-    convert_downsampling: str | None = None
-    seed: int = 0
-    out: str = "runs/probe"
+    dataset: str = option("digits", "images placed on the grid canvases", choices=("digits",))
+    model: str = option(
+        "keras.applications.ResNet50",
+        "the model probed: keras.applications.NAME (built without its top, at --input-size), "
+        "PATH.keras (one RGB image input) or keras_hub:PRESET (needs tfposenc[hub])",
+    )
+    weights: str = option(
+        "none", "keras.applications weights: imagenet, none or PATH of a weights file"
+    )
+    model_kwargs: str = option(
+        "{}",
+        'extra keras.applications constructor arguments as a JSON object, e.g. {"alpha": 0.35}',
+    )
+    input_size: int = option(
+        96,
+        "side of the square canvases and of the model's input, pixels (a multiple of --grid-size)",
+    )
+    grid_size: int = option(
+        3, "cells per side of the canvases (chance: 1 / grid_size^2)", minimum=2
+    )
+    images: int = option(
+        300,
+        f"digit test images placed in every cell: 80 % train the read-outs, 20 % test them "
+        f"(2..{DIGIT_TEST_IMAGES})",
+        minimum=2,
+    )
+    readouts: tuple[str, ...] = option(
+        PROBE_READOUTS, "read-outs trained on the features", choices=PROBE_READOUTS
+    )
+    steps: int = option(300, "Adam steps of each read-out, per target (the cell, the digit)")
+    pretrain_steps: int = option(
+        200,
+        "steps per epoch of digit classification on random grid canvases before probing, the "
+        "same for every model (0: probe the model as loaded)",
+        minimum=0,
+    )
+    epochs: int = option(1, "pretraining epochs of --pretrain-steps steps")
+    batch_size: int = option(32, "batch size of the pretraining and of the read-outs")
+    eval_batch_size: int = option(64, "batch size of feature extraction and scoring")
+    learning_rate: float = option(1e-3, "Adam learning rate of pretraining and read-outs (> 0)")
+    beta_1: float = option(0.9, "Adam beta_1 of the pretraining, in [0, 1)", minimum=0.0)
+    fine_tune: bool = option(
+        False, "train the backbone with each read-out (by default its features are frozen)"
+    )
+    convert_padding_mode: tuple[str, ...] = option(
+        (),
+        "also probe the model converted to these border modes (tfposenc.convert; with "
+        "--convert-downsampling: every pair; alone: with stride)",
+        choices=PADDING_MODES,
+    )
+    convert_downsampling: tuple[str, ...] = option(
+        (),
+        "also probe the model converted to these downsamplings (alone: with zero padding)",
+        choices=DOWNSAMPLING,
+    )
+    seeds: tuple[int, ...] = option(
+        (), "probe every model once per seed (() means --seed alone)", minimum=0
+    )
+    export: bool = option(False, "export a SavedModel of each pretrained model")
+    out: str = option("runs/probe", "run directory (resumed when it exists)")
 
-    def to_dict(self):
-        values = dataclasses.asdict(self)
-        values["readouts"] = list(self.readouts)
-        return values
+    def validate(self):
+        super().validate()
+        try:
+            kwargs = json.loads(self.model_kwargs)
+        except ValueError as error:
+            raise ValueError(
+                f"`model_kwargs` must be a JSON object ({error}). "
+                f"Received: model_kwargs={self.model_kwargs!r}"
+            ) from None
+        if not isinstance(kwargs, dict):
+            raise ValueError(
+                f"`model_kwargs` must be a JSON object. Received: model_kwargs={self.model_kwargs!r}"
+            )
+        applications = self.model.startswith("keras.applications.")
+        if kwargs and not applications:
+            raise ValueError(
+                "`model_kwargs` apply to keras.applications models only. "
+                f"Received: model_kwargs={self.model_kwargs} with model={self.model!r}"
+            )
+        if self.weights != "none" and not applications:
+            raise ValueError(
+                "`weights` apply to keras.applications models only (a .keras file or a preset "
+                f"holds its own). Received: weights={self.weights!r} with model={self.model!r}"
+            )
+        if self.input_size % self.grid_size:
+            raise ValueError(
+                f"`grid_size` must divide --input-size {self.input_size}. "
+                f"Received: grid_size={self.grid_size}"
+            )
+        if self.images > DIGIT_TEST_IMAGES:
+            raise ValueError(
+                f"`images` must be at most {DIGIT_TEST_IMAGES} (the digits' test split). "
+                f"Received: images={self.images}"
+            )
+        for name in ("readouts", "seeds", "convert_padding_mode", "convert_downsampling"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"`{name}` must not repeat a value. Received: {name}={values!r}")
+        if self.push_to is not None:
+            raise ValueError(
+                "`push_to` does not apply to the probe: its models are trained only to be "
+                f"measured. Received: push_to={self.push_to!r}"
+            )
+
+    def conversions(self):
+        """The `(padding_mode, downsampling)` pairs probed beside the model as given."""
+        modes = self.convert_padding_mode or (("zero",) if self.convert_downsampling else ())
+        downs = self.convert_downsampling or (("stride",) if self.convert_padding_mode else ())
+        return [(mode, down) for mode in modes for down in downs]
 
 
 PRESETS = {
     # ResNet50 from keras.applications at 96 px (3 x 3 cells of 32 px).
-    "default": ProbeConfig(),
-    # What the tests run: a narrow MobileNetV2 at 64 px, untrained (tracing its training
-    # step alone takes ~15 s on 2 cores), a few read-out steps (about 30 s).
-    "smoke": ProbeConfig(
-        model="keras.applications.MobileNetV2",
-        model_kwargs={"alpha": 0.35},
-        input_size=64,
-        grid_size=4,
-        images=40,
-        steps=20,
-        pretrain_steps=0,
-        batch_size=32,
-    ),
+    "default": {},
+    # What the tests run: MobileNetV3Small (the smallest keras.applications model at its
+    # default arguments) at 32 px on 2 x 2 cells, untrained, a few read-out steps.
+    "smoke": {
+        "model": "keras.applications.MobileNetV3Small",
+        "input_size": 32,
+        "grid_size": 2,
+        "images": 20,
+        "steps": 10,
+        "pretrain_steps": 0,
+        "batch_size": 16,
+        "verbose": "0",
+        "out": "runs/probe-smoke",
+    },
 }
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """Prints one line `error: ...` naming the flag and exits 2 on a bad flag."""
+@dataclasses.dataclass(frozen=True)
+class Combination:
+    """One model probed: `variant` "original" (the model as given) or
+    "<padding_mode>-<downsampling>" (its converted copy)."""
 
-    def error(self, message):
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
+    variant: str
+    seed: int
 
+    @property
+    def name(self):
+        return f"{self.variant}-seed{self.seed}"
 
-def build_parser():
-    parser = ArgumentParser(
-        prog="python -m trainers.probe",
-        description=(
-            "How much position does a model encode, channel-wise? Probes a keras.applications "
-            "network, a .keras file or a keras-hub preset on digit grid canvases, and the same "
-            "model converted to another border mode and downsampling."
-        ),
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    parser.add_argument("--model", help="keras.applications.NAME, PATH.keras or keras_hub:PRESET")
-    parser.add_argument("--weights", help="imagenet, none or PATH (keras.applications only)")
-    parser.add_argument("--model-kwargs", type=json.loads, help='JSON, e.g. {"alpha": 0.35}')
-    parser.add_argument("--input-size", type=int)
-    parser.add_argument("--grid-size", type=int)
-    parser.add_argument("--images", type=int)
-    parser.add_argument("--readouts", nargs="+", choices=READOUTS)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--pretrain-steps", type=int)
-    parser.add_argument("--fine-tune", dest="frozen", action="store_false", default=None)
-    parser.add_argument("--convert-padding-mode", choices=PADDING_MODES)
-    parser.add_argument("--convert-downsampling", choices=DOWNSAMPLING)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--out")
-    return parser
+    @property
+    def conversion(self):
+        """`(padding_mode, downsampling)` of a converted copy, None for the original."""
+        return None if self.variant == "original" else tuple(self.variant.split("-"))
 
 
-POSITIVE = ("input_size", "grid_size", "images", "steps", "batch_size")
+def combinations(config):
+    seeds = config.seeds or (config.seed,)
+    variants = ["original", *(f"{m}-{d}" for m, d in config.conversions())]
+    return [Combination(v, s) for v in variants for s in seeds]
 
 
-def parse(argv=None):
-    """The resolved `ProbeConfig` of a command line (exits 2 with one line on errors)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    config = dataclasses.replace(PRESETS[args.preset])
-    for field in dataclasses.fields(ProbeConfig):
-        value = getattr(args, field.name, None)
-        if value is not None:
-            setattr(config, field.name, tuple(value) if field.name == "readouts" else value)
-    for name in POSITIVE:
-        if getattr(config, name) < 1:
-            parser.error(f"argument --{name.replace('_', '-')}: must be >= 1")
-    if config.pretrain_steps < 0:
-        parser.error("argument --pretrain-steps: must be >= 0")
-    if config.input_size % config.grid_size:
-        parser.error(
-            f"argument --grid-size: must divide --input-size {config.input_size} "
-            f"(received {config.grid_size})"
-        )
-    if (config.convert_padding_mode is None) != (config.convert_downsampling is None):
-        config.convert_padding_mode = config.convert_padding_mode or "zero"
-        config.convert_downsampling = config.convert_downsampling or "stride"
-    if not isinstance(config.model_kwargs, dict):
-        parser.error("argument --model-kwargs: must be a JSON object")
-    return config, parser
+__all__ = ["DIGIT_TEST_IMAGES", "PRESETS", "Combination", "ProbeConfig", "combinations"]

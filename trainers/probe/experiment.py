@@ -1,0 +1,80 @@
+"""The probe's `Experiment`: the hooks `trainers.framework.runner` calls.
+
+Importing this module does not import TensorFlow (the command line parses first); the
+hooks that need it run `trainers.probe.hooks`, imported once, on first use.
+"""
+
+from trainers.framework.experiment import Budget, Experiment
+from trainers.probe.config import PRESETS, ProbeConfig, combinations
+
+
+def _hooks():
+    from trainers.probe import hooks  # noqa: PLC0415 - TensorFlow only after parsing the flags
+
+    return hooks
+
+
+class Probe(Experiment):
+    name = "probe"
+    config_class = ProbeConfig
+    presets = PRESETS
+    description = (
+        "How much position does a model encode, channel-wise? Probes a keras.applications "
+        "network, a .keras file or a keras-hub preset on digit grid canvases, beside the same "
+        "model converted to other border modes and downsamplings (--convert-padding-mode, "
+        "--convert-downsampling). A run killed midway resumes when started again."
+    )
+    prog = "python -m trainers.probe"
+
+    def __init__(self):
+        # Each combination's conversion report, recorded when its model is built (the
+        # same on every build: it depends on the architecture alone).
+        self.changes = {}
+
+    def combinations(self, config):
+        return combinations(config)
+
+    def input_shape(self, config, combination):
+        return (config.input_size, config.input_size, 3)
+
+    def build_model(self, config, combination):
+        model, self.changes[combination.name] = _hooks().build_model(config, combination)
+        return model
+
+    def data(self, config, combination):
+        return _hooks().data(config, combination)
+
+    def budget(self, config, combination):
+        """`--epochs` of `--pretrain-steps` steps; none (the model as loaded) for 0."""
+        if config.pretrain_steps == 0:
+            return Budget(0, 1)
+        return Budget(config.epochs, config.pretrain_steps)
+
+    def hparams(self, config, combination):
+        return {"variant": combination.variant, "seed": combination.seed}
+
+    def evaluate(self, config, combination, model, data):
+        changes = self.changes.get(combination.name, [])
+        yield from _hooks().evaluate(config, combination, model, data, changes)
+
+    def report(self, config, records, run_dir):
+        from trainers.probe.report import section  # noqa: PLC0415 - matplotlib at the end only
+
+        return section(config, records, run_dir)
+
+    def series(self, config, records):
+        """Per combination, the classifier's location accuracy (%) against the number of
+        top-ranked channels removed (the step axis is that number)."""
+        return {
+            r["combination"]: {
+                "ablation/location_vs_channels_removed": [
+                    (a["num_channels"], a["location"]) for a in r["ablation"]
+                ]
+            }
+            for r in records
+        }
+
+
+EXPERIMENT = Probe()
+
+__all__ = ["EXPERIMENT", "Probe"]
