@@ -41,7 +41,7 @@ directory; the rest is trained.
 import dataclasses
 
 from trainers.attack.config import LOCATION_NETWORKS, PRESETS, AttackConfig, Combination
-from trainers.framework.experiment import Budget, Data, Experiment, steps_for
+from trainers.framework.experiment import Budget, Data, Experiment, TestSet, steps_for
 
 
 class Attack(Experiment):
@@ -102,6 +102,16 @@ class Attack(Experiment):
         make = data.segmentation_data if combination.task == "segmentation" else data.location_data
         train, test, ranking, samples = make(config)
         return Data(train, None, test, extra={"ranking": ranking, "samples": samples})
+
+    def evaluation_data(self, config, combination):
+        """The test set of `data` (`(images, labels)`; label maps for segmentation,
+        Cityscapes' ignored label not scored)."""
+        from trainers.attack import data
+
+        ignore = None
+        if combination.task not in LOCATION_NETWORKS:
+            ignore = data.segmentation_classes(config)[1]
+        return TestSet(self.data(config, combination).test, ignore_class=ignore)
 
     def budget(self, config, combination):
         """A loaded model trains 0 epochs (it is evaluated as it is)."""

@@ -155,6 +155,12 @@ class Channelwise(Experiment):
 
         return canvases(config, combination)
 
+    def test_element(self, config, combination):
+        """Class-task test batches also carry each canvas's cell (per-cell accuracy)."""
+        if combination.task == "class":
+            return ("images", "labels", "cells")
+        return ("images", "labels")
+
     def hparams(self, config, combination):
         return {
             **dataclasses.asdict(combination),

@@ -1,18 +1,14 @@
 """The push command: `python -m trainers.push` (and `tfposenc-push`).
 
 Flags mirror `trainers.delivery.push.push`'s arguments; a bad flag or argument gets one
-line naming it and exit code 2, a refused candidate exit code 1 with every check.
+line naming it and exit code 2, a refused candidate exit code 1 with every check. The
+run's experiment (whose `evaluation_data` hook rebuilds its test set) is found by name
+in `trainers.framework.registry`.
 """
 
-from trainers.attack import EXPERIMENT as ATTACK
-from trainers.channelwise import EXPERIMENT as CHANNELWISE
 from trainers.delivery.evaluate import METRICS
 from trainers.delivery.push import push
 from trainers.framework.cli import Parser
-from trainers.shift_invariance import EXPERIMENT as SHIFT_INVARIANCE
-
-# The experiments whose `data` hook rebuilds a run's test set for model validation.
-EXPERIMENTS = {e.name: e for e in (CHANNELWISE, ATTACK, SHIFT_INVARIANCE)}
 
 
 def _parser():
@@ -61,7 +57,6 @@ def main(argv=None):
             min_value=args.min_value,
             max_regression=args.max_regression,
             keep=args.keep,
-            experiments=EXPERIMENTS,
             allow_signature_change=args.allow_signature_change,
         )
     except (ValueError, OSError) as error:
@@ -77,4 +72,4 @@ def main(argv=None):
     return 0
 
 
-__all__ = ["EXPERIMENTS", "main"]
+__all__ = ["main"]

@@ -67,6 +67,39 @@ class Data:
 
 
 @dataclasses.dataclass(frozen=True)
+class TestSet:
+    """A test set and what each of its batches holds.
+
+    Attributes:
+        batches: `tf.data.Dataset` of tuples, one component per name of `element`.
+        element: tuple of str. The components' names; `"images"` (raw pixels, 0..255)
+            and `"labels"` (int class ids, per image or per pixel) are required, the
+            others are named extras (e.g. `"cells"`, each canvas's grid cell). Defaults
+            to `("images", "labels")`.
+        ignore_class: int or None. A label value that is not scored (e.g. Cityscapes'
+            255). Defaults to None.
+    """
+
+    batches: typing.Any
+    element: tuple = ("images", "labels")
+    ignore_class: typing.Any = None
+
+    def __post_init__(self):
+        element = tuple(self.element)
+        if len(set(element)) != len(element) or not {"images", "labels"} <= set(element):
+            raise ValueError(
+                "`element` must name each component once, `images` and `labels` among "
+                f"them. Received: element={element!r}"
+            )
+        object.__setattr__(self, "element", element)
+
+    def pairs(self):
+        """The batches as `(images, labels)`, the named extras dropped."""
+        images, labels = self.element.index("images"), self.element.index("labels")
+        return self.batches.map(lambda *parts: (parts[images], parts[labels]))
+
+
+@dataclasses.dataclass(frozen=True)
 class Budget:
     """What one combination trains for: `epochs` of `steps_per_epoch` steps."""
 
@@ -113,6 +146,17 @@ class Experiment:
 
     def evaluate(self, config, combination, model, data):
         raise NotImplementedError
+
+    # === Test set (declared) ===
+
+    def test_element(self, config, combination):
+        """The names of the components of a `data(...).test` batch (see `TestSet`)."""
+        return ("images", "labels")
+
+    def evaluation_data(self, config, combination):
+        """The test set a push of the combination's export is validated on (a `TestSet`):
+        by default the `test` pipeline of `data` with `test_element`'s names."""
+        return TestSet(self.data(config, combination).test, self.test_element(config, combination))
 
     # === Training ===
 
@@ -186,4 +230,4 @@ class Experiment:
         return {}
 
 
-__all__ = ["Budget", "Data", "Experiment", "steps_for"]
+__all__ = ["Budget", "Data", "Experiment", "TestSet", "steps_for"]

@@ -34,8 +34,7 @@ import time
 
 import keras
 
-from trainers.delivery.run_exports import push_exports
-from trainers.framework import artifacts, progress, reports, strategy
+from trainers.framework import artifacts, progress, registry, reports, strategy
 from trainers.framework.backup import BrokenBackupError
 from trainers.framework.callbacks import (
     JsonLinesLogger,
@@ -158,7 +157,8 @@ def _execute(plan):
 
 
 def write_results(plan, records):
-    """`results.md` and its figures, then `results.json`, written once."""
+    """`results.md` and its figures, then `results.json`; with `--push-to`, the pushes
+    after them (`push_results`), so a failing push never loses the results."""
     experiment, config = plan.experiment, plan.config
     table = experiment.aggregate(config, records)
     section = experiment.report(config, table, config.out)
@@ -169,13 +169,12 @@ def write_results(plan, records):
         "distribution": plan.engine.description,
         **experiment.finalize(config, table),
     }
-    if getattr(config, "push_to", None):
-        summary["pushes"] = push_exports(experiment, config, plan.combinations)
     artifacts.write_text(
         os.path.join(config.out, "results.md"),
         "\n".join([*section, *reports.timing_table(records)]) + "\n",
     )
-    artifacts.write_json(os.path.join(config.out, "results.json"), summary)
+    results_path = os.path.join(config.out, "results.json")
+    artifacts.write_json(results_path, summary)
     board = os.path.join(config.out, "tensorboard")
     for run, series in experiment.series(config, table).items():
         write_series(os.path.join(board, run), series)
@@ -184,6 +183,36 @@ def write_results(plan, records):
         write_images(os.path.join(board, "report"), figures)
     names = ["combination", *(plan.hparam_keys or ())]
     write_hparams_config(board, names, progress.test_metrics(plan.combinations, records))
+    if getattr(config, "push_to", None):
+        summary["pushes"] = push_results(plan)
+        artifacts.write_json(results_path, summary)
+    return summary
+
+
+def push_results(plan):
+    """`--push-to`: every combination's export through the validated push
+    (`registry.PUSH_EXPORTS`); returns one record per combination. A push that raises
+    is a refused push with the reason in `failed_checks`, never a lost run."""
+    experiment, config = plan.experiment, plan.config
+    try:
+        return registry.resolve(registry.PUSH_EXPORTS)(experiment, config, plan.combinations)
+    except Exception as error:  # noqa: BLE001 - recorded; the results are written already
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        print(f"   push failed: {reason}", flush=True)
+        return [
+            {"combination": c.name, "pushed": False, "version": None, "path": None,
+             "failed_checks": [reason]}
+            for c in plan.combinations
+        ]  # fmt: skip
+
+
+def failed_pushes(summary):
+    """One line per push of `summary["pushes"]` that did not push, naming the reason."""
+    return [
+        f"push of {p['combination']} failed: {'; '.join(p['failed_checks']) or 'refused'}"
+        for p in summary.get("pushes", ())
+        if not p["pushed"]
+    ]
 
 
 def run(experiment, config):
@@ -302,4 +331,4 @@ def run_combination(plan, combination, finished=None):
     return record
 
 
-__all__ = ["Plan", "execute", "prepare", "run", "run_combination"]
+__all__ = ["Plan", "execute", "failed_pushes", "prepare", "run", "run_combination"]

@@ -109,13 +109,9 @@ def fake_run(tmp_path, export, test_examples=6):
 def test_pushing_twice_gives_versions_1_and_2_with_lineage(exports, tmp_path):
     run, export, config = fake_run(tmp_path, exports["gapnet"])
     base = str(tmp_path / "served")
-    first = push.push(
-        export, base, min_value=0, max_regression=0, log=None, experiments=cli.EXPERIMENTS
-    )
+    first = push.push(export, base, min_value=0, max_regression=0, log=None)
     assert first["pushed"] and first["version"] == 1 and served(base) == ["1"]
-    second = push.push(
-        export, base, min_value=0, max_regression=0, log=None, experiments=cli.EXPERIMENTS
-    )
+    second = push.push(export, base, min_value=0, max_regression=0, log=None)
     assert second["pushed"] and second["version"] == 2 and served(base) == ["1", "2"]
     # The run's own test canvases: 6 images, k^2 = 4 random placements each, redrawn on
     # every pass over the set: the same model as candidate and baseline scores the same
