@@ -498,14 +498,52 @@ def test_permutenet_is_scored_under_the_asked_number_of_distinct_permutations(mo
         model.shuffle.sample_permutation = lambda c, p=permutation: p
         np.testing.assert_allclose(
             np.asarray(model(canvases)),
-            original(pooled, kernel, bias, permutation),
+            np.asarray(original(pooled, kernel, bias, permutation)),
             rtol=1e-4,
             atol=1e-5,
         )
     np.testing.assert_allclose(
         np.asarray(model.expected_logits(pooled)),
-        evaluation.expected_logits(pooled, kernel, bias),
+        np.asarray(evaluation.expected_logits(pooled, kernel, bias)),
         rtol=1e-5,
         atol=1e-6,
     )
     assert len(evaluation.draw_permutations(3, 100, seed=0)) == 6  # 3! at most
+
+
+@pytest.mark.parametrize("channels", [171, 192, 512])
+def test_permutations_are_counted_for_the_paper_widths(channels):
+    """171! overflows a float: 512 channels (ResNet-18 width 64) and NiN's 192 used to
+    raise OverflowError at the end of the first epoch."""
+    drawn = evaluation.draw_permutations(channels, 100, seed=0)
+    assert drawn.shape == (100, channels)
+    assert len({p.tobytes() for p in drawn}) == 100
+    assert all(np.array_equal(np.sort(p), np.arange(channels)) for p in drawn)
+    assert len(evaluation.draw_permutations(4, 100, seed=0)) == 24  # 4! at most
+    assert len(evaluation.draw_permutations(20, 5, seed=0)) == 5
+
+
+def test_library_readout_on_pooled_features_matches_numpy():
+    """`permuted_logits` / `expected_logits` (tfposenc.models.permute_net) against numpy:
+    the shuffle is `out[c] = in[perm[c]]`, and the mean over every permutation of 3
+    channels is the expected logits."""
+    import itertools
+
+    from tfposenc.models.permute_net import expected_logits, permuted_logits
+
+    rng = np.random.default_rng(0)
+    pooled = rng.normal(size=(5, 3)).astype("float32")
+    kernel = rng.normal(size=(3, 4)).astype("float32")
+    bias = rng.normal(size=4).astype("float32")
+    permutation = np.array([2, 0, 1])
+    by_hand = np.stack([pooled[:, 2], pooled[:, 0], pooled[:, 1]], 1) @ kernel + bias
+    np.testing.assert_allclose(
+        np.asarray(permuted_logits(pooled, kernel, bias, permutation)), by_hand, rtol=1e-5
+    )
+    every = [
+        np.asarray(permuted_logits(pooled, kernel, bias, np.array(p)))
+        for p in itertools.permutations(range(3))
+    ]
+    np.testing.assert_allclose(
+        np.asarray(expected_logits(pooled, kernel, bias)), np.mean(every, 0), rtol=1e-5
+    )
