@@ -99,6 +99,21 @@ class TestSet:
         return self.batches.map(lambda *parts: (parts[images], parts[labels]))
 
 
+@dataclasses.dataclass
+class Summary:
+    """What a run's summary adds to its results, computed once (`Experiment.summarize`).
+
+    Attributes:
+        section: list of str. The experiment's markdown section of `results.md`.
+        extra: dict. Extra top-level keys of `results.json` (e.g. `claims`).
+        series: dict. Curves for TensorBoard, `{run: {tag: [(step, value), ...]}}`.
+    """
+
+    section: list = dataclasses.field(default_factory=list)
+    extra: dict = dataclasses.field(default_factory=dict)
+    series: dict = dataclasses.field(default_factory=dict)
+
+
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """What one combination trains for: `epochs` of `steps_per_epoch` steps."""
@@ -215,6 +230,17 @@ class Experiment:
         combination over seeds); returns a new list, by default `records`."""
         return list(records)
 
+    def summarize(self, config, records, run_dir):
+        """The run's `Summary`, called once per run with the aggregated records: claims,
+        tables and figures (PNG files drawn into `run_dir`; the runner also writes them
+        to TensorBoard's `report/`). By default `report`, `finalize` and `series`; an
+        experiment whose claims or tables share a computation overrides this instead."""
+        return Summary(
+            self.report(config, records, run_dir),
+            self.finalize(config, records),
+            self.series(config, records),
+        )
+
     def report(self, config, records, run_dir):
         """The experiment's section of `results.md` (markdown lines); draws figures."""
         return []
@@ -230,4 +256,4 @@ class Experiment:
         return {}
 
 
-__all__ = ["Budget", "Data", "Experiment", "TestSet", "steps_for"]
+__all__ = ["Budget", "Data", "Experiment", "Summary", "TestSet", "steps_for"]

@@ -161,22 +161,22 @@ def write_results(plan, records):
     after them (`push_results`), so a failing push never loses the results."""
     experiment, config = plan.experiment, plan.config
     table = experiment.aggregate(config, records)
-    section = experiment.report(config, table, config.out)
+    made = experiment.summarize(config, table, config.out)  # once per run
     summary = {
         "experiment": experiment.name,
         "config": json.loads(json.dumps(dataclasses.asdict(config))),
         "results": table,
         "distribution": plan.engine.description,
-        **experiment.finalize(config, table),
+        **made.extra,
     }
     artifacts.write_text(
         os.path.join(config.out, "results.md"),
-        "\n".join([*section, *reports.timing_table(records)]) + "\n",
+        "\n".join([*made.section, *reports.timing_table(records)]) + "\n",
     )
     results_path = os.path.join(config.out, "results.json")
     artifacts.write_json(results_path, summary)
     board = os.path.join(config.out, "tensorboard")
-    for run, series in experiment.series(config, table).items():
+    for run, series in made.series.items():
         write_series(os.path.join(board, run), series)
     figures = progress.report_figures(config.out)
     if figures:
@@ -213,6 +213,17 @@ def failed_pushes(summary):
         for p in summary.get("pushes", ())
         if not p["pushed"]
     ]
+
+
+def write_figures(out, log_dir, figures):
+    """Writes `evaluate`'s figures (`{stem: figure}`) as `<out>/<stem>.png` and as images
+    of the combination's TensorBoard run; returns the sorted file names (the record's)."""
+    paths = {}
+    for stem, figure in figures.items():
+        paths[stem] = os.path.join(out, f"{stem}.png")
+        reports.save_figure(figure, paths[stem])
+    write_images(log_dir, paths)
+    return sorted(f"{stem}.png" for stem in paths)
 
 
 def run(experiment, config):
@@ -296,6 +307,8 @@ def run_combination(plan, combination, finished=None):
         fit(model)
     clock.append(time.time())
     values = dict(experiment.evaluate(config, combination, model, data))
+    if "figures" in values:  # `{stem: matplotlib figure}`: PNG files and TensorBoard images
+        values["figures"] = write_figures(config.out, log_dir, values["figures"])
     write_scalars(log_dir, values, budget.steps, prefix="test/")  # hparams metrics
     clock.append(time.time())
     log = artifacts.training_log(config.out, name)

@@ -131,7 +131,7 @@ def test_poster_numbers_only_beside_runs_that_match_them(tmp_path):
     results = [record(n, 55.5) for n in ("gapnet", "permutenet")]
     config = smoke(tmp_path, grid_sizes=(3,), dataset="cifar10", networks=("gapnet", "permutenet"))
     table = "\n".join(
-        EXPERIMENT.report(config, EXPERIMENT.aggregate(config, results), str(tmp_path))
+        EXPERIMENT.summarize(config, EXPERIMENT.aggregate(config, results), str(tmp_path)).section
     )
     assert "55.5 (poster: 100)" in table and "55.5 (poster: 78.8)" in table
     assert "ICCV 2021 poster's ResNet-18 on CIFAR-10 (width 64" in table
@@ -141,7 +141,9 @@ def test_poster_numbers_only_beside_runs_that_match_them(tmp_path):
     for other in (dict(dataset="digits"), dict(dataset="cifar10", backbone="nin")):
         config = smoke(tmp_path, grid_sizes=(3,), networks=("gapnet", "permutenet"), **other)
         table = "\n".join(
-            EXPERIMENT.report(config, EXPERIMENT.aggregate(config, results), str(tmp_path))
+            EXPERIMENT.summarize(
+                config, EXPERIMENT.aggregate(config, results), str(tmp_path)
+            ).section
         )
         assert "55.5 |" in table and "(poster:" not in table
         assert "The poster's numbers (ResNet-18 on CIFAR-10) are not shown" in table
@@ -154,7 +156,7 @@ def test_seeds_give_mean_and_std_of_the_per_seed_results(tmp_path):
     ]
     config = smoke(tmp_path, grid_sizes=(3,), seeds=(0, 1, 2))
     results = EXPERIMENT.aggregate(config, per_seed)
-    table = "\n".join(EXPERIMENT.report(config, results, str(tmp_path)))
+    table = "\n".join(EXPERIMENT.summarize(config, results, str(tmp_path)).section)
     assert [r["combination"] for r in results] == [
         "k3-zero-classifier-location",
         "k3-zero-permutenet-location",
@@ -214,7 +216,9 @@ def test_budgets_are_matched_unless_the_order_free_flags_say_otherwise(tmp_path)
     rows = [dict(record(n, 50.0), learning_rate=3e-3, beta_1=0.9) for n in ("classifier",)]
     rows.append(dict(record("permutenet", 30.0), steps=540, learning_rate=4e-3, beta_1=0.9))
     config = smoke(tmp_path, grid_sizes=(3,), order_free_epochs=9, order_free_learning_rate=0.004)
-    table = "\n".join(EXPERIMENT.report(config, EXPERIMENT.aggregate(config, rows), str(tmp_path)))
+    table = "\n".join(
+        EXPERIMENT.summarize(config, EXPERIMENT.aggregate(config, rows), str(tmp_path)).section
+    )
     assert "**The rows are not matched**" in table and "permutenet: 540 steps, lr 0.004" in table
     with pytest.raises(ValueError, match="order_free_beta_1"):
         ChannelwiseConfig(order_free_beta_1=1.0)
