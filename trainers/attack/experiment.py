@@ -77,15 +77,9 @@ class Attack(Experiment):
         return (config.cell_size * config.grid_size,) * 2 + (3,)
 
     def build_model(self, config, combination):
-        import keras
-
         from tfposenc.data import info
         from tfposenc.models import Classifier, GAPNet, Segmenter, build_backbone
         from trainers.attack import data
-
-        path = data.saved_model_path(config, combination)
-        if path is not None:
-            return keras.saving.load_model(path, compile=False)
 
         options = dict(
             stem=config.stem,
@@ -120,10 +114,14 @@ class Attack(Experiment):
             ignore = data.segmentation_classes(config)[1]
         return TestSet(self.data(config, combination).test, ignore_class=ignore)
 
-    def budget(self, config, combination):
-        """A loaded model trains 0 epochs (it is evaluated as it is)."""
-        from tfposenc.data import info
+    def load_path(self, config, combination):
+        """`--models`: the `.keras` file of the combination's model, evaluated as it is."""
         from trainers.attack import data
+
+        return data.saved_model_path(config, combination)
+
+    def budget(self, config, combination):
+        from tfposenc.data import info
 
         if combination.task in LOCATION_NETWORKS:
             examples = config.location_train_examples
@@ -131,8 +129,6 @@ class Attack(Experiment):
             epochs = config.location_epochs
         else:
             examples, epochs = config.train_examples, config.epochs
-        if data.saved_model_path(config, combination) is not None:
-            epochs = 0
         return Budget(epochs, steps_for(examples, config.batch_size))
 
     def optimizer(self, config, combination, budget):

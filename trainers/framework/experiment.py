@@ -206,6 +206,11 @@ class Experiment:
         """The combination's TensorBoard hparams."""
         return dataclasses.asdict(combination)
 
+    def load_path(self, config, combination):
+        """A `.keras` file the combination's model is loaded from, evaluated as it is
+        with no training phase (the explicit load path); None (the default): train."""
+        return None
+
     def check_model(self, config, combination, model):
         """Runs one zero input through `model`; raises ValueError on non-finite output."""
         import numpy as np

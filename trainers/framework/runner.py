@@ -11,7 +11,9 @@ weighted by each combination's training steps and input size):
     -> export SavedModel -> results/<name>.json (atomic) -> drop the backup
 
 and finally, on the process that writes, `results.md` (the experiment's section, then
-the cost of each combination), its figures and `results.json` (written once). Killed at
+the cost of each combination), its figures and `results.json`, then the pushes of
+`--push-to` (`trainers.framework.summary`). A combination whose `load_path` names a
+`.keras` file is loaded and evaluated as it is: no training phase. Killed at
 any point and started again with the same config and `--out`, finished combinations
 are skipped and the running one resumes after its last finished epoch ("resuming ...
 from epoch N"); a broken backup is set aside and that combination retrained (saying so);
@@ -27,24 +29,20 @@ business (`trainers.framework.engines`); the hooks are `Experiment`'s
 """
 
 import dataclasses
-import json
 import os
 import shutil
 import time
 
 import keras
 
-from trainers.framework import artifacts, progress, registry, reports, strategy
+from trainers.framework import artifacts, progress, strategy, summary
 from trainers.framework.backup import BrokenBackupError
 from trainers.framework.callbacks import (
     JsonLinesLogger,
     StepTimer,
     TensorBoardLogger,
     write_hparams,
-    write_hparams_config,
-    write_images,
     write_scalars,
-    write_series,
 )
 from trainers.framework.config import check_resume, write_config
 
@@ -81,7 +79,11 @@ def prepare(experiment, config):
     for combination in combinations:
         try:
             experiment.data(config, combination)
-            model = experiment.build_model(config, combination)
+            source = experiment.load_path(config, combination)
+            if source is None:
+                model = experiment.build_model(config, combination)
+            else:
+                model = keras.saving.load_model(source, compile=False)
             experiment.check_model(config, combination, model)
         except ValueError as error:
             raise ValueError(
@@ -151,79 +153,9 @@ def _execute(plan):
         records.append(run_combination(plan, combination, finished[index - 1]))
         done += 0 if finished[index - 1] else weights[index - 1]
     if engine.writes:
-        write_results(plan, records)
+        summary.write_results(plan, records)
     engine.finish()
     return records
-
-
-def write_results(plan, records):
-    """`results.md` and its figures, then `results.json`; with `--push-to`, the pushes
-    after them (`push_results`), so a failing push never loses the results."""
-    experiment, config = plan.experiment, plan.config
-    table = experiment.aggregate(config, records)
-    made = experiment.summarize(config, table, config.out)  # once per run
-    summary = {
-        "experiment": experiment.name,
-        "config": json.loads(json.dumps(dataclasses.asdict(config))),
-        "results": table,
-        "distribution": plan.engine.description,
-        **made.extra,
-    }
-    artifacts.write_text(
-        os.path.join(config.out, "results.md"),
-        "\n".join([*made.section, *reports.timing_table(records)]) + "\n",
-    )
-    results_path = os.path.join(config.out, "results.json")
-    artifacts.write_json(results_path, summary)
-    board = os.path.join(config.out, "tensorboard")
-    for run, series in made.series.items():
-        write_series(os.path.join(board, run), series)
-    figures = progress.report_figures(config.out)
-    if figures:
-        write_images(os.path.join(board, "report"), figures)
-    names = ["combination", *(plan.hparam_keys or ())]
-    write_hparams_config(board, names, progress.test_metrics(plan.combinations, records))
-    if getattr(config, "push_to", None):
-        summary["pushes"] = push_results(plan)
-        artifacts.write_json(results_path, summary)
-    return summary
-
-
-def push_results(plan):
-    """`--push-to`: every combination's export through the validated push
-    (`registry.PUSH_EXPORTS`); returns one record per combination. A push that raises
-    is a refused push with the reason in `failed_checks`, never a lost run."""
-    experiment, config = plan.experiment, plan.config
-    try:
-        return registry.resolve(registry.PUSH_EXPORTS)(experiment, config, plan.combinations)
-    except Exception as error:  # noqa: BLE001 - recorded; the results are written already
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
-        print(f"   push failed: {reason}", flush=True)
-        return [
-            {"combination": c.name, "pushed": False, "version": None, "path": None,
-             "failed_checks": [reason]}
-            for c in plan.combinations
-        ]  # fmt: skip
-
-
-def failed_pushes(summary):
-    """One line per push of `summary["pushes"]` that did not push, naming the reason."""
-    return [
-        f"push of {p['combination']} failed: {'; '.join(p['failed_checks']) or 'refused'}"
-        for p in summary.get("pushes", ())
-        if not p["pushed"]
-    ]
-
-
-def write_figures(out, log_dir, figures):
-    """Writes `evaluate`'s figures (`{stem: figure}`) as `<out>/<stem>.png` and as images
-    of the combination's TensorBoard run; returns the sorted file names (the record's)."""
-    paths = {}
-    for stem, figure in figures.items():
-        paths[stem] = os.path.join(out, f"{stem}.png")
-        reports.save_figure(figure, paths[stem])
-    write_images(log_dir, paths)
-    return sorted(f"{stem}.png" for stem in paths)
 
 
 def run(experiment, config):
@@ -298,17 +230,24 @@ def run_combination(plan, combination, finished=None):
             verbose=progress.verbosity(config),
         )
 
-    model = _compiled_model(plan, combination, budget)
-    try:
-        fit(model)
-    except BrokenBackupError as error:
-        print(f"warning: {error} {name} trains again from its first epoch.", flush=True)
+    source = experiment.load_path(config, combination)
+    if source is None:
         model = _compiled_model(plan, combination, budget)
-        fit(model)
+        try:
+            fit(model)
+        except BrokenBackupError as error:
+            print(f"warning: {error} {name} trains again from its first epoch.", flush=True)
+            model = _compiled_model(plan, combination, budget)
+            fit(model)
+        trained = progress.trained_with(model.optimizer, budget, config.batch_size)
+    else:  # the explicit load path: evaluated as it is, no training phase
+        print(f"   {name}: loaded from {source}, not trained", flush=True)
+        model = keras.saving.load_model(source, compile=False)
+        trained = progress.not_trained()
     clock.append(time.time())
     values = dict(experiment.evaluate(config, combination, model, data))
     if "figures" in values:  # `{stem: matplotlib figure}`: PNG files and TensorBoard images
-        values["figures"] = write_figures(config.out, log_dir, values["figures"])
+        values["figures"] = summary.write_figures(config.out, log_dir, values["figures"])
     write_scalars(log_dir, values, budget.steps, prefix="test/")  # hparams metrics
     clock.append(time.time())
     log = artifacts.training_log(config.out, name)
@@ -316,7 +255,7 @@ def run_combination(plan, combination, finished=None):
         "combination": name,
         **dataclasses.asdict(combination),
         **values,
-        **progress.trained_with(model.optimizer, budget, config.batch_size),
+        **trained,
         **log,
         "step_seconds": timer.seconds() or progress.logged_step_seconds(config.out, name, budget),
         "test_seconds": round(clock[2] - clock[1], 1),
@@ -343,5 +282,10 @@ def run_combination(plan, combination, finished=None):
     )
     return record
 
+
+# `write_results` and `failed_pushes` live in `trainers.framework.summary`; kept here
+# under their earlier names for callers of `runner.write_results`.
+write_results = summary.write_results
+failed_pushes = summary.failed_pushes
 
 __all__ = ["Plan", "execute", "failed_pushes", "prepare", "run", "run_combination"]
