@@ -15,10 +15,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfposenc.vocabulary import PUSH_METRICS
 from trainers.framework import registry, test_sets
 from trainers.framework.experiment import TestSet
 
-METRICS = ("accuracy",)  # top-1 accuracy in %, higher is better (per pixel for maps)
+METRICS = PUSH_METRICS  # top-1 accuracy in %, higher is better (per pixel for maps)
 
 
 def evaluate(paths, dataset):

@@ -358,3 +358,16 @@ def test_push_command_errors_are_one_line_and_required_flags_are_marked(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     assert "--allow-signature-change" in capsys.readouterr().out
+
+
+def test_a_bad_flag_gets_one_line_and_no_tensorflow_log():
+    """The flags parse before TensorFlow is imported (it printed 7 lines before)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "trainers.push", "--no-such-flag"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "python -m trainers.push: error: unrecognized arguments: --no-such-flag (see --help)"
+    ]
