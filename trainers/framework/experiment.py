@@ -7,29 +7,35 @@ the hooks in this order, for every combination `c` of `combinations(config)`:
 
     preflight (nothing written yet), for every c:
         data(config, c)                 pipelines built, never iterated
-        build_model(config, c); check_model(config, c, model)
+        build_model(config, c) (or the load_path file); check_model(config, c, model)
     then, for every c not finished earlier:
         seed(config, c)                 keras.utils.set_random_seed before data and model
         data(config, c); budget(config, c)
+        load_path(config, c)            a .keras file: loaded, no training phase; else
         build_model(config, c) in the strategy's scope; compiled by the runner with
             optimizer(config, c, budget), loss(config, c), metrics(config, c)
         callbacks(config, c, data, log_dir); hparams(config, c)
         fit (the engine) -> evaluate(config, c, model, data)  -> the record's values
+            (a yielded "figures" `{stem: figure}` is written by the runner: PNG files
+            and TensorBoard images; the record keeps the file names)
         model_to_save(config, c, model) -> models/<name>.keras
         model_to_export(config, c, model) -> exports/<name>/<version>/
-    at the end (the writing process only):
+    at the end (the writing process only, `trainers.framework.summary`):
         aggregate(config, records)      e.g. one record per combination over seeds
-        report(config, records, run_dir) the markdown section of results.md, figures
-        finalize(config, records)       extra top-level keys of results.json
-        series(config, records)         curves written to TensorBoard as scalars
+        summarize(config, records, run_dir), once: a `Summary` (the section of
+            results.md and its figures, extra keys of results.json, TensorBoard
+            series); by default report(...), finalize(...) and series(...)
+        then, with --push-to, each export through the validated push, validated on
+        evaluation_data(config, c): a `TestSet` whose batches are named by
+        test_element(config, c) (`images`, `labels`, named extras)
 
 TensorBoard (`tensorboard/`): one run per combination with its training scalars
 (`train/`, `epoch/`, `learning_rate`, against the step), its hparams (those that differ
 between combinations) and its final values as `test/<name>` (the hparams metrics);
 `report/` holds every PNG figure of the report; the `series` hook adds curves.
-`results.json` is written once, at the end: `experiment`, `config`, `results` (the
-aggregated records), `distribution`, `pushes` (with `--push-to`) and what `finalize`
-adds. Each record holds the combination's fields, what `evaluate` yielded, and what it
+`results.json` is written at the end: `experiment`, `config`, `results` (the
+aggregated records), `distribution` and the summary's extra keys, then again with
+`pushes` after `--push-to`. Each record holds the combination's fields, what `evaluate` yielded, and what it
 trained with: `epochs`, `steps`, `batch_size`, `learning_rate`, `beta_1` (None for an
 optimizer without one), `optimizer`, `epochs_trained`, `train_seconds`,
 `step_seconds`, `test_seconds`, `export`.

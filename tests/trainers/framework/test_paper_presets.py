@@ -13,6 +13,7 @@ are marked `slow` (`pytest -m slow`); the smoke presets are their fast versions.
 import json
 
 import keras
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
@@ -40,8 +41,8 @@ def test_channelwise_paper_preset_runs_end_to_end(tmp_path):
     assert record["permutations"] == 100 and record["examples"] == 2 * 9
     assert record["epochs_trained"] == 1 and record["seeds"][0]["export"]
     model = keras.saving.load_model(tmp_path / "models" / f"{record['combination']}.keras")
-    assert tuple(model.input_shape[1:]) == (96, 96, 3)
-    assert model.backbone.output_shape[-1] == 512
+    assert model.pooled_features(np.zeros((1, 96, 96, 3), "float32")).shape == (1, 512)
+    assert record["feature_map_size"] == [6, 6]  # the 96-px canvas at the last stage
     assert (tmp_path / "results.md").exists()
 
 
