@@ -126,3 +126,11 @@ def test_push_to_a_segmenter_scores_pixels_as_the_model_does(tmp_path):
         images += len(labels)
     assert lineage["candidate"]["examples"] == images == config.test_examples
     assert lineage["candidate"]["accuracy"] == pytest.approx(100.0 * correct / total, abs=0.2)
+
+
+def test_the_registry_finds_experiments_by_name():
+    assert registry.experiment("channelwise") is EXPERIMENT
+    assert registry.experiment("attack") is ATTACK
+    with pytest.raises(ValueError, match="Received: experiment='nope'"):
+        registry.experiment("nope")
+    assert registry.resolve(registry.PUSH_EXPORTS).__name__ == "push_exports"
