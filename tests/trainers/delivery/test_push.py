@@ -128,7 +128,7 @@ def test_pushing_twice_gives_versions_1_and_2_with_lineage(exports, tmp_path):
         assert lineage["source"]["combination"] == COMBINATION
         assert lineage["source"]["export"] == export
         assert lineage["config_sha256"] == hashlib.sha256(canonical).hexdigest()
-        assert lineage["evaluation"]["via"] == "trainers.channelwise data hook"
+        assert lineage["evaluation"]["via"] == "trainers.channelwise evaluation_data hook"
         assert lineage["candidate"] == first["candidate"] == second["candidate"]
         assert [c["check"] for c in lineage["validation"]["checks"]] == (
             ["infra", "min-value"] + (["max-regression"] if version == 2 else [])
