@@ -111,3 +111,57 @@ def test_layering_library_never_imports_trainers_and_serving_imports_no_library(
             assert not [t for t in targets if t.startswith("trainers")], module
         if module.startswith("serving"):
             assert not [t for t in targets if t.startswith(("tfposenc", "trainers"))], module
+
+
+# The packages of `trainers/`, bottom up: the framework carries the experiments; the
+# experiments and the delivery stand on it side by side; the entry modules on top.
+FRAMEWORK = "trainers.framework"
+DELIVERY = "trainers.delivery"
+EXPERIMENTS = ("channelwise", "attack", "shift_invariance", "probe")
+
+
+def trainers_package(module):
+    """`framework`, `delivery`, an experiment's name, or `entry` (`trainers`,
+    `trainers.push`, `trainers.launch`); None outside `trainers`."""
+    parts = module.split(".")
+    if parts[0] != "trainers":
+        return None
+    if len(parts) == 1 or parts[1] in ("push", "launch"):
+        return "entry"
+    return parts[1]
+
+
+def layering_violations(graph):
+    """`(module, target)` edges against the trainers' layering: the framework imports no
+    other trainers package; an experiment imports only the framework (and itself);
+    the delivery imports the framework only (it finds experiments by name)."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        mine = trainers_package(module)
+        if mine in (None, "entry"):
+            continue
+        for target in sorted(targets):
+            theirs = trainers_package(target)
+            if theirs in (None, mine, "framework"):
+                continue
+            found.append((module, target))
+    return found
+
+
+def test_trainers_packages_point_one_way():
+    graph = edges(modules())
+    assert {trainers_package(m) for m in graph} >= {"framework", "delivery", *EXPERIMENTS[:3]}
+    assert layering_violations(graph) == []
+    # the framework finds what sits above it by name (trainers.framework.registry)
+    assert not [t for t in graph[f"{FRAMEWORK}.runner"] if t.startswith(DELIVERY)]
+
+
+def test_a_planted_layering_violation_is_found():
+    graph = edges(modules())
+    planted = {**graph, f"{FRAMEWORK}.runner": {*graph[f"{FRAMEWORK}.runner"],
+                                               "trainers.channelwise.config"}}  # fmt: skip
+    assert layering_violations(planted) == [(f"{FRAMEWORK}.runner", "trainers.channelwise.config")]
+    planted = {**graph, "trainers.attack.data": {"trainers.channelwise.config"}}
+    assert layering_violations(planted) == [("trainers.attack.data", "trainers.channelwise.config")]
+    planted = {**graph, f"{DELIVERY}.cli": {"trainers.attack"}}
+    assert layering_violations(planted) == [(f"{DELIVERY}.cli", "trainers.attack")]

@@ -14,6 +14,9 @@ DOWNSAMPLING = ("stride", "blur", "aps")
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012", "glyphs", "textured_glyphs")
 TARGETS = ("location", "class")
+# Metrics a push's model validation applies its thresholds to (`trainers.push --metric`):
+# top-1 accuracy in %, per pixel for label maps.
+PUSH_METRICS = ("accuracy",)
 PLACEMENTS = ("random", "all_cells")
 
 SHIFT_MODES = ("centred", "symmetric", "one_sided", "crop", "circular")

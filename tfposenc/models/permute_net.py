@@ -61,9 +61,7 @@ class PermuteNet(_ReadoutTask):
     def expected_logits(self, pooled):
         """The logits averaged over every permutation of `pooled` (`(batch, channels)`):
         `sum(pooled) * mean_c(kernel[c]) + bias`."""
-        kernel, bias = self.dense.kernel, self.dense.bias
-        total = ops.sum(ops.cast(pooled, kernel.dtype), axis=-1, keepdims=True)
-        return total * ops.mean(kernel, axis=0) + bias
+        return expected_logits(pooled, self.dense.kernel, self.dense.bias)
 
     def get_config(self):
         return super().get_config() | {"seed": self.seed}
@@ -134,3 +132,40 @@ class SumNet(_ReadoutTask):
 
 for _cls in (PermuteNet, SortNet, SumNet):
     _cls.__doc__ = _cls.__doc__.replace("{readout}", _READOUT_ARG)
+
+
+def permuted_logits(pooled, kernel, bias, permutation):
+    """PermuteNet's read-out on pooled features under one pinned permutation.
+
+    `ChannelShuffle` sets `out[c] = in[permutation[c]]`, then the dense layer applies:
+    `pooled[:, permutation] @ kernel + bias`, what `PermuteNet` computes when its shuffle
+    draws `permutation`.
+
+    Args:
+        pooled: `(batch, channels)` pooled backbone features.
+        kernel: `(channels, outputs)` dense kernel. bias: `(outputs,)`.
+        permutation: `(channels,)` int, a permutation of `range(channels)`.
+
+    Returns:
+        `(batch, outputs)` logits (a backend tensor; `keras.ops.convert_to_numpy` it).
+    """
+    pooled = ops.convert_to_tensor(pooled)
+    kernel = ops.cast(ops.convert_to_tensor(kernel), pooled.dtype)
+    shuffled = ops.take(pooled, ops.convert_to_tensor(permutation, "int32"), axis=-1)
+    return ops.matmul(shuffled, kernel) + ops.cast(bias, pooled.dtype)
+
+
+def expected_logits(pooled, kernel, bias):
+    """PermuteNet's read-out averaged over every permutation of the pooled channels:
+    `sum(pooled) * mean_c(kernel[c]) + bias` (a `SumNet` with the row-mean weights).
+
+    Args:
+        pooled: `(batch, channels)` pooled backbone features.
+        kernel: `(channels, outputs)` dense kernel. bias: `(outputs,)`.
+
+    Returns:
+        `(batch, outputs)` logits (a backend tensor).
+    """
+    kernel = ops.convert_to_tensor(kernel)
+    total = ops.sum(ops.cast(pooled, kernel.dtype), axis=-1, keepdims=True)
+    return total * ops.mean(kernel, axis=0) + ops.cast(bias, kernel.dtype)

@@ -133,14 +133,20 @@ def location_data(config):
     )
 
 
-def channelwise_name(config, combination):
-    """The channel-wise experiment's name of the location model for `combination`
-    (`classifier` for `location`, `gapnet` for `location_gapnet`)."""
-    from trainers.channelwise.config import Combination as ChannelwiseCombination
+# The file name a channel-wise run gives a location model (`models/<name>.keras`): part
+# of that run's output format, read from its files, never from its code.
+CHANNELWISE_MODEL = "k{grid_size}-{padding_mode}-{network}-location"
 
-    k, mode = config.location_grid_size, combination.padding_mode
+
+def channelwise_name(config, combination):
+    """The channel-wise run's name of the location model for `combination`
+    (`classifier` for `location`, `gapnet` for `location_gapnet`)."""
     network = LOCATION_NETWORKS.get(combination.task, "gapnet")
-    return ChannelwiseCombination(k, mode, network, "location").name
+    return CHANNELWISE_MODEL.format(
+        grid_size=config.location_grid_size,
+        padding_mode=combination.padding_mode,
+        network=network,
+    )
 
 
 def saved_model_path(config, combination):

@@ -27,7 +27,7 @@ the sweep as scalars `sweep/<selection>/<region>` against the percentage removed
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
-    python -m trainers.attack                    # default: digits, see docs_pending
+    python -m trainers.attack                    # default: digits, 3 min 53 s (README.md)
     python -m trainers.attack --preset smoke     # ~40 s; what the tests run
     python -m trainers.attack --preset paper     # Cityscapes, DeepLabv3-style ResNet-50 (GPU)
     python -m trainers.attack --models runs/channelwise --location-grid-size 5
@@ -41,7 +41,14 @@ directory; the rest is trained.
 import dataclasses
 
 from trainers.attack.config import LOCATION_NETWORKS, PRESETS, AttackConfig, Combination
-from trainers.framework.experiment import Budget, Data, Experiment, steps_for
+from trainers.framework.experiment import (
+    Budget,
+    Data,
+    Experiment,
+    Summary,
+    TestSet,
+    steps_for,
+)
 
 
 class Attack(Experiment):
@@ -70,15 +77,9 @@ class Attack(Experiment):
         return (config.cell_size * config.grid_size,) * 2 + (3,)
 
     def build_model(self, config, combination):
-        import keras
-
         from tfposenc.data import info
         from tfposenc.models import Classifier, GAPNet, Segmenter, build_backbone
         from trainers.attack import data
-
-        path = data.saved_model_path(config, combination)
-        if path is not None:
-            return keras.saving.load_model(path, compile=False)
 
         options = dict(
             stem=config.stem,
@@ -103,10 +104,24 @@ class Attack(Experiment):
         train, test, ranking, samples = make(config)
         return Data(train, None, test, extra={"ranking": ranking, "samples": samples})
 
-    def budget(self, config, combination):
-        """A loaded model trains 0 epochs (it is evaluated as it is)."""
-        from tfposenc.data import info
+    def evaluation_data(self, config, combination):
+        """The test set of `data` (`(images, labels)`; label maps for segmentation,
+        Cityscapes' ignored label not scored)."""
         from trainers.attack import data
+
+        ignore = None
+        if combination.task not in LOCATION_NETWORKS:
+            ignore = data.segmentation_classes(config)[1]
+        return TestSet(self.data(config, combination).test, ignore_class=ignore)
+
+    def load_path(self, config, combination):
+        """`--models`: the `.keras` file of the combination's model, evaluated as it is."""
+        from trainers.attack import data
+
+        return data.saved_model_path(config, combination)
+
+    def budget(self, config, combination):
+        from tfposenc.data import info
 
         if combination.task in LOCATION_NETWORKS:
             examples = config.location_train_examples
@@ -114,8 +129,6 @@ class Attack(Experiment):
             epochs = config.location_epochs
         else:
             examples, epochs = config.train_examples, config.epochs
-        if data.saved_model_path(config, combination) is not None:
-            epochs = 0
         return Budget(epochs, steps_for(examples, config.batch_size))
 
     def optimizer(self, config, combination, budget):
@@ -160,28 +173,28 @@ class Attack(Experiment):
             config, combination, model, data, self.input_shape(config, combination)
         )
 
-    def report(self, config, records, run_dir):
+    def summarize(self, config, records, run_dir):
+        """`results.md`'s section and figures, and `results.json`'s `sweep` and
+        `artifacts` (every combination's records in one flat list each),
+        `architecture_artifacts` (untrained backbones, all four padding modes, computed
+        once here), `flip_magnitude_spearman` per model and `claims`
+        (`trainers.attack.claims`)."""
+        from trainers.attack.claims import claims
         from trainers.attack.measure import architecture_artifacts
         from trainers.attack.report import report
 
-        return report(config, records, run_dir, architecture_artifacts(config, self.input_shape))
-
-    def finalize(self, config, records):
-        """`sweep` and `artifacts` (every combination's records in one flat list each),
-        `architecture_artifacts` (untrained backbones, all four padding modes),
-        `flip_magnitude_spearman` per model and `claims` (`trainers.attack.claims`)."""
-        from trainers.attack.claims import claims
-        from trainers.attack.measure import architecture_artifacts
-
-        return {
+        untrained = architecture_artifacts(config, self.input_shape)
+        extra = {
             "sweep": [x for r in records for x in r["sweep"]],
             "artifacts": [a for r in records for a in r["artifacts"]],
-            "architecture_artifacts": architecture_artifacts(config, self.input_shape),
+            "architecture_artifacts": untrained,
             "flip_magnitude_spearman": {
                 r["combination"]: r.get("flip_magnitude_spearman") for r in records
             },
             "claims": claims(config, records),
         }
+        section = report(config, records, run_dir, untrained, extra["claims"])
+        return Summary(section, extra, self.series(config, records))
 
     def series(self, config, records):
         """Per combination, the sweep against the percentage of channels removed:

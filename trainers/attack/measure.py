@@ -1,11 +1,10 @@
 """The position attack on one model: ranking, sweep, artifacts and the model's figures.
 
-`attack` runs on one trained model and yields its result values, and draws the figures
-that need the model (the qualitative grid and the feature maps) to PNG and TensorBoard.
+`attack` runs on one trained model and yields its result values and the figures that
+need the model (the qualitative grid and the feature maps; the runner writes them to PNG
+and TensorBoard).
 `trainers.attack.report` renders the tables and sweep curves from the records alone.
 """
-
-import os
 
 import numpy as np
 
@@ -13,16 +12,6 @@ from tfposenc.metrics.traced import traced
 from trainers.framework import reports
 
 PERCENT = 100.0
-
-
-def _tensorboard_image(log_dir, tag, figure):
-    import tensorflow as tf
-
-    writer = tf.summary.create_file_writer(log_dir)  # the combination's one run
-    with writer.as_default():
-        image = tf.image.decode_png(reports.figure_png(figure, dpi=100), channels=4)
-        tf.summary.image(tag, image[None], step=0)
-    writer.flush()
 
 
 def evaluator(config, combination):
@@ -89,7 +78,6 @@ def attack(config, combination, model, data, input_shape):
         random_inputs=config.artifact_inputs, seed=config.seed,
     )  # fmt: skip
     yield "artifacts", [{"padding": padding, "task": task, **a} for a in artifacts]
-    log_dir = os.path.join(config.out, "tensorboard", combination.name)
     figures = {}
     samples = next(iter(data.extra["samples"]))
     images = samples[0].numpy()
@@ -106,20 +94,14 @@ def attack(config, combination, model, data, input_shape):
         figures[f"qualitative-{padding}"] = qualitative_figure(
             config, model, images, samples[1].numpy(), order
         )
-    for stem, figure in figures.items():
-        reports.save_figure(figure, os.path.join(config.out, f"{stem}.png"))
-        _tensorboard_image(log_dir, stem, figure)
-    yield "figures", sorted(f"{stem}.png" for stem in figures)
-
-
-_ARCHITECTURE = {}
+    yield "figures", figures  # the runner writes them: PNG files and TensorBoard images
 
 
 def architecture_artifacts(config, input_shape):
     """Border artifacts of untrained backbones (seeded, fresh batch-norm statistics) of
     both tasks in every padding mode: what the padding alone does to a constant input and
-    to random ones. `input_shape(config, combination)` is the experiment's. Computed once
-    per config (the report and `finalize` share it)."""
+    to random ones. `input_shape(config, combination)` is the experiment's (its
+    `summarize` computes this once per run, for the report and `results.json`)."""
     import keras
 
     from tfposenc import analysis
@@ -127,9 +109,6 @@ def architecture_artifacts(config, input_shape):
     from tfposenc.vocabulary import PADDING_MODES
     from trainers.attack.config import Combination
 
-    key = repr(config)
-    if key in _ARCHITECTURE:
-        return _ARCHITECTURE[key]
     rows = []
     for task in ("segmentation", "location"):
         shape = input_shape(config, Combination("zero", task))
@@ -145,7 +124,6 @@ def architecture_artifacts(config, input_shape):
                 random_inputs=config.artifact_inputs, noise_range=(-1.0, 1.0), seed=config.seed,
             )  # fmt: skip
             rows += [{"padding": mode, "task": task, "trained": False, **a} for a in scores]
-    _ARCHITECTURE[key] = rows
     return rows
 
 

@@ -100,9 +100,10 @@ ARTIFACT_HEADER = (
 )  # fmt: skip
 
 
-def report(config, results, run_dir, architecture=None):
+def report(config, results, run_dir, architecture=None, checked=None):
     """The attack's section of `results.md`; draws `sweep-<combination>.png`.
-    `architecture`: the untrained-backbone artifact rows (None: none shown)."""
+    `architecture`: the untrained-backbone artifact rows (None: none shown); `checked`:
+    the claims of `trainers.attack.claims.claims` (None: computed here)."""
     controls = list(config.ranking[1:])
     label = " / ".join([config.ranking[0], *controls, "random ± SD (ranked - random)"])
     header = ["padding", "task", "region", "unablated"]
@@ -122,7 +123,7 @@ def report(config, results, run_dir, architecture=None):
     ]
     claim_rows = [
         [c["combination"], f"{PERCENT * c['fraction']:g}%", c["claim"], c["verdict"], c["evidence"]]
-        for c in claims(config, results)
+        for c in (claims(config, results) if checked is None else checked)
     ]
     artifact_rows = _artifact_rows(a for r in results for a in r["artifacts"])
     lines = [

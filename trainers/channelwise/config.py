@@ -10,7 +10,7 @@ a budget of their own; `results.md` then says the rows are not matched.
 The default budget: 3 epochs of 60 steps (batch 48), Adam 3e-3, beta_1 0.9, for all
 24 runs: the old default's total number of steps (60 + 60 + 600 per grid size and
 task) shared equally by four networks, sized for 10 minutes on 2 idle cores (not
-re-measured idle: see `docs_pending/README_channelwise.md`). PermuteNet learns the
+re-measured idle: README.md's table of commands gives 7 min 45 s). PermuteNet learns the
 image class slowly whatever the setting (k = 3, width 16, 3e-3, 0.9: 27% / 600 steps,
 37% / 1,800, 45% / 4,500, still rising; batch 16 at 1e-3: 32% / 3,000; width 32: 37% /
 1,500), so at 180 steps it is under-trained and the claims say so. `--preset long`

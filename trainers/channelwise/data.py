@@ -2,6 +2,7 @@
 `trainers.channelwise.evaluation`)."""
 
 from trainers.framework.experiment import Data
+from trainers.framework.test_sets import grid_test_set
 
 
 def canvases(config, combination):
@@ -27,9 +28,10 @@ def canvases(config, combination):
     validation = make_grid(test_source, seed=seed + 1, **task)
 
     def test_canvases(target):
-        if config.eval_placement == "all_cells":
-            return make_grid(test_source, placement="all_cells", target=target, **grid)
-        return make_grid(test_source, seed=seed + 2, passes=k * k, target=target, **grid)
+        return grid_test_set(
+            config.dataset, k, target, cell_size=config.cell_size, seed=seed,
+            placement=config.eval_placement, source=test_source,
+        )  # fmt: skip
 
     test = test_canvases(combination.task)
     if combination.task == "class":  # the same placements, labelled with their cell

@@ -5,16 +5,22 @@ set sees only a handful of them (180 images in batches of 256: 7 for the whole k
 test), and one permutation moves the accuracy by several points. The backbone is
 deterministic in inference, so the pooled features of the test canvases are computed
 once and PermuteNet's read-out (`dense(z[perm])`, exactly what its `ChannelShuffle`
-and dense layer do in one call) is applied to the whole test set under each of
-`permutations` distinct random permutations, in numpy. The accuracy is the mean over
+and dense layer do in one call: `tfposenc.models.permute_net.permuted_logits`) is
+applied to the whole test set under each of `permutations` distinct random permutations. The accuracy is the mean over
 permutations, `permutation_std` the standard deviation of the per-permutation accuracy,
 and `expected_logit_accuracy` a diagnostic: the accuracy of the expected logits
-(`PermuteNet.expected_logits`, the weights replaced by their row means: a SumNet).
+(`tfposenc.models.permute_net.expected_logits`, the weights replaced by their row
+means: a SumNet).
 Networks without a shuffle are scored once (`permutations` 0, `permutation_std` 0).
 """
 
+import math
+
+import keras
 import numpy as np
 
+from tfposenc.metrics.traced import traced
+from tfposenc.models.permute_net import expected_logits, permuted_logits
 from trainers.channelwise.config import SHUFFLED
 
 
@@ -22,8 +28,9 @@ def draw_permutations(channels, count, seed):
     """`(count, channels)` distinct permutations of `range(channels)` (fewer when
     `channels!` is smaller), from a numpy generator seeded with `seed`."""
     rng = np.random.default_rng(seed)
-    limit = int(np.prod(np.arange(1, channels + 1, dtype=float)))
-    count = min(int(count), limit)
+    count = int(count)
+    if channels < 20:  # 20! > 2**61: beyond it every count asked for is reachable
+        count = min(count, math.factorial(channels))
     drawn, seen = [], set()
     while len(drawn) < count:
         permutation = rng.permutation(channels)
@@ -34,22 +41,24 @@ def draw_permutations(channels, count, seed):
     return np.stack(drawn)
 
 
-def permuted_logits(pooled, kernel, bias, permutation):
-    """PermuteNet's logits for `pooled` (`(n, channels)`) under one pinned permutation:
-    `pooled[:, permutation] @ kernel + bias` (ChannelShuffle: `out[c] = in[perm[c]]`)."""
-    return pooled[:, permutation] @ kernel + bias
+def readout(model):
+    """PermuteNet's dense read-out as float32 numpy `(kernel, bias)`."""
+    return tuple(keras.ops.convert_to_numpy(w).astype("float32") for w in model.dense.weights)
 
 
-def expected_logits(pooled, kernel, bias):
-    """The logits averaged over every permutation: `sum(pooled) * kernel.mean(0) + bias`."""
-    return pooled.sum(axis=-1, keepdims=True) * kernel.mean(axis=0, keepdims=True) + bias
+def permuted_hits(pooled, kernel, bias, permutations, targets):
+    """`(permutations, n)` booleans: `argmax(permuted_logits) == targets` per permutation
+    (`tfposenc.models.permute_net.permuted_logits`)."""
+    return np.stack([
+        np.argmax(keras.ops.convert_to_numpy(permuted_logits(pooled, kernel, bias, p)), -1)
+        == targets
+        for p in permutations
+    ])  # fmt: skip
 
 
 def collect(model, dataset, pooled=False):
     """`(outputs, targets, cells)` numpy arrays over a test set of `(canvas, cell)` or
     `(canvas, class, cell)` batches: the logits (or pooled features when `pooled`)."""
-    from tfposenc.metrics.traced import traced
-
     run = traced(model)
     outputs, targets, cells = [], [], []
     for batch in dataset:
@@ -87,12 +96,12 @@ def score(model, dataset, network, grid_size, permutations, seed):
         yield "permutations", 0
         return
     pooled, targets, cells = collect(model, dataset, pooled=True)
-    kernel, bias = (np.asarray(w, "float32") for w in model.dense.get_weights())
+    kernel, bias = readout(model)
     drawn = draw_permutations(pooled.shape[1], permutations, seed)
-    hits = [np.argmax(permuted_logits(pooled, kernel, bias, p), -1) == targets for p in drawn]
-    yield from summarise(hits, cells, grid_size)
+    yield from summarise(permuted_hits(pooled, kernel, bias, drawn, targets), cells, grid_size)
     yield "permutations", len(drawn)
-    expected = np.argmax(expected_logits(pooled, kernel, bias), -1) == targets
+    expected = expected_logits(pooled, kernel, bias)
+    expected = np.argmax(keras.ops.convert_to_numpy(expected), -1) == targets
     yield "expected_logit_accuracy", float(100.0 * expected.mean())
 
 
@@ -103,12 +112,8 @@ def validation_accuracy(model, dataset, network, permutations, seed):
         logits, targets, _ = collect(model, dataset)
         return float(100.0 * np.mean(np.argmax(logits, -1) == targets)), 0.0
     pooled, targets, _ = collect(model, dataset, pooled=True)
-    kernel, bias = (np.asarray(w, "float32") for w in model.dense.get_weights())
     drawn = draw_permutations(pooled.shape[1], permutations, seed)
-    accuracy = [
-        100.0 * np.mean(np.argmax(permuted_logits(pooled, kernel, bias, p), -1) == targets)
-        for p in drawn
-    ]
+    accuracy = 100.0 * permuted_hits(pooled, *readout(model), drawn, targets).mean(axis=1)
     return float(np.mean(accuracy)), float(np.std(accuracy, ddof=1)) if len(drawn) > 1 else 0.0
 
 
@@ -116,7 +121,9 @@ __all__ = [
     "collect",
     "draw_permutations",
     "expected_logits",
+    "permuted_hits",
     "permuted_logits",
+    "readout",
     "score",
     "summarise",
     "validation_accuracy",

@@ -23,7 +23,7 @@ GAPNet for location at `--border-grid-size` with circular padding, circular +
 BlurPool and circular + APS (zero for reference).
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on,
-shared: see `docs_pending/README_channelwise.md` for the load):
+shared; README.md gives the default run from a fresh clone on an idle machine):
 
     python -m trainers.channelwise                    # default: digits, 24 runs, 4,320
                                                       # steps (~10 min idle, not re-measured)
@@ -48,7 +48,7 @@ from trainers.channelwise.config import (
     ChannelwiseConfig,
     Combination,
 )
-from trainers.framework.experiment import Budget, Experiment, steps_for
+from trainers.framework.experiment import Budget, Experiment, Summary, steps_for
 
 
 class Channelwise(Experiment):
@@ -155,6 +155,12 @@ class Channelwise(Experiment):
 
         return canvases(config, combination)
 
+    def test_element(self, config, combination):
+        """Class-task test batches also carry each canvas's cell (per-cell accuracy)."""
+        if combination.task == "class":
+            return ("images", "labels", "cells")
+        return ("images", "labels")
+
     def hparams(self, config, combination):
         return {
             **dataclasses.asdict(combination),
@@ -202,16 +208,15 @@ class Channelwise(Experiment):
 
         return aggregate(records)
 
-    def finalize(self, config, records):
-        """`claims`: each `{"claim", "verdict", "evidence"}` (`trainers.channelwise.claims`)."""
+    def summarize(self, config, records, run_dir):
+        """`results.md`'s section and figures (`trainers.channelwise.report`) and
+        `claims` in `results.json`: each `{"claim", "verdict", "evidence"}`
+        (`trainers.channelwise.claims`), checked once for both."""
         from trainers.channelwise.claims import check
-
-        return {"claims": check(records, config.matched)}
-
-    def report(self, config, records, run_dir):
         from trainers.channelwise.report import report
 
-        return report(config, records, run_dir)
+        claims = check(records, config.matched)
+        return Summary(report(config, records, run_dir, claims), {"claims": claims})
 
 
 EXPERIMENT = Channelwise()

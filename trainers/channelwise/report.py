@@ -8,6 +8,7 @@ steps, from `metrics.jsonl`) and per-cell heat maps. Nothing here imports Tensor
 
 import os
 
+from trainers.channelwise.cells import cells_section
 from trainers.channelwise.config import ISOLATES
 from trainers.channelwise.curves import curve_verdict, curves_figure, learning_curves
 from trainers.channelwise.results import poster_value
@@ -109,11 +110,8 @@ BORDER = {("zero", "stride"), ("circular", "stride"), ("circular", "blur"), ("ci
 VERDICT = {"shown": "shown", "not shown": "**not shown**", "inconclusive": "inconclusive"}
 
 
-def claims_section(config, table):
+def claims_section(claims):
     """The claims checked against a null that can fail (`trainers.channelwise.claims`)."""
-    from trainers.channelwise.claims import check
-
-    claims = check(table, config.matched)
     if not claims:
         return []
     rows = [[c["claim"], VERDICT[c["verdict"]], c["evidence"]] for c in claims]
@@ -131,58 +129,9 @@ def claims_section(config, table):
     ]
 
 
-def collapsed(record):
-    """A sentence when a record's accuracy sits on a few cells (None otherwise): the
-    best quarter of the cells holds at least 75% of the hits while the mean is < 90%."""
-    grid = record.get("per_cell_accuracy")
-    values = sorted((v for row in grid or [] for v in row if v is not None), reverse=True)
-    if not values or record["accuracy"] >= 90 or sum(values) <= 0:
-        return None
-    top = max(1, -(-len(values) // 4))
-    share = sum(values[:top]) / sum(values)
-    if share < 0.75:
-        return None
-    low = sum(v < record["chance"] / 2 for v in values)
-    best = ", ".join(f"{v:.0f}%" for v in values[:top])
-    return (
-        f"{record['combination']}: collapsed, {share:.0%} of its hits on {top} of "
-        f"{len(values)} cells ({best}); {low} cells below half of chance"
-    )
-
-
-def cells_section(table):
-    rows = []
-    for r in table:
-        grid = r.get("per_cell_accuracy")
-        values = [v for row in grid or [] for v in row if v is not None]
-        if values:
-            rows.append(
-                [
-                    r["combination"],
-                    f"{min(values):.1f}",
-                    f"{max(values):.1f}",
-                    f"heatmaps/{r['combination']}.png",
-                ]
-            )
-    if not rows:
-        return []
-    flags = [f"- {line}." for line in (collapsed(r) for r in table) if line]
-    if flags:
-        flags = ["", "Collapsed networks (accuracy concentrated on a few cells):", "", *flags]
-    return [
-        "",
-        "## Accuracy per cell",
-        "",
-        "Class-task canvases keep their cell, so image-class accuracy is scored per cell too"
-        " (the mean over seeds when there are several; PermuteNet: over its permutations).",
-        "",
-        *reports.markdown_table(["combination", "worst cell", "best cell", "heat map"], rows),
-        *flags,
-    ]
-
-
-def report(config, table, run_dir):
-    """The markdown section of `results.md` for the aggregated `table`; draws the figures."""
+def report(config, table, run_dir, claims=()):
+    """The markdown section of `results.md` for the aggregated `table` and its checked
+    `claims` (`trainers.channelwise.claims.check`); draws the figures."""
     seeds = config.seed_list
     for r in table:
         r["poster"] = poster_value(config, r)
@@ -240,7 +189,7 @@ def report(config, table, run_dir):
         "",
         *[f"- `{n}`: {ISOLATES[n]}." for n in config.networks],
         *border_section(config, table),
-        *claims_section(config, table),
+        *claims_section(claims),
     ]
     if curves:
         lines += [
@@ -340,14 +289,6 @@ def budget_text(config, table):
         f"({listed}; `--order-free-*`), so the classifier is not an exact control of "
         "PermuteNet here."
     )
-
-
-def _steps(table):
-    steps = {}
-    for r in table:
-        if r.get("steps") is not None:
-            steps.setdefault(r["network"], r["steps"])
-    return "training steps " + ", ".join(f"{n} {s}" for n, s in steps.items())
 
 
 __all__ = ["report"]

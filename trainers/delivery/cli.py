@@ -1,18 +1,14 @@
 """The push command: `python -m trainers.push` (and `tfposenc-push`).
 
-Flags mirror `trainers.delivery.push.push`'s arguments; a bad flag or argument gets one
-line naming it and exit code 2, a refused candidate exit code 1 with every check.
+Flags mirror `trainers.delivery.push.push`'s arguments and parse before TensorFlow is
+imported: a bad flag or argument gets one line naming it and exit code 2 (no TensorFlow
+log before it), a refused candidate exit code 1 with every check. The
+run's experiment (whose `evaluation_data` hook rebuilds its test set) is found by name
+in `trainers.framework.registry`.
 """
 
-from trainers.attack import EXPERIMENT as ATTACK
-from trainers.channelwise import EXPERIMENT as CHANNELWISE
-from trainers.delivery.evaluate import METRICS
-from trainers.delivery.push import push
-from trainers.framework.cli import Parser
-from trainers.shift_invariance import EXPERIMENT as SHIFT_INVARIANCE
-
-# The experiments whose `data` hook rebuilds a run's test set for model validation.
-EXPERIMENTS = {e.name: e for e in (CHANNELWISE, ATTACK, SHIFT_INVARIANCE)}
+from tfposenc.vocabulary import PUSH_METRICS, TARGETS
+from trainers.framework.cli import Parser, import_tensorflow_quietly
 
 
 def _parser():
@@ -27,10 +23,10 @@ def _parser():
     add("--eval-run", help="run directory whose test set evaluates (default: the export's run)")
     add("--eval-data", help="evaluate on this dataset's test split instead (e.g. digits)")
     add("--grid-size", type=int, help="grid size k of --eval-data canvases")
-    add("--task", choices=("location", "class"), help="target of --eval-data canvases")
+    add("--task", choices=TARGETS, help="target of --eval-data canvases")
     add("--cell-size", type=int, help="cell size of --eval-data canvases (default: theirs)")
     add("--eval-examples", type=int, help="test images of --eval-data (default: all)")
-    add("--metric", default="accuracy", choices=METRICS, help="metric the thresholds apply to")
+    add("--metric", default="accuracy", choices=PUSH_METRICS, help="metric the thresholds apply to")
     add("--min-value", type=float, help="least metric value to push")
     add("--max-regression", type=float, help="most the metric may fall below the served one")
     add("--keep", type=int, help="after a push, retire versions beyond the newest N")
@@ -47,6 +43,10 @@ def main(argv=None):
     """`python -m trainers.push` and the `tfposenc-push` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
+    import_tensorflow_quietly()
+    # TensorFlow only once the flags parse: a bad flag gets its one line and nothing else.
+    from trainers.delivery.push import push  # noqa: PLC0415
+
     try:
         result = push(
             args.export,
@@ -61,7 +61,6 @@ def main(argv=None):
             min_value=args.min_value,
             max_regression=args.max_regression,
             keep=args.keep,
-            experiments=EXPERIMENTS,
             allow_signature_change=args.allow_signature_change,
         )
     except (ValueError, OSError) as error:
@@ -77,4 +76,4 @@ def main(argv=None):
     return 0
 
 
-__all__ = ["EXPERIMENTS", "main"]
+__all__ = ["main"]

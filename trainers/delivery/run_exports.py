@@ -17,7 +17,8 @@ def push_exports(experiment, config, combinations):
     """`--push-to`: every combination's newest export through `trainers.delivery.push.push`
     (infra and model validation, atomic versioned copy) into `push_to/<name>`.
 
-    A refused candidate is reported, not fatal: the serving directory stays as it was.
+    A refused candidate (or a push that raises) is reported, not fatal here: the serving
+    directory stays as it was, and the command line exits 1 after writing the results.
     Returns one record per combination: name, pushed, version, failed checks.
     """
     records = []
@@ -26,14 +27,18 @@ def push_exports(experiment, config, combinations):
         done = versions(base)
         if not done:
             continue
-        outcome = push(
-            os.path.join(base, str(done[-1])),
-            os.path.join(config.push_to, combination.name),
-            eval_run=config.out,
-            min_value=config.push_min_value,
-            max_regression=config.push_max_regression,
-            experiments={experiment.name: experiment},
-        )
+        try:
+            outcome = push(
+                os.path.join(base, str(done[-1])),
+                os.path.join(config.push_to, combination.name),
+                eval_run=config.out,
+                min_value=config.push_min_value,
+                max_regression=config.push_max_regression,
+                experiments={experiment.name: experiment},
+            )
+        except Exception as error:  # noqa: BLE001 - recorded; the other exports go on
+            reason = " ".join(f"{type(error).__name__}: {error}".split())
+            outcome = {"pushed": False, "checks": [{"passed": False, "message": reason}]}
         failed = [c["message"] for c in outcome.get("checks", []) if not c.get("passed")]
         print(
             f"   push {combination.name}: "

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from trainers.framework import artifacts
 from trainers.framework.config import field_kind, flag
 
 
@@ -159,7 +160,8 @@ def main(experiment, argv=None):
     """Parses `argv`, runs (or resumes) `experiment`, prints its results; returns 0.
 
     Usage errors exit with code 2 before anything is written; a diverged training
-    (non-finite loss) returns 1 with one line naming the combination.
+    (non-finite loss) returns 1 with one line naming the combination; a `--push-to` push
+    that fails returns 1 with one line per failed push, after the results are written.
     """
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         os.environ.setdefault("TFPOSENC_USER_TF_LOG_LEVEL", "1")
@@ -183,13 +185,16 @@ def main(experiment, argv=None):
     except NonFiniteLossError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
-    if plan.engine.writes:  # a worker that does not write has no results to show
-        with open(os.path.join(config.out, "results.md")) as f:
-            print(f.read())
-        print(f"done in {time.time() - start:.0f} s; results in {config.out}")
-    else:
+    if not plan.engine.writes:  # a worker that does not write has no results to show
         print(f"done in {time.time() - start:.0f} s (the chief wrote the results)")
-    return 0
+        return 0
+    with open(os.path.join(config.out, "results.md")) as f:
+        print(f.read())
+    print(f"done in {time.time() - start:.0f} s; results in {config.out}", flush=True)
+    failed = runner.failed_pushes(artifacts.read_json(os.path.join(config.out, "results.json")))
+    for line in failed:  # the results are written; the reason is in results.json too
+        print(f"{parser.prog}: error: {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 __all__ = ["Parser", "from_args", "import_tensorflow_quietly", "main", "make_parser"]

@@ -118,6 +118,11 @@ class TrainConfig:
                     raise ValueError(f"`{label}` must be True or False. Received: {label}={item!r}")
                 elif kind == "str" and not isinstance(item, str):
                     raise ValueError(f"`{label}` must be a string. Received: {label}={item!r}")
+        if self.push_to is not None and not self.export:
+            raise ValueError(
+                "`push_to` pushes the run's exports: it needs `export` (--export). "
+                f"Received: push_to={self.push_to!r}, export=False"
+            )
         for name in ("learning_rate", "beta_1", "beta_2"):
             value, limit = getattr(self, name), (math.inf if name == "learning_rate" else 1.0)
             if not 0 <= value < limit or (name == "learning_rate" and value == 0):

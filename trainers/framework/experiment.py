@@ -7,29 +7,35 @@ the hooks in this order, for every combination `c` of `combinations(config)`:
 
     preflight (nothing written yet), for every c:
         data(config, c)                 pipelines built, never iterated
-        build_model(config, c); check_model(config, c, model)
+        build_model(config, c) (or the load_path file); check_model(config, c, model)
     then, for every c not finished earlier:
         seed(config, c)                 keras.utils.set_random_seed before data and model
         data(config, c); budget(config, c)
+        load_path(config, c)            a .keras file: loaded, no training phase; else
         build_model(config, c) in the strategy's scope; compiled by the runner with
             optimizer(config, c, budget), loss(config, c), metrics(config, c)
         callbacks(config, c, data, log_dir); hparams(config, c)
         fit (the engine) -> evaluate(config, c, model, data)  -> the record's values
+            (a yielded "figures" `{stem: figure}` is written by the runner: PNG files
+            and TensorBoard images; the record keeps the file names)
         model_to_save(config, c, model) -> models/<name>.keras
         model_to_export(config, c, model) -> exports/<name>/<version>/
-    at the end (the writing process only):
+    at the end (the writing process only, `trainers.framework.summary`):
         aggregate(config, records)      e.g. one record per combination over seeds
-        report(config, records, run_dir) the markdown section of results.md, figures
-        finalize(config, records)       extra top-level keys of results.json
-        series(config, records)         curves written to TensorBoard as scalars
+        summarize(config, records, run_dir), once: a `Summary` (the section of
+            results.md and its figures, extra keys of results.json, TensorBoard
+            series); by default report(...), finalize(...) and series(...)
+        then, with --push-to, each export through the validated push, validated on
+        evaluation_data(config, c): a `TestSet` whose batches are named by
+        test_element(config, c) (`images`, `labels`, named extras)
 
 TensorBoard (`tensorboard/`): one run per combination with its training scalars
 (`train/`, `epoch/`, `learning_rate`, against the step), its hparams (those that differ
 between combinations) and its final values as `test/<name>` (the hparams metrics);
 `report/` holds every PNG figure of the report; the `series` hook adds curves.
-`results.json` is written once, at the end: `experiment`, `config`, `results` (the
-aggregated records), `distribution`, `pushes` (with `--push-to`) and what `finalize`
-adds. Each record holds the combination's fields, what `evaluate` yielded, and what it
+`results.json` is written at the end: `experiment`, `config`, `results` (the
+aggregated records), `distribution` and the summary's extra keys, then again with
+`pushes` after `--push-to`. Each record holds the combination's fields, what `evaluate` yielded, and what it
 trained with: `epochs`, `steps`, `batch_size`, `learning_rate`, `beta_1` (None for an
 optimizer without one), `optimizer`, `epochs_trained`, `train_seconds`,
 `step_seconds`, `test_seconds`, `export`.
@@ -64,6 +70,54 @@ class Data:
     validation: typing.Any
     test: typing.Any
     extra: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TestSet:
+    """A test set and what each of its batches holds.
+
+    Attributes:
+        batches: `tf.data.Dataset` of tuples, one component per name of `element`.
+        element: tuple of str. The components' names; `"images"` (raw pixels, 0..255)
+            and `"labels"` (int class ids, per image or per pixel) are required, the
+            others are named extras (e.g. `"cells"`, each canvas's grid cell). Defaults
+            to `("images", "labels")`.
+        ignore_class: int or None. A label value that is not scored (e.g. Cityscapes'
+            255). Defaults to None.
+    """
+
+    batches: typing.Any
+    element: tuple = ("images", "labels")
+    ignore_class: typing.Any = None
+
+    def __post_init__(self):
+        element = tuple(self.element)
+        if len(set(element)) != len(element) or not {"images", "labels"} <= set(element):
+            raise ValueError(
+                "`element` must name each component once, `images` and `labels` among "
+                f"them. Received: element={element!r}"
+            )
+        object.__setattr__(self, "element", element)
+
+    def pairs(self):
+        """The batches as `(images, labels)`, the named extras dropped."""
+        images, labels = self.element.index("images"), self.element.index("labels")
+        return self.batches.map(lambda *parts: (parts[images], parts[labels]))
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a run's summary adds to its results, computed once (`Experiment.summarize`).
+
+    Attributes:
+        section: list of str. The experiment's markdown section of `results.md`.
+        extra: dict. Extra top-level keys of `results.json` (e.g. `claims`).
+        series: dict. Curves for TensorBoard, `{run: {tag: [(step, value), ...]}}`.
+    """
+
+    section: list = dataclasses.field(default_factory=list)
+    extra: dict = dataclasses.field(default_factory=dict)
+    series: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +168,17 @@ class Experiment:
     def evaluate(self, config, combination, model, data):
         raise NotImplementedError
 
+    # === Test set (declared) ===
+
+    def test_element(self, config, combination):
+        """The names of the components of a `data(...).test` batch (see `TestSet`)."""
+        return ("images", "labels")
+
+    def evaluation_data(self, config, combination):
+        """The test set a push of the combination's export is validated on (a `TestSet`):
+        by default the `test` pipeline of `data` with `test_element`'s names."""
+        return TestSet(self.data(config, combination).test, self.test_element(config, combination))
+
     # === Training ===
 
     def seed(self, config, combination):
@@ -147,6 +212,11 @@ class Experiment:
         """The combination's TensorBoard hparams."""
         return dataclasses.asdict(combination)
 
+    def load_path(self, config, combination):
+        """A `.keras` file the combination's model is loaded from, evaluated as it is
+        with no training phase (the explicit load path); None (the default): train."""
+        return None
+
     def check_model(self, config, combination, model):
         """Runs one zero input through `model`; raises ValueError on non-finite output."""
         import numpy as np
@@ -171,6 +241,17 @@ class Experiment:
         combination over seeds); returns a new list, by default `records`."""
         return list(records)
 
+    def summarize(self, config, records, run_dir):
+        """The run's `Summary`, called once per run with the aggregated records: claims,
+        tables and figures (PNG files drawn into `run_dir`; the runner also writes them
+        to TensorBoard's `report/`). By default `report`, `finalize` and `series`; an
+        experiment whose claims or tables share a computation overrides this instead."""
+        return Summary(
+            self.report(config, records, run_dir),
+            self.finalize(config, records),
+            self.series(config, records),
+        )
+
     def report(self, config, records, run_dir):
         """The experiment's section of `results.md` (markdown lines); draws figures."""
         return []
@@ -186,4 +267,4 @@ class Experiment:
         return {}
 
 
-__all__ = ["Budget", "Data", "Experiment", "steps_for"]
+__all__ = ["Budget", "Data", "Experiment", "Summary", "TestSet", "steps_for"]

@@ -71,6 +71,18 @@ def trained_with(optimizer, budget, batch_size):
     }
 
 
+def not_trained():
+    """The record's training fields of a model loaded, not trained (the load path)."""
+    return {
+        "epochs": 0,
+        "steps": 0,
+        "batch_size": None,
+        "optimizer": None,
+        "learning_rate": None,
+        "beta_1": None,
+    }
+
+
 def resumed_epoch(checkpoints):
     try:
         return artifacts.read_json(
@@ -144,6 +156,7 @@ __all__ = [
     "flags_hint",
     "headline",
     "logged_step_seconds",
+    "not_trained",
     "report_figures",
     "resumed_epoch",
     "test_metrics",

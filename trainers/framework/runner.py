@@ -11,7 +11,9 @@ weighted by each combination's training steps and input size):
     -> export SavedModel -> results/<name>.json (atomic) -> drop the backup
 
 and finally, on the process that writes, `results.md` (the experiment's section, then
-the cost of each combination), its figures and `results.json` (written once). Killed at
+the cost of each combination), its figures and `results.json`, then the pushes of
+`--push-to` (`trainers.framework.summary`). A combination whose `load_path` names a
+`.keras` file is loaded and evaluated as it is: no training phase. Killed at
 any point and started again with the same config and `--out`, finished combinations
 are skipped and the running one resumes after its last finished epoch ("resuming ...
 from epoch N"); a broken backup is set aside and that combination retrained (saying so);
@@ -27,25 +29,20 @@ business (`trainers.framework.engines`); the hooks are `Experiment`'s
 """
 
 import dataclasses
-import json
 import os
 import shutil
 import time
 
 import keras
 
-from trainers.delivery.run_exports import push_exports
-from trainers.framework import artifacts, progress, reports, strategy
+from trainers.framework import artifacts, progress, strategy, summary
 from trainers.framework.backup import BrokenBackupError
 from trainers.framework.callbacks import (
     JsonLinesLogger,
     StepTimer,
     TensorBoardLogger,
     write_hparams,
-    write_hparams_config,
-    write_images,
     write_scalars,
-    write_series,
 )
 from trainers.framework.config import check_resume, write_config
 
@@ -82,7 +79,11 @@ def prepare(experiment, config):
     for combination in combinations:
         try:
             experiment.data(config, combination)
-            model = experiment.build_model(config, combination)
+            source = experiment.load_path(config, combination)
+            if source is None:
+                model = experiment.build_model(config, combination)
+            else:
+                model = keras.saving.load_model(source, compile=False)
             experiment.check_model(config, combination, model)
         except ValueError as error:
             raise ValueError(
@@ -152,38 +153,9 @@ def _execute(plan):
         records.append(run_combination(plan, combination, finished[index - 1]))
         done += 0 if finished[index - 1] else weights[index - 1]
     if engine.writes:
-        write_results(plan, records)
+        summary.write_results(plan, records)
     engine.finish()
     return records
-
-
-def write_results(plan, records):
-    """`results.md` and its figures, then `results.json`, written once."""
-    experiment, config = plan.experiment, plan.config
-    table = experiment.aggregate(config, records)
-    section = experiment.report(config, table, config.out)
-    summary = {
-        "experiment": experiment.name,
-        "config": json.loads(json.dumps(dataclasses.asdict(config))),
-        "results": table,
-        "distribution": plan.engine.description,
-        **experiment.finalize(config, table),
-    }
-    if getattr(config, "push_to", None):
-        summary["pushes"] = push_exports(experiment, config, plan.combinations)
-    artifacts.write_text(
-        os.path.join(config.out, "results.md"),
-        "\n".join([*section, *reports.timing_table(records)]) + "\n",
-    )
-    artifacts.write_json(os.path.join(config.out, "results.json"), summary)
-    board = os.path.join(config.out, "tensorboard")
-    for run, series in experiment.series(config, table).items():
-        write_series(os.path.join(board, run), series)
-    figures = progress.report_figures(config.out)
-    if figures:
-        write_images(os.path.join(board, "report"), figures)
-    names = ["combination", *(plan.hparam_keys or ())]
-    write_hparams_config(board, names, progress.test_metrics(plan.combinations, records))
 
 
 def run(experiment, config):
@@ -258,15 +230,24 @@ def run_combination(plan, combination, finished=None):
             verbose=progress.verbosity(config),
         )
 
-    model = _compiled_model(plan, combination, budget)
-    try:
-        fit(model)
-    except BrokenBackupError as error:
-        print(f"warning: {error} {name} trains again from its first epoch.", flush=True)
+    source = experiment.load_path(config, combination)
+    if source is None:
         model = _compiled_model(plan, combination, budget)
-        fit(model)
+        try:
+            fit(model)
+        except BrokenBackupError as error:
+            print(f"warning: {error} {name} trains again from its first epoch.", flush=True)
+            model = _compiled_model(plan, combination, budget)
+            fit(model)
+        trained = progress.trained_with(model.optimizer, budget, config.batch_size)
+    else:  # the explicit load path: evaluated as it is, no training phase
+        print(f"   {name}: loaded from {source}, not trained", flush=True)
+        model = keras.saving.load_model(source, compile=False)
+        trained = progress.not_trained()
     clock.append(time.time())
     values = dict(experiment.evaluate(config, combination, model, data))
+    if "figures" in values:  # `{stem: matplotlib figure}`: PNG files and TensorBoard images
+        values["figures"] = summary.write_figures(config.out, log_dir, values["figures"])
     write_scalars(log_dir, values, budget.steps, prefix="test/")  # hparams metrics
     clock.append(time.time())
     log = artifacts.training_log(config.out, name)
@@ -274,7 +255,7 @@ def run_combination(plan, combination, finished=None):
         "combination": name,
         **dataclasses.asdict(combination),
         **values,
-        **progress.trained_with(model.optimizer, budget, config.batch_size),
+        **trained,
         **log,
         "step_seconds": timer.seconds() or progress.logged_step_seconds(config.out, name, budget),
         "test_seconds": round(clock[2] - clock[1], 1),
@@ -302,4 +283,9 @@ def run_combination(plan, combination, finished=None):
     return record
 
 
-__all__ = ["Plan", "execute", "prepare", "run", "run_combination"]
+# `write_results` and `failed_pushes` live in `trainers.framework.summary`; kept here
+# under their earlier names for callers of `runner.write_results`.
+write_results = summary.write_results
+failed_pushes = summary.failed_pushes
+
+__all__ = ["Plan", "execute", "failed_pushes", "prepare", "run", "run_combination"]

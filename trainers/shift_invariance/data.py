@@ -31,7 +31,8 @@ def digest(images, labels):
 
 def pipelines(config, combination):
     """Train (resized pixels on a black margin, random crops after a `crop_pad` black
-    pad, optional flips), validation (holdout or test), test.
+    pad, optional flips: the same at the same seed, run after run), validation (holdout
+    or test), test.
 
     The test set is read once into memory (uint8 arrays) and served from them, so every
     row is measured on exactly the same images in the same order; `extra` holds its
@@ -55,12 +56,16 @@ def pipelines(config, combination):
         source = load(combination.dataset, split, config.data_dir)
         return source.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def augment(image, label):
+    def augment(pair, draw):
+        # Stateless ops seeded per element by `draw`: the same crops and flips in every
+        # run at a seed, however the parallel map interleaves (a stateful
+        # `tf.image.random_crop` shared by parallel calls draws in a racy order).
+        image, label = pair
         if pad:
             image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-            image = tf.image.random_crop(image, (size, size, 3))
+            image = tf.image.stateless_random_crop(image, (size, size, 3), seed=[draw, 0])
         if config.flip:
-            image = tf.image.random_flip_left_right(image)
+            image = tf.image.stateless_random_flip_left_right(image, seed=[draw, 1])
         return image, label
 
     def served(images, labels):
@@ -73,7 +78,9 @@ def pipelines(config, combination):
     train_split = resized("train")
     held = train_split.take(config.holdout_examples)
     train = train_split.skip(config.holdout_examples).cache().shuffle(4096, seed=seed)
-    train = train.repeat().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    draws = tf.data.Dataset.random(seed=seed)  # one int64 per training image
+    train = tf.data.Dataset.zip((train.repeat(), draws))
+    train = train.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     train = train.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     source = held if config.test_on_holdout else resized("test")
     images, labels = _arrays(source.take(config.test_examples or -1))

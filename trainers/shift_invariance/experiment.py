@@ -32,8 +32,8 @@ Commands and cost (measured on the 2-core CPU machine this project is developed 
     python -m trainers.shift_invariance                 # digits 16 px on 32x32, width 16
     python -m trainers.shift_invariance --preset paper  # CIFAR-10 and CIFAR-100 (tfds)
 
-The default run's time is in docs_pending/README_attack_table2.md. The paper preset is the usual CIFAR
-recipe for every row: SGD 0.1, momentum 0.9, weight decay 5e-4, cosine over 200 epochs,
+The default run's time is in README.md (6 min 2 s idle). The paper preset is the usual
+CIFAR recipe for every row: SGD 0.1, momentum 0.9, weight decay 5e-4, cosine over 200 epochs,
 batch 128, random crop after a 4-px black pad, horizontal flip; 5,000 training images
 are held out for validation; to choose the AugShift weight on them, run `--methods
 augshift --consistency-weight W --test-on-holdout` for a few W (every column is then

@@ -332,7 +332,7 @@ def test_models_flag_errors_name_the_problem(tmp_path):
     assert error.value.code == 2
     with pytest.raises(ValueError, match="holds no k3-circular-classifier-location.keras"):
         config = smoke(tmp_path / "b", models=str(tmp_path / "cw"), location_cell_size=16)
-        EXPERIMENT.build_model(config, Combination("circular", "location"))
+        EXPERIMENT.load_path(config, Combination("circular", "location"))
     with pytest.raises(ValueError, match="`models` must be a run directory"):
         smoke(tmp_path / "c", models=str(tmp_path))
     assert not (tmp_path / "a").exists()

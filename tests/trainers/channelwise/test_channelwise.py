@@ -131,7 +131,7 @@ def test_poster_numbers_only_beside_runs_that_match_them(tmp_path):
     results = [record(n, 55.5) for n in ("gapnet", "permutenet")]
     config = smoke(tmp_path, grid_sizes=(3,), dataset="cifar10", networks=("gapnet", "permutenet"))
     table = "\n".join(
-        EXPERIMENT.report(config, EXPERIMENT.aggregate(config, results), str(tmp_path))
+        EXPERIMENT.summarize(config, EXPERIMENT.aggregate(config, results), str(tmp_path)).section
     )
     assert "55.5 (poster: 100)" in table and "55.5 (poster: 78.8)" in table
     assert "ICCV 2021 poster's ResNet-18 on CIFAR-10 (width 64" in table
@@ -141,7 +141,9 @@ def test_poster_numbers_only_beside_runs_that_match_them(tmp_path):
     for other in (dict(dataset="digits"), dict(dataset="cifar10", backbone="nin")):
         config = smoke(tmp_path, grid_sizes=(3,), networks=("gapnet", "permutenet"), **other)
         table = "\n".join(
-            EXPERIMENT.report(config, EXPERIMENT.aggregate(config, results), str(tmp_path))
+            EXPERIMENT.summarize(
+                config, EXPERIMENT.aggregate(config, results), str(tmp_path)
+            ).section
         )
         assert "55.5 |" in table and "(poster:" not in table
         assert "The poster's numbers (ResNet-18 on CIFAR-10) are not shown" in table
@@ -154,7 +156,7 @@ def test_seeds_give_mean_and_std_of_the_per_seed_results(tmp_path):
     ]
     config = smoke(tmp_path, grid_sizes=(3,), seeds=(0, 1, 2))
     results = EXPERIMENT.aggregate(config, per_seed)
-    table = "\n".join(EXPERIMENT.report(config, results, str(tmp_path)))
+    table = "\n".join(EXPERIMENT.summarize(config, results, str(tmp_path)).section)
     assert [r["combination"] for r in results] == [
         "k3-zero-classifier-location",
         "k3-zero-permutenet-location",
@@ -214,7 +216,9 @@ def test_budgets_are_matched_unless_the_order_free_flags_say_otherwise(tmp_path)
     rows = [dict(record(n, 50.0), learning_rate=3e-3, beta_1=0.9) for n in ("classifier",)]
     rows.append(dict(record("permutenet", 30.0), steps=540, learning_rate=4e-3, beta_1=0.9))
     config = smoke(tmp_path, grid_sizes=(3,), order_free_epochs=9, order_free_learning_rate=0.004)
-    table = "\n".join(EXPERIMENT.report(config, EXPERIMENT.aggregate(config, rows), str(tmp_path)))
+    table = "\n".join(
+        EXPERIMENT.summarize(config, EXPERIMENT.aggregate(config, rows), str(tmp_path)).section
+    )
     assert "**The rows are not matched**" in table and "permutenet: 540 steps, lr 0.004" in table
     with pytest.raises(ValueError, match="order_free_beta_1"):
         ChannelwiseConfig(order_free_beta_1=1.0)
@@ -498,14 +502,52 @@ def test_permutenet_is_scored_under_the_asked_number_of_distinct_permutations(mo
         model.shuffle.sample_permutation = lambda c, p=permutation: p
         np.testing.assert_allclose(
             np.asarray(model(canvases)),
-            original(pooled, kernel, bias, permutation),
+            np.asarray(original(pooled, kernel, bias, permutation)),
             rtol=1e-4,
             atol=1e-5,
         )
     np.testing.assert_allclose(
         np.asarray(model.expected_logits(pooled)),
-        evaluation.expected_logits(pooled, kernel, bias),
+        np.asarray(evaluation.expected_logits(pooled, kernel, bias)),
         rtol=1e-5,
         atol=1e-6,
     )
     assert len(evaluation.draw_permutations(3, 100, seed=0)) == 6  # 3! at most
+
+
+@pytest.mark.parametrize("channels", [171, 192, 512])
+def test_permutations_are_counted_for_the_paper_widths(channels):
+    """171! overflows a float: 512 channels (ResNet-18 width 64) and NiN's 192 used to
+    raise OverflowError at the end of the first epoch."""
+    drawn = evaluation.draw_permutations(channels, 100, seed=0)
+    assert drawn.shape == (100, channels)
+    assert len({p.tobytes() for p in drawn}) == 100
+    assert all(np.array_equal(np.sort(p), np.arange(channels)) for p in drawn)
+    assert len(evaluation.draw_permutations(4, 100, seed=0)) == 24  # 4! at most
+    assert len(evaluation.draw_permutations(20, 5, seed=0)) == 5
+
+
+def test_library_readout_on_pooled_features_matches_numpy():
+    """`permuted_logits` / `expected_logits` (tfposenc.models.permute_net) against numpy:
+    the shuffle is `out[c] = in[perm[c]]`, and the mean over every permutation of 3
+    channels is the expected logits."""
+    import itertools
+
+    from tfposenc.models.permute_net import expected_logits, permuted_logits
+
+    rng = np.random.default_rng(0)
+    pooled = rng.normal(size=(5, 3)).astype("float32")
+    kernel = rng.normal(size=(3, 4)).astype("float32")
+    bias = rng.normal(size=4).astype("float32")
+    permutation = np.array([2, 0, 1])
+    by_hand = np.stack([pooled[:, 2], pooled[:, 0], pooled[:, 1]], 1) @ kernel + bias
+    np.testing.assert_allclose(
+        np.asarray(permuted_logits(pooled, kernel, bias, permutation)), by_hand, rtol=1e-5
+    )
+    every = [
+        np.asarray(permuted_logits(pooled, kernel, bias, np.array(p)))
+        for p in itertools.permutations(range(3))
+    ]
+    np.testing.assert_allclose(
+        np.asarray(expected_logits(pooled, kernel, bias)), np.mean(every, 0), rtol=1e-5
+    )

@@ -109,13 +109,9 @@ def fake_run(tmp_path, export, test_examples=6):
 def test_pushing_twice_gives_versions_1_and_2_with_lineage(exports, tmp_path):
     run, export, config = fake_run(tmp_path, exports["gapnet"])
     base = str(tmp_path / "served")
-    first = push.push(
-        export, base, min_value=0, max_regression=0, log=None, experiments=cli.EXPERIMENTS
-    )
+    first = push.push(export, base, min_value=0, max_regression=0, log=None)
     assert first["pushed"] and first["version"] == 1 and served(base) == ["1"]
-    second = push.push(
-        export, base, min_value=0, max_regression=0, log=None, experiments=cli.EXPERIMENTS
-    )
+    second = push.push(export, base, min_value=0, max_regression=0, log=None)
     assert second["pushed"] and second["version"] == 2 and served(base) == ["1", "2"]
     # The run's own test canvases: 6 images, k^2 = 4 random placements each, redrawn on
     # every pass over the set: the same model as candidate and baseline scores the same
@@ -132,7 +128,7 @@ def test_pushing_twice_gives_versions_1_and_2_with_lineage(exports, tmp_path):
         assert lineage["source"]["combination"] == COMBINATION
         assert lineage["source"]["export"] == export
         assert lineage["config_sha256"] == hashlib.sha256(canonical).hexdigest()
-        assert lineage["evaluation"]["via"] == "trainers.channelwise data hook"
+        assert lineage["evaluation"]["via"] == "trainers.channelwise evaluation_data hook"
         assert lineage["candidate"] == first["candidate"] == second["candidate"]
         assert [c["check"] for c in lineage["validation"]["checks"]] == (
             ["infra", "min-value"] + (["max-regression"] if version == 2 else [])
@@ -362,3 +358,16 @@ def test_push_command_errors_are_one_line_and_required_flags_are_marked(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     assert "--allow-signature-change" in capsys.readouterr().out
+
+
+def test_a_bad_flag_gets_one_line_and_no_tensorflow_log():
+    """The flags parse before TensorFlow is imported (it printed 7 lines before)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "trainers.push", "--no-such-flag"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "python -m trainers.push: error: unrecognized arguments: --no-such-flag (see --help)"
+    ]

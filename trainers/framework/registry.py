@@ -1,0 +1,45 @@
+"""Where the framework finds what sits above it: experiments and the push, by name.
+
+The framework imports no experiment and not `trainers.delivery` (the layering that
+`tests/test_import_graph.py` checks): the packages above it are named here as strings
+and imported with `importlib` only when a run or a push asks for them. An experiment
+package exposes `EXPERIMENT` (its `trainers.framework.experiment.Experiment`); the push
+after a run (`--push-to`) is `trainers.delivery.run_exports.push_exports`.
+"""
+
+import importlib
+
+# name in `config.json` -> the package that holds its `EXPERIMENT`
+EXPERIMENTS = {
+    "channelwise": "trainers.channelwise",
+    "attack": "trainers.attack",
+    "shift_invariance": "trainers.shift_invariance",
+    "probe": "trainers.probe",
+}
+# `--push-to`: `(experiment, config, combinations) -> [push record, ...]`
+PUSH_EXPORTS = "trainers.delivery.run_exports:push_exports"
+
+
+def experiment(name):
+    """The registered experiment `name` (its package's `EXPERIMENT`).
+
+    Raises:
+        ValueError: `name` is not registered, or its package declares no `EXPERIMENT`.
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(
+            f"`experiment` must be one of {sorted(EXPERIMENTS)}. Received: experiment={name!r}"
+        )
+    found = getattr(importlib.import_module(EXPERIMENTS[name]), "EXPERIMENT", None)
+    if found is None:
+        raise ValueError(f"{EXPERIMENTS[name]} declares no EXPERIMENT. Received: {name!r}")
+    return found
+
+
+def resolve(target):
+    """The object a `"package.module:name"` string names (imported on first use)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = ["EXPERIMENTS", "PUSH_EXPORTS", "experiment", "resolve"]

@@ -1,0 +1,90 @@
+"""The end of a run: the summary (once), `results.md`, `results.json`, TensorBoard's
+report, then `--push-to`; and the figures `evaluate` yields.
+
+`write_results` calls the experiment's `summarize` hook once with the aggregated
+records, writes `results.md` (its section, then the cost of each combination) and
+`results.json` (`experiment`, `config`, `results`, `distribution` and the summary's
+extra keys), the series and report figures to TensorBoard, and only then, with
+`--push-to`, the pushes (`push_results`), whose records are added under `pushes`: a
+push that fails or raises never loses the results.
+"""
+
+import dataclasses
+import json
+import os
+
+from trainers.framework import artifacts, progress, registry, reports
+from trainers.framework.callbacks import write_hparams_config, write_images, write_series
+
+
+def write_results(plan, records):
+    """`results.md` and its figures, then `results.json`; with `--push-to`, the pushes
+    after them (`push_results`), so a failing push never loses the results."""
+    experiment, config = plan.experiment, plan.config
+    table = experiment.aggregate(config, records)
+    made = experiment.summarize(config, table, config.out)  # once per run
+    summary = {
+        "experiment": experiment.name,
+        "config": json.loads(json.dumps(dataclasses.asdict(config))),
+        "results": table,
+        "distribution": plan.engine.description,
+        **made.extra,
+    }
+    artifacts.write_text(
+        os.path.join(config.out, "results.md"),
+        "\n".join([*made.section, *reports.timing_table(records)]) + "\n",
+    )
+    results_path = os.path.join(config.out, "results.json")
+    artifacts.write_json(results_path, summary)
+    board = os.path.join(config.out, "tensorboard")
+    for run, series in made.series.items():
+        write_series(os.path.join(board, run), series)
+    figures = progress.report_figures(config.out)
+    if figures:
+        write_images(os.path.join(board, "report"), figures)
+    names = ["combination", *(plan.hparam_keys or ())]
+    write_hparams_config(board, names, progress.test_metrics(plan.combinations, records))
+    if getattr(config, "push_to", None):
+        summary["pushes"] = push_results(plan)
+        artifacts.write_json(results_path, summary)
+    return summary
+
+
+def push_results(plan):
+    """`--push-to`: every combination's export through the validated push
+    (`registry.PUSH_EXPORTS`); returns one record per combination. A push that raises
+    is a refused push with the reason in `failed_checks`, never a lost run."""
+    experiment, config = plan.experiment, plan.config
+    try:
+        return registry.resolve(registry.PUSH_EXPORTS)(experiment, config, plan.combinations)
+    except Exception as error:  # noqa: BLE001 - recorded; the results are written already
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        print(f"   push failed: {reason}", flush=True)
+        return [
+            {"combination": c.name, "pushed": False, "version": None, "path": None,
+             "failed_checks": [reason]}
+            for c in plan.combinations
+        ]  # fmt: skip
+
+
+def failed_pushes(summary):
+    """One line per push of `summary["pushes"]` that did not push, naming the reason."""
+    return [
+        f"push of {p['combination']} failed: {'; '.join(p['failed_checks']) or 'refused'}"
+        for p in summary.get("pushes", ())
+        if not p["pushed"]
+    ]
+
+
+def write_figures(out, log_dir, figures):
+    """Writes `evaluate`'s figures (`{stem: figure}`) as `<out>/<stem>.png` and as images
+    of the combination's TensorBoard run; returns the sorted file names (the record's)."""
+    paths = {}
+    for stem, figure in figures.items():
+        paths[stem] = os.path.join(out, f"{stem}.png")
+        reports.save_figure(figure, paths[stem])
+    write_images(log_dir, paths)
+    return sorted(f"{stem}.png" for stem in paths)
+
+
+__all__ = ["failed_pushes", "push_results", "write_figures", "write_results"]
