@@ -3,7 +3,9 @@
 `StopOnNonFiniteLoss` (fails a diverged epoch before it is logged or backed up),
 `JsonLinesLogger` (`metrics.jsonl`), `TensorBoardLogger` (one run per combination,
 scalars against the training step), `StepTimer` (the median training step), and the
-writers of hparams, final metrics, series and images. TensorFlow-only by design (TensorBoard summaries).
+writers of hparams, final metrics, series, text and images. TensorBoard shows every
+accuracy in % (`tensorboard_value`): Keras' 0-1 training accuracies are scaled there, so
+they share a unit with the `test/` values. TensorFlow-only by design (TensorBoard summaries).
 """
 
 import json
@@ -64,26 +66,47 @@ class JsonLinesLogger(keras.callbacks.Callback):
             f.flush()
 
 
+# Metrics that Keras reports as a fraction (0-1) and every report shows in %.
+FRACTION_METRICS = ("accuracy",)
+
+
+def tensorboard_value(key, value):
+    """`value` as TensorBoard shows it: an accuracy (a key ending in `accuracy`, e.g.
+    `val_sparse_categorical_accuracy`) from Keras' 0-1 to %, anything else as it is."""
+    return 100.0 * value if str(key).endswith(FRACTION_METRICS) else value
+
+
+def tensorboard_tag(key, validation_name="validation"):
+    """Keras' `val_<metric>` as `<validation_name>_<metric>` (the data it was measured
+    on, e.g. `validation_accuracy`, `test_set_accuracy`); other keys as they are."""
+    return f"{validation_name}_{key[4:]}" if str(key).startswith("val_") else key
+
+
 class TensorBoardLogger(keras.callbacks.Callback):
     """One TensorBoard run per combination: every scalar against the training step.
 
     Writes to `log_dir` itself (no `train/` and `validation/` sub-runs, so a run of many
     combinations stays under the number of runs TensorBoard selects by default):
     `train/<metric>` (the epoch's running mean) every `every` steps, so a network that
-    trains one epoch still draws a line; `epoch/<metric>` and `epoch/val_<metric>` at
-    the end of each epoch; `learning_rate`. Resumed runs continue at the right step.
+    trains one epoch still draws a line; `epoch/<metric>` and
+    `epoch/<validation_name>_<metric>` (Keras' `val_<metric>`) at the end of each epoch;
+    `learning_rate`. Accuracies are in % (`tensorboard_value`). Resumed runs continue
+    at the right step.
 
     Args:
         log_dir: str, the combination's run directory.
         steps_per_epoch: int, steps of one epoch (the x axis is the global step).
         points_per_epoch: int, how many `train/` points an epoch gets. Defaults to 20.
+        validation_name: str, what the per-epoch evaluation data is
+            (`Experiment.validation_name`). Defaults to `"validation"`.
     """
 
-    def __init__(self, log_dir, steps_per_epoch, points_per_epoch=20):
+    def __init__(self, log_dir, steps_per_epoch, points_per_epoch=20, validation_name="validation"):
         super().__init__()
         self.writer = tf.summary.create_file_writer(log_dir)
         self.steps_per_epoch = int(steps_per_epoch)
         self.every = max(1, self.steps_per_epoch // max(1, points_per_epoch))
+        self.validation_name = str(validation_name)
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -92,9 +115,10 @@ class TensorBoardLogger(keras.callbacks.Callback):
     def _scalars(self, prefix, logs, step):
         with self.writer.as_default():
             for key, value in (logs or {}).items():
-                value = float(np.asarray(value))
+                value = tensorboard_value(key, float(np.asarray(value)))
                 if math.isfinite(value):
-                    tf.summary.scalar(f"{prefix}{key}", value, step=step)
+                    tag = tensorboard_tag(key, self.validation_name)
+                    tf.summary.scalar(f"{prefix}{tag}", value, step=step)
 
     def on_train_batch_end(self, batch, logs=None):
         if (batch + 1) % self.every == 0 or batch + 1 == self.steps_per_epoch:
@@ -119,15 +143,35 @@ def write_scalars(log_dir, values, step, prefix=""):
     writer.flush()
 
 
-def write_series(log_dir, series):
+SERIES_DESCRIPTION = (
+    "Not a training curve: the step axis is the measured quantity{axis}, and each point is "
+    "one measured value. Set Smoothing to 0 to see the values as measured; the report "
+    "run's images draw the same curve as a figure."
+)
+
+
+def write_series(log_dir, series, axes=None):
     """`series`: `{tag: [(step, value), ...]}` written as scalars (e.g. a sweep against
-    the fraction removed in percent)."""
+    the fraction removed in percent). Each tag carries a description saying that its
+    step axis is the measured quantity (`axes`: `{tag: what the step is}`, optional)."""
+    axes = dict(axes or {})
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
         for tag, points in series.items():
+            axis = f" ({axes[tag]})" if tag in axes else ""
+            description = SERIES_DESCRIPTION.format(axis=axis)
             for step, value in points:
                 if value is not None and math.isfinite(float(value)):
-                    tf.summary.scalar(tag, float(value), step=int(step))
+                    tf.summary.scalar(tag, float(value), step=int(step), description=description)
+    writer.flush()
+
+
+def write_text(log_dir, texts):
+    """`texts`: `{tag: markdown}` written to TensorBoard's Text dashboard at step 0."""
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        for tag, text in texts.items():
+            tf.summary.text(tag, tf.constant(text), step=0)
     writer.flush()
 
 
@@ -166,10 +210,11 @@ def write_hparams(log_dir, hparams):
 
 
 def write_hparams_config(log_dir, hparams, metrics):
-    """The experiment's hparams table at the root of `log_dir`: the hparams `hparams`
-    (names) as columns and `test/<metric>` for each of `metrics` as its metrics, so the
-    HParams page shows every combination's final test values (without a config it would
-    guess the metrics from every scalar tag and show the first five)."""
+    """The experiment's hparams table in the run `log_dir` (the runner's `report` run;
+    TensorBoard reads it from whichever run holds it): the hparams `hparams` (names) as
+    columns and `test/<metric>` for each of `metrics` as its metrics, so the HParams page
+    shows every combination's final test values (without a config it would guess the
+    metrics from every scalar tag and show the first five)."""
     from tensorboard.plugins.hparams import api as hp
 
     writer = tf.summary.create_file_writer(log_dir)
@@ -211,9 +256,12 @@ __all__ = [
     "StepTimer",
     "StopOnNonFiniteLoss",
     "hparam_value",
+    "tensorboard_tag",
+    "tensorboard_value",
     "write_hparams",
     "write_hparams_config",
     "write_images",
     "write_scalars",
     "write_series",
+    "write_text",
 ]

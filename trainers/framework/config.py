@@ -72,6 +72,7 @@ class TrainConfig:
     devices: tuple[str, ...] = option((), "devices of the mirrored strategy; () means all GPUs")
     precision: str = option("float32", "Keras dtype policy", choices=PRECISIONS)
     jit_compile: bool = option(False, "XLA (slower on CPU: measure first)")
+    save_models: bool = option(True, "save each combination's model as models/<name>.keras")
     export: bool = option(True, "export a SavedModel per combination")
     push_to: str | None = option(
         None, "after the run, push each export through trainers.push into PUSH_TO/<combination>"
@@ -145,7 +146,10 @@ def flag(name):
 
 # Settings that may change between a run and its resumption: where it is, how it is
 # distributed, and where finished exports are pushed (TFX's Pusher, after training).
-RESUME_IGNORES = ("out", "distribution", "push_to", "push_min_value", "push_max_regression")
+# Whether the `.keras` models are written changes no result either.
+RESUME_IGNORES = (
+    "out", "distribution", "push_to", "push_min_value", "push_max_regression", "save_models",
+)  # fmt: skip
 
 
 def check_resume(config, experiment):

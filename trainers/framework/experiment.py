@@ -30,9 +30,12 @@ the hooks in this order, for every combination `c` of `combinations(config)`:
         test_element(config, c) (`images`, `labels`, named extras)
 
 TensorBoard (`tensorboard/`): one run per combination with its training scalars
-(`train/`, `epoch/`, `learning_rate`, against the step), its hparams (those that differ
-between combinations) and its final values as `test/<name>` (the hparams metrics);
-`report/` holds every PNG figure of the report; the `series` hook adds curves.
+(`train/`, `epoch/`, `learning_rate`, against the step; accuracies in %; Keras'
+`val_<metric>` named `<validation_name>_<metric>`), its hparams (those that differ
+between combinations) and its final values as `test/<name>` (the hparams metrics); the
+run `report` holds the hparams table's configuration, `results.md` and the claims as
+text and every PNG figure of the report; the `series` hook adds curves whose step axis
+is a measured quantity (each says so in its description).
 `results.json` is written at the end: `experiment`, `config`, `results` (the
 aggregated records), `distribution` and the summary's extra keys, then again with
 `pushes` after `--push-to`. Each record holds the combination's fields, what `evaluate` yielded, and what it
@@ -113,11 +116,15 @@ class Summary:
         section: list of str. The experiment's markdown section of `results.md`.
         extra: dict. Extra top-level keys of `results.json` (e.g. `claims`).
         series: dict. Curves for TensorBoard, `{run: {tag: [(step, value), ...]}}`.
+        axes: dict. What the step axis of a series tag is, `{tag: text}` (e.g.
+            `"sweep/ranked/all": "% of channels removed"`), shown in the tag's
+            description. Optional.
     """
 
     section: list = dataclasses.field(default_factory=list)
     extra: dict = dataclasses.field(default_factory=dict)
     series: dict = dataclasses.field(default_factory=dict)
+    axes: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +152,10 @@ class Experiment:
     presets = {"default": {}}
     description = ""
     prog = None  # the command in usage lines, e.g. "python -m trainers.channelwise"
+    # What `data(...).validation` is, naming the per-epoch TensorBoard series
+    # (`epoch/<label>_accuracy`): "validation" for data disjoint from the test set,
+    # "test_set" for an experiment that validates on its test set.
+    validation_label = "validation"
 
     # === Required ===
 
@@ -207,6 +218,13 @@ class Experiment:
     def callbacks(self, config, combination, data, log_dir):
         """Extra Keras callbacks of the combination's training (e.g. TensorBoard images)."""
         return []
+
+    def validation_name(self, config, combination):
+        """What the combination's per-epoch evaluation data (`Data.validation`) is, the
+        prefix of its TensorBoard series in place of Keras' `val_`: by default the class's
+        `validation_label`; an experiment whose choice depends on the config (a held-out
+        split or the test set) overrides this."""
+        return self.validation_label
 
     def hparams(self, config, combination):
         """The combination's TensorBoard hparams."""

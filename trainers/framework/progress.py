@@ -11,12 +11,14 @@ from trainers.framework import artifacts
 
 def flags_hint(config, combination):
     """ " Flags that set this combination: --a, --b (it has a=..., b=...)", naming the
-    config fields (`grid_sizes`) behind the combination's fields (`grid_size`)."""
-    fields = dataclasses.asdict(combination)
+    config fields (`grid_sizes`) behind the combination's fields (`grid_size`). The
+    combination's `seed` is never named: it does not decide whether a model or its data
+    can be built, and naming `--seeds` on every error misled."""
+    fields = {k: v for k, v in dataclasses.asdict(combination).items() if k != "seed"}
     flags, values = [], []
     for field in dataclasses.fields(config):
         for name, value in fields.items():
-            if field.name in (name, name + "s") and field.name not in ("seed",):
+            if field.name in (name, name + "s"):
                 flags.append("--" + field.name.replace("_", "-"))
                 values.append(f"{name}={value!r}")
     if not flags:

@@ -47,6 +47,68 @@ def timing_table(results):
     return ["", "## Cost", "", *markdown_table(header, rows)]
 
 
+# The one-line meaning of each verdict of a `claims` list (`results.json`).
+VERDICTS = {
+    "shown": "this run's numbers support the paper's claim, against a null that could have failed",
+    "not shown": "this run's numbers contradict the claim: the paper's effect was not "
+    "reproduced here",
+    "inconclusive": "the deciding intervals overlap (too few seeds, images or training "
+    "steps, or a network that learned nothing), so this run neither supports nor "
+    "contradicts the claim",
+}
+
+
+def claim_line(claim):
+    """The claim as one line: its text and, when present, where it was judged."""
+    where = [str(claim[key]) for key in ("combination",) if claim.get(key) is not None]
+    if isinstance(claim.get("fraction"), (int, float)):
+        where.append(f"{100 * claim['fraction']:g}% removed")
+    return str(claim.get("claim", "?")) + (f" ({', '.join(where)})" if where else "")
+
+
+def run_shows(claims):
+    """The opening paragraph of `results.md` (markdown lines) from the run's `claims`
+    (each a dict with `claim` and `verdict`, optionally `combination` and `fraction`):
+    whether the paper's effect was reproduced, the count of each verdict and its
+    meaning in one line, and the claims that were not shown."""
+    if not claims:
+        return [
+            "**What this run shows.** This experiment judges no claim automatically; the "
+            "tables below are the measurements, to be read against the paper.",
+        ]
+    counts = {v: sum(c.get("verdict") == v for c in claims) for v in VERDICTS}
+    other = len(claims) - sum(counts.values())
+    if counts["not shown"]:
+        headline = "The paper's effect was **not reproduced** in full by this run"
+    elif counts["inconclusive"] or other:
+        headline = "This run does not settle every claim"
+    else:
+        headline = "This run **reproduces** every claim it checks"
+    told = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    lines = [
+        f"**What this run shows.** {headline}: of {len(claims)} claims checked, "
+        f"{told}{f', {other} with another verdict' if other else ''}.",
+        "",
+        *(f"- **{v}** ({counts[v]}): {VERDICTS[v]}." for v in VERDICTS if counts[v]),
+    ]
+    missed = [claim_line(c) for c in claims if c.get("verdict") == "not shown"]
+    if missed:
+        lines += ["", "Not shown: " + "; ".join(missed) + "."]
+    return lines + ["", "Each claim's evidence is in the claims table below and in "
+                    "`results.json` (`claims`)."]  # fmt: skip
+
+
+def with_opening(section, opening):
+    """`section` (markdown lines) with `opening` after its title (a first `# ` line),
+    or before everything when it has none."""
+    section = list(section)
+    at = 1 if section and section[0].startswith("# ") else 0
+    head, rest = section[:at], section[at:]
+    while rest and not rest[0].strip():
+        rest = rest[1:]
+    return [*head, *([""] if head else []), *opening, *([""] if rest else []), *rest]
+
+
 def new_figure(size):
     """A `Figure` with an Agg canvas attached (no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -114,11 +176,15 @@ def line_figure(series, xlabel, ylabel, title, reference=None, ylim=(0, 105)):
 __all__ = [
     "figure_png",
     "format_mean_std",
+    "claim_line",
     "heatmap_figure",
     "line_figure",
     "markdown_table",
     "mean_std",
     "new_figure",
+    "run_shows",
     "save_figure",
     "timing_table",
+    "with_opening",
+    "VERDICTS",
 ]

@@ -24,8 +24,11 @@ business (`trainers.framework.engines`); the hooks are `Experiment`'s
 (`trainers.framework.experiment`). The run directory is:
 
     config.json  metrics.jsonl  results.json  results.md  results/<name>.json
-    tensorboard/<name>/  checkpoints/<name>/ (while it trains; removed once its
-    result is safe)  models/<name>.keras  exports/<name>/<version>/
+    tensorboard/<name>/ (one run per combination)  tensorboard/report/ (the
+    hparams table, results.md and the claims as text, the figures)  checkpoints/<name>/
+    (while it trains; removed once its result is safe, `checkpoints/` once empty)
+    models/<name>.keras (unless --no-save-models)  exports/<name>/<version>/ (unless
+    --no-export)
 """
 
 import dataclasses
@@ -192,7 +195,12 @@ def run_combination(plan, combination, finished=None):
     if finished:
         record = artifacts.read_json(path)
         if config.export and not artifacts.exported(record["export"]):  # removed or never done
-            model = keras.saving.load_model(os.path.join(config.out, "models", f"{name}.keras"))
+            saved = os.path.join(config.out, "models", f"{name}.keras")
+            if not os.path.exists(saved):  # --no-save-models: nothing to export from
+                print(f"warning: {name} has no export and no saved model ({saved}); "
+                      "its result stands, not exported.", flush=True)  # fmt: skip
+                return record
+            model = keras.saving.load_model(saved)
             artifacts.export(model, record["export"], experiment.input_shape(config, combination))
         return record
     clock = [time.time()]
@@ -211,7 +219,11 @@ def run_combination(plan, combination, finished=None):
 
     def fit(model):
         callbacks = [
-            TensorBoardLogger(log_dir, budget.steps_per_epoch),
+            TensorBoardLogger(
+                log_dir,
+                budget.steps_per_epoch,
+                validation_name=experiment.validation_name(config, combination),
+            ),
             timer,
             *experiment.callbacks(config, combination, data, log_dir),
             JsonLinesLogger(
@@ -260,10 +272,11 @@ def run_combination(plan, combination, finished=None):
         "step_seconds": timer.seconds() or progress.logged_step_seconds(config.out, name, budget),
         "test_seconds": round(clock[2] - clock[1], 1),
     }
-    os.makedirs(os.path.join(config.out, "models"), exist_ok=True)
-    experiment.model_to_save(config, combination, model).save(
-        os.path.join(config.out, "models", f"{name}.keras")
-    )
+    if config.save_models:
+        os.makedirs(os.path.join(config.out, "models"), exist_ok=True)
+        experiment.model_to_save(config, combination, model).save(
+            os.path.join(config.out, "models", f"{name}.keras")
+        )
     if config.export:
         base = os.path.join(config.out, "exports", name)
         shape = experiment.input_shape(config, combination)
@@ -272,6 +285,7 @@ def run_combination(plan, combination, finished=None):
         )
     artifacts.write_json(path, record)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the result and model are safe now
+    remove_if_empty(os.path.dirname(checkpoints))
     clock.append(time.time())
     if not plan.engine.writes:  # its values are the writer's; nothing here reads as a result
         return record
@@ -281,6 +295,15 @@ def run_combination(plan, combination, finished=None):
         flush=True,
     )
     return record
+
+
+def remove_if_empty(directory):
+    """Removes `directory` when it exists and is empty (`checkpoints/` after the last
+    combination's backup is dropped); leaves it otherwise."""
+    try:
+        os.rmdir(directory)
+    except OSError:  # absent, or holds another combination's backup
+        pass
 
 
 # `write_results` and `failed_pushes` live in `trainers.framework.summary`; kept here

@@ -2,9 +2,12 @@
 report, then `--push-to`; and the figures `evaluate` yields.
 
 `write_results` calls the experiment's `summarize` hook once with the aggregated
-records, writes `results.md` (its section, then the cost of each combination) and
-`results.json` (`experiment`, `config`, `results`, `distribution` and the summary's
-extra keys), the series and report figures to TensorBoard, and only then, with
+records, writes `results.md` (after its title a "What this run shows" paragraph from
+the summary's `claims`, `reports.run_shows`; then its section and the cost of each
+combination) and `results.json` (`experiment`, `config`, `results`, `distribution` and
+the summary's extra keys), then TensorBoard's run `report` (the hparams table's
+configuration, the opening paragraph, the claims and `results.md` as text under
+`report/`, and the report's figures as images) and the series, and only then, with
 `--push-to`, the pushes (`push_results`), whose records are added under `pushes`: a
 push that fails or raises never loses the results.
 """
@@ -14,7 +17,15 @@ import json
 import os
 
 from trainers.framework import artifacts, progress, registry, reports
-from trainers.framework.callbacks import write_hparams_config, write_images, write_series
+from trainers.framework.callbacks import (
+    write_hparams_config,
+    write_images,
+    write_series,
+    write_text,
+)
+
+# TensorBoard's run of the whole experiment (no run is named "." in its run list).
+REPORT_RUN = "report"
 
 
 def write_results(plan, records):
@@ -30,24 +41,43 @@ def write_results(plan, records):
         "distribution": plan.engine.description,
         **made.extra,
     }
-    artifacts.write_text(
-        os.path.join(config.out, "results.md"),
-        "\n".join([*made.section, *reports.timing_table(records)]) + "\n",
+    opening = reports.run_shows(made.extra.get("claims") or [])
+    markdown = "\n".join(
+        [*reports.with_opening(made.section, opening), *reports.timing_table(records)]
     )
+    artifacts.write_text(os.path.join(config.out, "results.md"), markdown + "\n")
     results_path = os.path.join(config.out, "results.json")
     artifacts.write_json(results_path, summary)
     board = os.path.join(config.out, "tensorboard")
+    axes = getattr(made, "axes", None) or {}
     for run, series in made.series.items():
-        write_series(os.path.join(board, run), series)
+        write_series(os.path.join(board, run), series, axes)
+    report_run = os.path.join(board, REPORT_RUN)
+    names = ["combination", *(plan.hparam_keys or ())]
+    write_hparams_config(report_run, names, progress.test_metrics(plan.combinations, records))
+    write_text(report_run, report_texts(opening, made.extra.get("claims"), markdown))
     figures = progress.report_figures(config.out)
     if figures:
-        write_images(os.path.join(board, "report"), figures)
-    names = ["combination", *(plan.hparam_keys or ())]
-    write_hparams_config(board, names, progress.test_metrics(plan.combinations, records))
+        write_images(report_run, figures)
     if getattr(config, "push_to", None):
         summary["pushes"] = push_results(plan)
         artifacts.write_json(results_path, summary)
     return summary
+
+
+def report_texts(opening, claims, markdown):
+    """The Text dashboard's entries of the run `report`: `report/what_this_run_shows`
+    (the opening paragraph), `report/claims` (one row per claim: verdict, claim,
+    evidence) when the run judged any, and `report/results.md` (the whole file)."""
+    texts = {"report/what_this_run_shows": "\n".join(opening)}
+    if claims:
+        rows = [
+            [c.get("verdict", ""), reports.claim_line(c), c.get("evidence", "")] for c in claims
+        ]
+        table = reports.markdown_table(["verdict", "claim", "evidence"], rows)
+        texts["report/claims"] = "\n".join(table)
+    texts["report/results.md"] = markdown
+    return texts
 
 
 def push_results(plan):
@@ -87,4 +117,11 @@ def write_figures(out, log_dir, figures):
     return sorted(f"{stem}.png" for stem in paths)
 
 
-__all__ = ["failed_pushes", "push_results", "write_figures", "write_results"]
+__all__ = [
+    "REPORT_RUN",
+    "failed_pushes",
+    "push_results",
+    "report_texts",
+    "write_figures",
+    "write_results",
+]

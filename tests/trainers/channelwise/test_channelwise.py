@@ -82,15 +82,15 @@ def test_tensorboard_runs_read_by_tensorboards_own_reader(smoke_run):
     ).AddRunsFromDirectory(str(out / "tensorboard"))
     board.Reload()
     combinations = {r["combination"] for r in results}
-    # one run per combination, the report's figures, and "." (the hparams config)
-    assert set(board.Runs()) == combinations | {"report", "."}
+    # one run per combination and the report (figures, text, the hparams config); no "."
+    assert set(board.Runs()) == combinations | {"report"}
     scalars = board.PluginRunToTagToContent("scalars")
     hparams = board.PluginRunToTagToContent("hparams")
     images = board.PluginRunToTagToContent("images")
     for name in combinations:
         tags = set(scalars[name])
         assert {"train/loss", "epoch/loss", "learning_rate", "test/accuracy"} <= tags
-        assert {"test/permutation_std", "epoch/val_permuted_accuracy"} <= tags
+        assert {"test/permutation_std", "epoch/validation_permuted_accuracy"} <= tags
         assert "_hparams_/session_start_info" in hparams[name]
         (event,) = board.Tensors(name, "test/accuracy")
         accuracy = next(r["accuracy"] for r in results if r["combination"] == name)
@@ -101,7 +101,7 @@ def test_tensorboard_runs_read_by_tensorboards_own_reader(smoke_run):
     # The HParams page's table: its metrics are the test values, not the epoch tags.
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    content = board.SummaryMetadata(".", "_hparams_/experiment").plugin_data.content
+    content = board.SummaryMetadata("report", "_hparams_/experiment").plugin_data.content
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
     metrics = {m.name.tag for m in experiment.metric_infos}
     assert "test/accuracy" in metrics and not [m for m in metrics if m.startswith("epoch/")]

@@ -84,8 +84,8 @@ def test_a_model_and_its_conversion_on_the_framework(tmp_path, capsys):
     tags, _ = events(out / "tensorboard" / "circular-aps-seed0")
     assert tags["test/classifier_location"] == [converted["classifier_location"]]
     assert "ablation/location_vs_channels_removed" in tags
-    _, plugins = events(out / "tensorboard")
-    assert "hparams" in plugins  # the root's hparams table
+    _, plugins = events(out / "tensorboard" / "report")
+    assert "hparams" in plugins  # the report run's hparams table
     printed = capsys.readouterr().out
     assert "combination 2 of 2: circular-aps-seed0" in printed and "# Position probe" in printed
 
