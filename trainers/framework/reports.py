@@ -49,12 +49,11 @@ def timing_table(results):
 
 # The one-line meaning of each verdict of a `claims` list (`results.json`).
 VERDICTS = {
-    "shown": "this run's numbers support the paper's claim, against a null that could have failed",
-    "not shown": "this run's numbers contradict the claim: the paper's effect was not "
-    "reproduced here",
+    "shown": "the run's numbers support the claim, against a null that could have failed",
+    "not shown": "the run's numbers contradict the claim",
     "inconclusive": "the deciding intervals overlap (too few seeds, images or training "
-    "steps, or a network that learned nothing), so this run neither supports nor "
-    "contradicts the claim",
+    "steps, or a network that learned nothing): the run neither supports nor contradicts "
+    "the claim",
 }
 
 
@@ -78,15 +77,18 @@ def run_shows(claims):
         ]
     counts = {v: sum(c.get("verdict") == v for c in claims) for v in VERDICTS}
     other = len(claims) - sum(counts.values())
-    if counts["not shown"]:
-        headline = "The paper's effect was **not reproduced** in full by this run"
+    if counts["not shown"] and counts["shown"]:
+        headline = "This run reproduces the paper **only in part**"
+    elif counts["not shown"]:
+        headline = "This run does **not reproduce** the paper"
     elif counts["inconclusive"] or other:
         headline = "This run does not settle every claim"
     else:
         headline = "This run **reproduces** every claim it checks"
     told = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     lines = [
-        f"**What this run shows.** {headline}: of {len(claims)} claims checked, "
+        f"**What this run shows.** {headline}: of {len(claims)} "
+        f"claim{'s' if len(claims) != 1 else ''} checked, "
         f"{told}{f', {other} with another verdict' if other else ''}.",
         "",
         *(f"- **{v}** ({counts[v]}): {VERDICTS[v]}." for v in VERDICTS if counts[v]),

@@ -66,17 +66,18 @@ def write_results(plan, records):
 
 
 def report_texts(opening, claims, markdown):
-    """The Text dashboard's entries of the run `report`: `report/what_this_run_shows`
-    (the opening paragraph), `report/claims` (one row per claim: verdict, claim,
-    evidence) when the run judged any, and `report/results.md` (the whole file)."""
-    texts = {"report/what_this_run_shows": "\n".join(opening)}
+    """The Text dashboard's entries of the run `report`, numbered in reading order (the
+    dashboard sorts tags): `report/1_what_this_run_shows`
+    (the opening paragraph), `report/2_claims` (one row per claim: verdict, claim,
+    evidence) when the run judged any, and `report/3_results.md` (the whole file)."""
+    texts = {"report/1_what_this_run_shows": "\n".join(opening)}
     if claims:
         rows = [
             [c.get("verdict", ""), reports.claim_line(c), c.get("evidence", "")] for c in claims
         ]
         table = reports.markdown_table(["verdict", "claim", "evidence"], rows)
-        texts["report/claims"] = "\n".join(table)
-    texts["report/results.md"] = markdown
+        texts["report/2_claims"] = "\n".join(table)
+    texts["report/3_results.md"] = markdown
     return texts
 
 

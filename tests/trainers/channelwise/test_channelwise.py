@@ -90,7 +90,7 @@ def test_tensorboard_runs_read_by_tensorboards_own_reader(smoke_run):
     for name in combinations:
         tags = set(scalars[name])
         assert {"train/loss", "epoch/loss", "learning_rate", "test/accuracy"} <= tags
-        assert {"test/permutation_std", "epoch/validation_permuted_accuracy"} <= tags
+        assert {"test/permutation_std", "epoch/val_permuted_accuracy"} <= tags
         assert "_hparams_/session_start_info" in hparams[name]
         (event,) = board.Tensors(name, "test/accuracy")
         accuracy = next(r["accuracy"] for r in results if r["combination"] == name)

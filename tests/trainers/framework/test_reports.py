@@ -30,8 +30,8 @@ ATTACK = [
 def test_counts_every_verdict_and_names_the_claims_not_shown():
     lines = reports.run_shows(CHANNELWISE)
     assert lines[0] == (
-        "**What this run shows.** The paper's effect was **not reproduced** in full by this "
-        "run: of 3 claims checked, 1 shown, 1 not shown, 1 inconclusive."
+        "**What this run shows.** This run reproduces the paper **only in part**: of 3 "
+        "claims checked, 1 shown, 1 not shown, 1 inconclusive."
     )
     assert [line.split(":")[0] for line in lines if line.startswith("- ")] == [
         "- **shown** (1)",
@@ -60,6 +60,8 @@ def test_all_shown_reproduces_inconclusive_does_not_settle_and_none_says_so():
         in (unsettled[0])
     )
     assert "judges no claim automatically" in reports.run_shows([])[0]
+    alone = reports.run_shows([dict(CHANNELWISE[2])])[0]
+    assert "This run does **not reproduce** the paper: of 1 claim checked, 1 not shown." in alone
 
 
 def test_the_opening_goes_after_the_title_or_first():

@@ -55,14 +55,18 @@ def test_no_run_named_dot_and_the_report_run_holds_config_text_and_claims(tiny_r
     assert set(multiplexer.Runs()) == {"tiny1", "tiny2", "report"}
     assert not [p for p in (out / "tensorboard").iterdir() if p.is_file()]
     text = multiplexer.PluginRunToTagToContent("text")["report"]
-    assert set(text) == {"report/what_this_run_shows", "report/claims", "report/results.md"}
+    assert set(text) == {"report/1_what_this_run_shows", "report/2_claims", "report/3_results.md"}
     results_md = (out / "results.md").read_text()
-    (markdown,) = values(multiplexer, "report", "report/results.md").values()
+    (markdown,) = values(multiplexer, "report", "report/3_results.md").values()
     assert markdown.item().decode() + "\n" == results_md
-    (opening,) = values(multiplexer, "report", "report/what_this_run_shows").values()
-    assert opening.item().decode().startswith("**What this run shows.** The paper's effect was")
+    (opening,) = values(multiplexer, "report", "report/1_what_this_run_shows").values()
+    assert (
+        opening.item()
+        .decode()
+        .startswith("**What this run shows.** This run reproduces the paper **only")
+    )
     assert "of 2 claims checked, 1 shown, 1 not shown." in results_md
-    (claims,) = values(multiplexer, "report", "report/claims").values()
+    (claims,) = values(multiplexer, "report", "report/2_claims").values()
     assert "| not shown | units help | interval [-3, +1] |" in claims.item().decode()
     assert "_hparams_/experiment" in multiplexer.PluginRunToTagToContent("hparams")["report"]
 
