@@ -25,7 +25,9 @@ def pixel_std(std):
 
 
 def check_statistics(values, name):
-    """`None`, or a tuple of finite floats (one per channel; `std` entries > 0)."""
+    """`None`, or a tuple of finite floats in [0, 1] units (one per channel; `mean` in
+    [0, 1], `std` in (0, 1]). Statistics in pixel units (0..255) are refused: the model
+    would divide by 255 twice and train at chance."""
     if values is None:
         return None
     try:
@@ -39,5 +41,12 @@ def check_statistics(values, name):
         raise ValueError(
             f"`{name}` must be a non-empty list of finite per-channel numbers"
             f"{' > 0' if name == 'std' else ''}. Received: {name}={values!r}"
+        )
+    low = 0.0 if name == "mean" else None
+    if (low is not None and min(values) < low) or max(values) > 1.0:
+        hint = " (pixel-unit statistics? divide them by 255)" if max(values) > 1.0 else ""
+        raise ValueError(
+            f"`{name}` values must be in [0, 1] units, as `tfposenc.data.info` reports "
+            f"them{hint}. Received: {name}={values!r}"
         )
     return values

@@ -12,7 +12,7 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "nin")
 STEMS = ("paper", "imagenet", "cifar")
 DOWNSAMPLING = ("stride", "blur", "aps")
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012")
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012", "glyphs", "textured_glyphs")
 TARGETS = ("location", "class")
 # Metrics a push's model validation applies its thresholds to (`trainers.push --metric`):
 # top-1 accuracy in %, per pixel for label maps.
@@ -23,7 +23,7 @@ SHIFT_MODES = ("centred", "symmetric", "one_sided", "crop", "circular")
 SHIFT_PER = ("image", "batch")
 
 # Channel rankings of `tfposenc.analysis.rank_position_channels`.
-RANKING_METHODS = ("flip", "flip_left", "flip_right", "label", "magnitude")
+RANKING_METHODS = ("flip", "flip_left", "flip_right", "flip_2d", "label", "magnitude")
 
 # Initialisations of the dense read-out of `Classifier`, `PermuteNet`, `SortNet`, `SumNet`:
 # Keras' Glorot uniform (bias 0) or PyTorch's `nn.Linear` default (the authors').

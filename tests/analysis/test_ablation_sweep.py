@@ -217,3 +217,60 @@ def test_control_rankings_are_removed_top_first_under_their_own_selection():
         ablation_sweep(model, X, order, (0.5,), 1, recorder, controls={"random": control})
     with pytest.raises(ValueError, match="`controls` must rank all 10"):
         ablation_sweep(model, X, order, (0.5,), 1, recorder, controls={"m": np.arange(4)})
+
+
+def test_claim_fractions_get_at_least_claim_draws():
+    records = ablation_sweep(
+        fake(), X, np.arange(20), fractions=(0.0, 0.2, 0.5), random_draws=3,
+        evaluate=Recorder(), claim_fractions=(0.5,), claim_draws=19,
+    )  # fmt: skip
+    draws = {r["fraction"]: r["draws"] for r in records if r["selection"] == "random"}
+    assert draws == {0.0: 1, 0.2: 3, 0.5: 19}  # one empty set at 0
+    values = next(r["values"] for r in records if r["fraction"] == 0.5 and "draws" in r)
+    assert len(set(values)) == 19  # 19 distinct sets, each evaluated once
+
+
+def test_magnitude_deciles_by_rank():
+    from tfposenc.analysis.ablation_sweep import magnitude_deciles
+
+    magnitudes = np.random.default_rng(0).permutation(20).astype(float)
+    np.testing.assert_array_equal(magnitude_deciles(magnitudes), magnitudes.astype(int) // 2)
+    assert np.bincount(magnitude_deciles(np.zeros(25))).tolist() == [3, 2, 3, 2, 3, 2, 3, 2, 3, 2]
+
+
+def test_magnitude_matched_draws_share_the_ranked_sets_decile_profile():
+    from tfposenc.analysis.ablation_sweep import magnitude_deciles, matched_draws_for
+
+    rng = np.random.default_rng(1)
+    magnitudes = rng.exponential(size=40)
+    order = np.argsort(-magnitudes)  # the biggest channels first
+    records = ablation_sweep(
+        fake(40), X, order, fractions=(0.0, 0.25), random_draws=5, evaluate=Recorder(),
+        magnitudes=magnitudes,
+    )  # fmt: skip
+    matched = [r for r in records if r["selection"] == "random_matched"]
+    assert [r["draws"] for r in matched] == [1, 5]
+    deciles = magnitude_deciles(magnitudes)
+    profile = np.bincount(deciles[order[:10]], minlength=10)  # the top 10: deciles 7-9
+    draws = matched_draws_for(order[:10].tolist(), magnitudes, 5, seed=0)
+    assert len({tuple(d) for d in draws}) == 5
+    for draw in draws:
+        np.testing.assert_array_equal(np.bincount(deciles[draw], minlength=10), profile)
+    assert draws == matched_draws_for(order[:10].tolist(), magnitudes, 5, seed=0)
+    # Only as many distinct sets as exist: the top 12 fill deciles 7-9 exactly.
+    assert len(matched_draws_for(order[:12].tolist(), magnitudes, 5, seed=0)) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"magnitudes": np.ones(19)}, "magnitudes"),
+        ({"magnitudes": [np.nan] * 20}, "magnitudes"),
+        ({"claim_draws": 0}, "claim_draws"),
+        ({"claim_fractions": (2.0,)}, "fractions"),
+        ({"controls": {"random_matched": np.arange(20)}}, "random_matched"),
+    ],
+)
+def test_bad_claim_and_matched_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ablation_sweep(fake(), X, np.arange(20), fractions=(0.0,), **kwargs)

@@ -144,3 +144,32 @@ def test_spearman_matches_scipy_with_ties_and_is_nan_for_a_constant():
     assert np.isnan(spearman(a, np.ones(20)))
     with pytest.raises(ValueError, match="1-D score vectors of one length"):
         spearman(a, b[:3])
+
+
+def test_flip_2d_sees_a_row_channel_that_the_left_right_flip_cannot():
+    patterns = symmetric_patterns(6)
+    patterns = patterns + patterns[:, ::-1]  # mirror-symmetric both ways
+    patterns[2] = np.broadcast_to(np.linspace(-1, 1, 8)[:, None], (8, 8))  # codes the row
+    model, x = FakeTask(patterns), images(10)
+    _, flip = rank_position_channels(model, x, "flip")
+    assert flip[2] == pytest.approx(0.0, abs=1e-9)  # a row ramp is its own mirror image
+    order, scores = rank_position_channels(model, x, "flip_2d")
+    assert order[0] == 2
+    intensity = x.astype("float64").mean(axis=-1)
+    z = [np.einsum("bhw,chw->bc", i, patterns) / 64
+         for i in (intensity, intensity[:, :, ::-1], intensity[:, ::-1])]  # fmt: skip
+    oracle = (np.abs(z[0] - z[1]) + np.abs(z[0] - z[2])).mean(axis=0) / 2
+    np.testing.assert_allclose(scores, oracle, rtol=1e-6, atol=1e-12)
+
+
+def test_equal_scores_warn_that_the_ranking_means_nothing():
+    grey = np.full((4, 8, 8, 3), 128.0, "float32")  # the README's old example input
+    model = planted_model()
+    with pytest.warns(UserWarning, match="every channel's 'flip' score is 0.0"):
+        order, scores = rank_position_channels(model, grey, "flip")
+    assert order.tolist() == list(range(6))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rank_position_channels(model, images(), "flip")  # real scores: no warning

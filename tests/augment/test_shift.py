@@ -71,6 +71,15 @@ def test_crop_windows_have_no_fill():
         shift_views(big, 4, shift_mode="crop", crop_size=10)
 
 
+def test_crop_windows_lie_in_the_centred_region():
+    # 16 px, 8-px windows, offsets 0..3: the windows' region (11 px) starts at (16-11)//2 = 2.
+    big = np.random.default_rng(1).uniform(1, 2, size=(4, 16, 16, 1)).astype("float32")
+    offsets = np.array([[0, 0], [3, 3], [1, 2], [2, 0]])
+    out = np_(apply_shift(big, offsets, 4, shift_mode="crop", crop_size=8))
+    for i, (dy, dx) in enumerate(offsets):
+        np.testing.assert_array_equal(out[i], big[i, 2 + dy : 10 + dy, 2 + dx : 10 + dx])
+
+
 def test_offsets_cover_the_documented_range():
     for shift_mode in SHIFT_MODES:
         low, high = offset_range(8, shift_mode)

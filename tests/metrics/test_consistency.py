@@ -120,3 +120,69 @@ def test_cons_m_of_a_one_pixel_model_is_the_hand_computed_probability(m):
     data = tf.data.Dataset.from_tensor_slices((images, np.zeros(4000, "int64"))).batch(1000)
     got = shift_consistency(TopLeftIsBlack(), data, max_shift=m, passes=1)["consistency"]
     assert got == pytest.approx(expected, abs=2.5)  # 4,000 images: SD < 0.8 points
+
+
+class ReadsTopLeft:
+    """A 'model' that reads pixel (0, 0) of its view: class 0 when it is bright."""
+
+    def __init__(self):
+        self.seen = []
+
+    def record(self, images):
+        self.seen.append(images.numpy())
+        return 0
+
+    def __call__(self, images, training=False):
+        tf.py_function(self.record, [images], tf.int32)  # runs inside the traced function
+        bright = tf.cast(images[:, 0, 0, 0] > 100, tf.float32)
+        return tf.stack([bright, 1 - bright], axis=-1)
+
+
+def test_crop_consistency_of_a_one_pixel_model_is_the_hand_computed_probability():
+    from tfposenc.metrics import per_image_agreement, view_offsets
+
+    # 30-px images, 20-px windows, offsets 0..3: the windows' region (23 px) starts at
+    # (30 - 23) // 2 = 3, so view pixel (0, 0) is image pixel (3 + dy, 3 + dx). There the
+    # image is bright exactly on the diagonal dy == dx: P(bright) = 4 / 16 = 1/4, and two
+    # independent views agree with probability (1/4)^2 + (3/4)^2 = 10/16.
+    images = np.full((4000, 30, 30, 1), 20.0, "float32")
+    for d in range(4):
+        images[:, 3 + d, 3 + d] = 200.0
+    images[:, :3] = images[:, :, :3] = 200.0  # outside the region: must never be read
+    data = tf.data.Dataset.from_tensor_slices((images, np.zeros(4000, "int64"))).batch(1000)
+    args = dict(max_shift=4, shift_mode="crop", passes=1, crop_size=20)
+    got = shift_consistency(ReadsTopLeft(), data, **args)["consistency"]
+    assert got == pytest.approx(100 * 10 / 16, abs=2.5)  # 4,000 images: SD 0.77 points
+    # Image by image, exactly: the views agree iff both offsets are on the diagonal or
+    # both off it.
+    agree = per_image_agreement(ReadsTopLeft(), data, **args)[0]
+    offsets = view_offsets(data, 4, "crop", passes=1)[0]
+    on_diagonal = offsets[:, :, 0] == offsets[:, :, 1]
+    np.testing.assert_array_equal(agree, on_diagonal[:, 0] == on_diagonal[:, 1])
+    assert 100 * agree.mean() == pytest.approx(got, abs=1e-9)
+
+
+def test_models_scored_with_one_seed_see_the_same_views():
+    from tfposenc.metrics import per_image_agreement, view_offsets
+
+    ds = dataset(n=40, size=16)
+    first, second = ReadsTopLeft(), ReadsTopLeft()
+    a = per_image_agreement(first, ds, max_shift=8, passes=2, seed=3)
+    per_image_agreement(global_average_model, ds, max_shift=8, passes=2, seed=3)
+    per_image_agreement(second, ds, max_shift=8, passes=2, seed=3)
+    assert a.shape == (2, 40) and a.dtype == bool
+    assert len(first.seen) == len(second.seen) == 6  # 3 batches x 2 passes, both views
+    for x, y in zip(first.seen, second.seen):
+        np.testing.assert_array_equal(x, y)
+    offsets = view_offsets(ds, 8, passes=2, seed=3)
+    assert offsets.shape == (2, 40, 2, 2)
+    assert np.array_equal(offsets, view_offsets(ds, 8, passes=2, seed=3))
+    assert not np.array_equal(offsets, view_offsets(ds, 8, passes=2, seed=4))
+    # The views seen are the images shifted by those offsets (centred: [-3, 4], black fill).
+    from tfposenc.augment import apply_shift
+
+    x = np.concatenate([b[0].numpy() for b in ds])[:16]
+    expected = np.asarray(apply_shift(x, offsets[0, :16, 1], 8, "centred"))
+    np.testing.assert_array_equal(first.seen[0][16:], expected)
+    consistency = shift_consistency(first, ds, max_shift=8, passes=2, seed=3)["consistency"]
+    assert consistency == pytest.approx(100 * a.mean(), abs=1e-9)

@@ -228,3 +228,32 @@ def test_exports_and_serves_the_keras_answer(kind, tmp_path):
     out = served(images=tf.constant(x))
     np.testing.assert_allclose(out["logits"].numpy(), logits, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(out["classes"].numpy(), np.argmax(logits, -1))
+
+
+@pytest.mark.parametrize("init", ["glorot", "torch"])
+def test_sumnet_starts_as_permutenets_expected_readout(init):
+    """Under the same seed SumNet's kernel is the row means of the read-out matrix
+    PermuteNet draws, its bias PermuteNet's: their initial logits differ by the
+    permutation noise only (the one-input dense layer started ~sqrt(C) times larger)."""
+    backbone = tiny_backbone()
+    keras.utils.set_random_seed(3)
+    permutenet = PermuteNet(backbone, 10, seed=0, readout_init=init, mean=MEAN, std=STD)
+    keras.utils.set_random_seed(3)
+    sumnet = SumNet(backbone, 10, readout_init=init, mean=MEAN, std=STD)
+    kernel, bias = permutenet.dense.get_weights()
+    np.testing.assert_allclose(sumnet.dense.get_weights()[0], kernel.mean(0, keepdims=True))
+    np.testing.assert_array_equal(sumnet.dense.get_weights()[1], bias)
+    x = pixels(8)
+    pooled = permutenet.pooled_features(x)
+    expected = numpy(permutenet.expected_logits(pooled))
+    np.testing.assert_allclose(numpy(sumnet(x)), expected, rtol=1e-4, atol=1e-6)
+    spread = {"sumnet": numpy(sumnet(x)).std(), "permutenet": numpy(permutenet(x)).std()}
+    assert spread["sumnet"] < spread["permutenet"]
+    one_input = readout_dense(10, 1, init)  # the old SumNet read-out
+    old = numpy(one_input(keras.ops.sum(pooled, axis=-1, keepdims=True))).std()
+    assert old > 3 * spread["permutenet"]
+    # Trained weights are not overwritten by the initialisation when loaded.
+    sumnet.dense.set_weights([kernel[:1] + 1.0, bias + 1.0])
+    again = SumNet.from_config(sumnet.get_config())
+    again.set_weights(sumnet.get_weights())
+    np.testing.assert_allclose(numpy(again(x)), numpy(sumnet(x)), rtol=1e-5, atol=1e-5)

@@ -198,6 +198,16 @@ def test_mixed_precision_logits_are_float32():
         (lambda: GAPNet(tiny_backbone(), 2, head_kernel_size=2), "head_kernel_size=2"),
         (lambda: GAPNet(tiny_backbone(), 2, mean=[0.1, "x"]), "Received: mean="),
         (lambda: Classifier(tiny_backbone(), 2, std=[0.1, 0.0, 0.2]), "Received: std="),
+        # Issue 32 E7: pixel-unit statistics used to be accepted and train at chance.
+        (
+            lambda: Classifier(tiny_backbone(), 2, mean=[125.3, 123, 113.9], std=[0.2] * 3),
+            r"`mean` values must be in \[0, 1\] units.*divide them by 255.*Received: mean=",
+        ),
+        (
+            lambda: Classifier(tiny_backbone(), 2, mean=[0.5] * 3, std=[63, 62.1, 66.7]),
+            r"`std` values must be in \[0, 1\] units.*divide them by 255.*Received: std=",
+        ),
+        (lambda: GAPNet(tiny_backbone(), 2, mean=[-0.1, 0.2, 0.3]), "`mean` values must be in"),
     ],
 )
 def test_bad_arguments(build, match):

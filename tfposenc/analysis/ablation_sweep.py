@@ -75,6 +75,46 @@ def random_draws_for(num_channels, count, draws, seed):
     return subsets
 
 
+def magnitude_deciles(magnitudes):
+    """The decile (0-9) of each channel by `magnitudes` (e.g. mean |z|), by rank (ties by
+    channel index), so the ten groups differ in size by at most one channel."""
+    ranks = np.empty(len(magnitudes), "int64")
+    ranks[np.argsort(magnitudes, kind="stable")] = np.arange(len(magnitudes))
+    return ranks * 10 // len(magnitudes)
+
+
+def matched_draws_for(chosen, magnitudes, draws, seed):
+    """`draws` distinct random channel sets (sorted lists) with as many channels in each
+    decile of `magnitudes` as `chosen` has: random sets of the same size profile, the
+    control for a ranking that only finds big channels. Seeded by `(seed, len(chosen),
+    1)`; fewer are returned when fewer distinct sets exist."""
+    deciles = magnitude_deciles(magnitudes)
+    wanted_per = np.bincount(deciles[list(chosen)], minlength=10)
+    pools = [np.flatnonzero(deciles == d) for d in range(10)]
+    possible = math.prod(math.comb(len(p), int(w)) for p, w in zip(pools, wanted_per))
+    rng = np.random.default_rng([seed, len(chosen), 1])
+    subsets, seen = [], set()
+    while len(subsets) < min(draws, possible):
+        picked = [rng.choice(p, size=int(w), replace=False) for p, w in zip(pools, wanted_per)]
+        subset = tuple(sorted(np.concatenate(picked).astype(int).tolist()))
+        if subset not in seen:
+            seen.add(subset)
+            subsets.append(list(subset))
+    return subsets
+
+
+def _check_magnitudes(magnitudes, num_channels):
+    if magnitudes is None:
+        return None
+    array = np.asarray(magnitudes, dtype="float64")
+    if array.shape != (num_channels,) or not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"`magnitudes` must be {num_channels} finite numbers, one per channel. "
+            f"Received: magnitudes of shape {array.shape}"
+        )
+    return array
+
+
 def ablation_sweep(
     model,
     dataset,
@@ -85,6 +125,9 @@ def ablation_sweep(
     seed=0,
     metric=None,
     controls=None,
+    claim_fractions=(),
+    claim_draws=19,
+    magnitudes=None,
 ):
     """Removes the top-ranked vs random channels at each fraction and evaluates the damage.
 
@@ -114,15 +157,27 @@ def ablation_sweep(
         controls: dict `{selection: order}` of other rankings (e.g. `"magnitude"`),
             each removed top-first like `order` and recorded under its own `selection`
             (std 0). Defaults to `None` (none).
+        claim_fractions: fractions of `fractions` where claims are judged; there the
+            random draws are `max(random_draws, claim_draws)` (a test of the ranked
+            value against its random counterpart needs 19 draws or more). Defaults to
+            `()`.
+        claim_draws: int >= 1, the random draws at `claim_fractions`. Defaults to `19`.
+        magnitudes: per-channel magnitudes (e.g. the `"magnitude"` scores of
+            `rank_position_channels`, mean |z|) or None. When given, each fraction also
+            gets `random_matched` records: as many random draws as `random`, each with
+            as many channels in every decile of `magnitudes` as the ranked set (the
+            control for a ranking that only finds big channels). Defaults to `None`.
 
     Returns:
         A list of records, one per fraction, selection and region (a float result is
         region `"overall"`), each `{"selection": "ranked" | "random" | a control, "fraction",
         "num_channels", "region", "metric", "value", "std", "values"}`: `value` is the
         ranked result or the mean over the draws, `std` is 0 for ranked, `values` the
-        result of each draw (one for ranked); random records also carry `draws`, the
-        number of distinct random sets (fewer than `random_draws` only where fewer exist). Add `padding` and `task` for a results
-        file.
+        result of each draw (one for ranked); random (and `random_matched`) records
+        also carry `draws`, the number of distinct random sets (fewer than asked only
+        where fewer exist); the regions of one draw are measured together, so
+        `values[j]` of two regions come from the same draw. Add `padding` and `task` for
+        a results file.
     """
     if not callable(getattr(model, "ablate", None)):
         raise ValueError(
@@ -134,6 +189,8 @@ def ablation_sweep(
     order = _check_order(order)
     fractions = _check_fractions(fractions)
     check_positive_int(random_draws, "random_draws")
+    check_positive_int(claim_draws, "claim_draws")
+    claim_fractions = _check_fractions(claim_fractions) if len(claim_fractions) else ()
     if evaluate is None:
         evaluate = accuracy
     if not callable(evaluate):
@@ -141,11 +198,13 @@ def ablation_sweep(
     if metric is None:
         metric = getattr(evaluate, "metric", "value")
     num_channels = order.size
+    magnitudes = _check_magnitudes(magnitudes, num_channels)
     controls = dict(controls or {})
     for name, control in list(controls.items()):
-        if name in ("ranked", "random") or not isinstance(name, str):
+        if name in ("ranked", "random", "random_matched") or not isinstance(name, str):
             raise ValueError(
-                '`controls` must be named by strings other than "ranked" and "random". '
+                '`controls` must be named by strings other than "ranked", "random" and '
+                '"random_matched". '
                 f"Received: {name!r}"
             )
         controls[name] = _check_order(control)
@@ -170,13 +229,16 @@ def ablation_sweep(
             count = count_for(fraction, num_channels)
             ranked = measure(order[:count].tolist())
             others = {name: measure(c[:count].tolist()) for name, c in controls.items()}
-            draws = [
-                measure(subset)
-                for subset in random_draws_for(num_channels, count, random_draws, seed)
-            ]
+            wanted = random_draws
+            if any(math.isclose(fraction, c, abs_tol=1e-9) for c in claim_fractions):
+                wanted = max(random_draws, claim_draws)
+            random_sets = {"random": random_draws_for(num_channels, count, wanted, seed)}
+            if magnitudes is not None:
+                top = order[:count].tolist()
+                random_sets["random_matched"] = matched_draws_for(top, magnitudes, wanted, seed)
+            measured = {k: [measure(s) for s in sets] for k, sets in random_sets.items()}
             for region, value in ranked.items():
                 base = {"fraction": fraction, "num_channels": count, "region": region}
-                values = [draw[region] for draw in draws]
                 records.append(
                     {
                         "selection": "ranked",
@@ -187,17 +249,19 @@ def ablation_sweep(
                         "values": [value],
                     }
                 )
-                records.append(
-                    {
-                        "selection": "random",
-                        **base,
-                        "metric": metric,
-                        "value": float(np.mean(values)),
-                        "std": float(np.std(values)),
-                        "values": values,
-                        "draws": len(values),
-                    }
-                )
+                for selection, draws in measured.items():
+                    values = [draw[region] for draw in draws]
+                    records.append(
+                        {
+                            "selection": selection,
+                            **base,
+                            "metric": metric,
+                            "value": float(np.mean(values)),
+                            "std": float(np.std(values)),
+                            "values": values,
+                            "draws": len(values),
+                        }
+                    )
                 for name, results in others.items():
                     value = results[region]
                     records.append(

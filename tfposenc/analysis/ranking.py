@@ -1,5 +1,7 @@
 """Ranking the channels of a trained task by how much they encode position."""
 
+import warnings
+
 import numpy as np
 
 from tfposenc.analysis._batches import iterate_batches, pooled, with_pooled_features
@@ -18,6 +20,11 @@ def rank_position_channels(model, dataset, method="flip"):
     - `"flip_left"`: mean of `z1[c] - z2[c]` (signed: channels stronger on the images as
       they are than on their mirror images).
     - `"flip_right"`: mean of `z2[c] - z1[c]`.
+    - `"flip_2d"`: the mean of `|z1[c] - z2[c]|` and `|z1[c] - z3[c]|`, `z3` from the
+      up-down mirror image. A left-right flip maps a centre-column cell to itself, so
+      `"flip"` never sees channels that code the row; this one does (an up-down flip
+      also turns the content upside down unless the model trained with vertical flips;
+      `"label"` is the clean row-and-column ranking for grid tasks).
     - `"label"` (beyond the paper, for grid tasks whose label is the cell): the
       between-cell share of the channel's variance over canvases,
       `sum_g n_g (mean_g - mean)^2 / sum_i (z_i - mean)^2` (eta squared, in [0, 1];
@@ -26,7 +33,9 @@ def rank_position_channels(model, dataset, method="flip"):
       A flip score grows with the channel's size as well as with its asymmetry; removing
       the largest channels is the control that tells the two apart.
 
-    Rank on data that is not the evaluation split (e.g. training canvases).
+    Rank on data that is not the evaluation split (e.g. training canvases). When every
+    channel gets the same score (e.g. constant images: every flip score is 0) the
+    order is only the channel index: a `UserWarning` says so.
 
     Args:
         model: a tfposenc `Task` (anything with `pooled_features(images, training)`),
@@ -49,6 +58,14 @@ def rank_position_channels(model, dataset, method="flip"):
         scores = _magnitude_scores(model, dataset)
     else:
         scores = _flip_scores(model, dataset, method)
+    if scores.size > 1 and np.all(scores == scores[0]):
+        warnings.warn(
+            f"rank_position_channels: every channel's {method!r} score is {float(scores[0])!r}, so "
+            "the ranking is only the channel order and means nothing (constant images give "
+            "all-zero flip scores); rank on real images.",
+            UserWarning,
+            stacklevel=2,
+        )
     order = np.argsort(-scores, kind="stable").astype("int64")
     return order, scores
 
@@ -68,9 +85,14 @@ def _mean_over_images(per_image):
 def _flip_scores(model, dataset, method):
     def differences():
         for images, _, _ in iterate_batches(dataset):
+            features = pooled(model, images)
             mirrored = np.ascontiguousarray(images[:, :, ::-1])
-            difference = pooled(model, images) - pooled(model, mirrored)
-            if method == "flip":
+            difference = features - pooled(model, mirrored)
+            if method == "flip_2d":
+                upside_down = np.ascontiguousarray(images[:, ::-1])
+                rows = np.abs(features - pooled(model, upside_down))
+                difference = (np.abs(difference) + rows) / 2
+            elif method == "flip":
                 difference = np.abs(difference)
             elif method == "flip_right":
                 difference = -difference

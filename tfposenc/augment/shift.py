@@ -18,8 +18,11 @@ Conventions (channels_last images `[batch, height, width, channels]`): an offset
   bottom-right: a bias, kept for comparison with earlier runs of this package.
 - `"crop"` (Zhang, ICML 2019, the poster's Cons.8 / Cons.16 on ImageNet): two windows of
   `crop_size` cut from the image itself at offsets in `[0, max_shift)`, with no fill
-  anywhere: `view[i, j] = x[i + dy, j + dx]`. Feed images larger than the model's input
-  (ImageNet: resize to 256, crop 224). `crop_size` defaults to `size - max_shift + 1`.
+  anywhere: `view[i, j] = x[s + i + dy, s + j + dx]`, where the windows' region
+  (`crop_size + max_shift - 1` px) is centred in the image: `s = (size - region) // 2`
+  per axis (0 when `crop_size` is its default `size - max_shift + 1`). Feed images
+  larger than the model's input (ImageNet: resize to 256, crop 224); every `max_shift`
+  then cuts windows around the same centre.
 - `"circular"`: `view = np.roll(x, (dy, dx), axis=(0, 1))`, offsets in `[0, max_shift)`.
 
 "Cons.m" in this package is the percentage of images whose two views (independent
@@ -103,8 +106,10 @@ def apply_shift(
     out_h, out_w = height, width
     if shift_mode == "crop":
         out_h, out_w = crop_window(images.shape[1:3], max_shift, crop_size)
-        rows = ops.arange(out_h, dtype="int32")[None, :] + dy
-        cols = ops.arange(out_w, dtype="int32")[None, :] + dx
+        top = (height - out_h - max_shift + 1) // 2  # the region of the windows, centred
+        left = (width - out_w - max_shift + 1) // 2
+        rows = ops.arange(out_h, dtype="int32")[None, :] + dy + top
+        cols = ops.arange(out_w, dtype="int32")[None, :] + dx + left
         source, src_h, src_w = images, height, width
     elif shift_mode == "circular":
         rows = ops.mod(ops.arange(height, dtype="int32")[None, :] - dy, height)

@@ -1,6 +1,9 @@
 """Image classification sources as `tf.data` pipelines of `(uint8 [H, W, 3], int64)`.
 
-`"digits"` ships inside the package (see `DIGITS.md`) and needs no network; CIFAR-10,
+`"digits"` ships inside the package (see `DIGITS.md`); `"glyphs"` (36 characters
+rendered in matplotlib's fonts, white on black) and `"textured_glyphs"` (the same on 1/f
+noise, 48 px: score it with `shift_mode="crop"`) are generated here (`glyphs.py`,
+`GLYPHS.md`). None needs a network. CIFAR-10,
 CIFAR-100 and ImageNet come through tensorflow-datasets and must already be prepared in
 `data_dir` unless `download=True`: a missing dataset fails at once with a message that
 says where it looked and how to put the files there.
@@ -12,6 +15,11 @@ from importlib import resources  # noqa: E402  (Python >= 3.10: files() is in th
 
 import numpy as np
 import tensorflow as tf
+
+from tfposenc.data import glyphs
+
+GLYPH_CLASSES = glyphs.CLASSES
+GLYPH_SPLITS = {"train": (60, 0), "test": (20, 1)}  # (per class, seed)
 
 CIFAR10_CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
 CIFAR100_CLASSES = tuple(
@@ -87,6 +95,27 @@ _INFOS = {
         (0.229, 0.224, 0.225),
         "tensorflow-datasets",
     ),
+    # Generated (GLYPHS.md): 60 / 20 per class, seeds 0 / 1; mean/std of train (tested).
+    "glyphs": DatasetInfo(
+        "glyphs",
+        (16, 16),
+        36,
+        GLYPH_CLASSES,
+        {"train": 2160, "test": 720},
+        (0.17133, 0.17133, 0.17133),
+        (0.33676, 0.33676, 0.33676),
+        "generated",
+    ),
+    "textured_glyphs": DatasetInfo(
+        "textured_glyphs",
+        (48, 48),
+        36,
+        GLYPH_CLASSES,
+        {"train": 2160, "test": 720},
+        (0.32432, 0.32432, 0.32432),
+        (0.14138, 0.14138, 0.14138),
+        "generated",
+    ),
 }
 
 DATASETS = tuple(_INFOS)  # tfposenc.vocabulary.DATASETS lists the same (tested)
@@ -121,6 +150,20 @@ def load_digits_arrays(split="train"):
     images, labels, is_test = _digits_arrays()
     keep = {"train": ~is_test, "test": is_test, "all": np.ones_like(is_test)}[split]
     return images[keep], labels[keep]
+
+
+def load_glyph_arrays(name="glyphs", split="train"):
+    """`"glyphs"` or `"textured_glyphs"` as numpy arrays `(uint8 [N, H, W, 3], int64 [N])`."""
+    if name not in ("glyphs", "textured_glyphs"):
+        raise ValueError(f"`name` must be 'glyphs' or 'textured_glyphs'. Received: name={name!r}")
+    if split not in GLYPH_SPLITS:
+        raise ValueError(f"`split` must be 'train' or 'test' for {name}. Received: split={split!r}")
+    per_class, seed = GLYPH_SPLITS[split]
+    if name == "glyphs":
+        images, labels = glyphs.render_glyphs(per_class, 16, seed)
+    else:
+        images, labels = glyphs.textured_glyphs(per_class, 48, 16, seed)
+    return glyphs.to_pixels(images), np.array(labels)
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -170,8 +213,10 @@ def load(name, split="train", data_dir=None, download=False):
     """Returns a `tf.data.Dataset` of `(image uint8 [H, W, 3], label int64)`.
 
     Args:
-        name: `"digits"` (embedded: 1,437 train / 360 test), `"cifar10"`, `"cifar100"`
-            or `"imagenet2012"`.
+        name: `"digits"` (embedded: 1,437 train / 360 test, 8 px), `"glyphs"`
+            (generated: 2,160 train / 720 test, 16 px, 36 classes), `"textured_glyphs"`
+            (the same on 1/f noise, 48 px), `"cifar10"`, `"cifar100"` or
+            `"imagenet2012"`.
         split: `"train"` or `"test"` (`"validation"` for ImageNet); tensorflow-datasets
             sources accept any tfds split string. Defaults to `"train"`.
         data_dir: where tensorflow-datasets looks for prepared data. Defaults to
@@ -184,6 +229,8 @@ def load(name, split="train", data_dir=None, download=False):
     if name == "digits":
         images, labels = load_digits_arrays(split)
         return tf.data.Dataset.from_tensor_slices((images, labels))
+    if name in ("glyphs", "textured_glyphs"):
+        return tf.data.Dataset.from_tensor_slices(load_glyph_arrays(name, split))
     dataset = _load_tfds(name, split, data_dir, download)
     return dataset.map(
         lambda image, label: (tf.cast(image, tf.uint8), tf.cast(label, tf.int64)),

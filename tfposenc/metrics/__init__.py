@@ -11,6 +11,7 @@ __all__ = [
     "PerCellAccuracy",
     "apply_shift",
     "consistency_pass",
+    "per_image_agreement",
     "sample_offsets",
     "shift_agreement",
     "shift_consistency",
@@ -18,13 +19,21 @@ __all__ = [
     "top1_accuracy",
     "TracedModel",
     "traced",
+    "view_offsets",
 ]
 
 
 def __getattr__(name):
     # The consistency loop uses TensorFlow (tf.function over a tf.data pipeline); import
     # it lazily so the keras.ops-only pieces stay importable on any backend.
-    if name in ("consistency_pass", "shift_agreement", "shift_consistency", "top1_accuracy"):
+    if name in (
+        "consistency_pass",
+        "per_image_agreement",
+        "shift_agreement",
+        "shift_consistency",
+        "top1_accuracy",
+        "view_offsets",
+    ):
         from tfposenc.metrics import consistency
 
         return getattr(consistency, name)

@@ -11,17 +11,52 @@ pads `max_shift` on every side (APS's convention: views differ by up to `2 m`);
 `"circular"` gives circular-shift consistency (100 % by construction for APS networks).
 The model runs through its one traced inference function (`tfposenc.metrics.traced`);
 the views are cut eagerly, so any number of shift sizes costs no retracing.
+
+The offsets depend on `seed` (and the batching) alone, never on the model: models
+scored with the same dataset and seed see the same views. `per_image_agreement`
+returns the per-image outcomes (`[passes, images]`) for paired comparisons between
+models, and `view_offsets` the offsets themselves.
 """
 
 import numpy as np
 
-from tfposenc.augment.shift import check_shift_args, resolve_shift_mode, shift_views
+from tfposenc.augment.shift import apply_shift, check_shift_args, resolve_shift_mode, sample_offsets
 from tfposenc.metrics.traced import traced
 from tfposenc.validation import check_positive_int
 
 
 def _images(batch):
     return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def _pass(model, dataset, max_shift, shift_mode, padding_mode, per, seed, crop_size):
+    """Yields `(agreement bool [B] or None, offsets int32 [B, 2 views, 2])` per batch.
+
+    The offsets come from `seed` alone (the first view's, then the second's, per
+    batch), never from the model: every model given the same dataset and seed sees
+    the same views.
+    """
+    import keras
+    import tensorflow as tf
+
+    generator = keras.random.SeedGenerator(seed)
+    predict = None if model is None else traced(model)
+    for batch in dataset:
+        images = tf.convert_to_tensor(_images(batch))
+        offsets = [
+            sample_offsets(int(images.shape[0]), max_shift, per, generator, shift_mode)
+            for _ in range(2)
+        ]
+        pair = np.stack([np.asarray(o) for o in offsets], axis=1)
+        if predict is None:
+            yield None, pair
+            continue
+        first, second = (
+            apply_shift(images, o, max_shift, shift_mode, padding_mode, crop_size) for o in offsets
+        )
+        top1 = np.argmax(np.asarray(predict(tf.concat([first, second], axis=0))), axis=-1)
+        n = len(top1) // 2
+        yield top1[:n] == top1[n:], pair
 
 
 def consistency_pass(
@@ -40,24 +75,59 @@ def consistency_pass(
     Both views go through the model in one call of twice the batch (one traced
     function for every call, no per-image Python work).
     """
-    import keras
-    import tensorflow as tf
-
     shift_mode = resolve_shift_mode(shift_mode, mode)
     check_shift_args(max_shift, shift_mode, padding_mode, per)
-    generator = keras.random.SeedGenerator(seed)
-    predict = traced(model)
     agree = total = 0
-    for batch in dataset:
-        images = tf.convert_to_tensor(_images(batch))
-        first, second = shift_views(
-            images, max_shift, shift_mode, padding_mode, per, generator, crop_size
-        )
-        top1 = np.argmax(np.asarray(predict(tf.concat([first, second], axis=0))), axis=-1)
-        n = len(top1) // 2
-        agree += int(np.sum(top1[:n] == top1[n:]))
-        total += n
+    for same, _ in _pass(model, dataset, max_shift, shift_mode, padding_mode, per, seed, crop_size):
+        agree += int(np.sum(same))
+        total += len(same)
     return agree, total
+
+
+def per_image_agreement(
+    model,
+    dataset,
+    max_shift=8,
+    shift_mode="centred",
+    passes=5,
+    per="image",
+    seed=0,
+    padding_mode="zero",
+    crop_size=None,
+):
+    """Whether each image's two views get the same top-1 class, per pass.
+
+    Returns a bool array `[passes, images]` (images in dataset order). Pass `i` is
+    seeded `seed + i` and its offsets depend on the seed and the batch sizes only, so
+    models evaluated with the same dataset and `seed` see the same views
+    (`view_offsets` returns them) and their arrays can be compared image by image (a
+    paired comparison). The arguments are `shift_consistency`'s;
+    `100 * per_image_agreement(...).mean()` is `shift_agreement(...)`.
+    """
+    check_positive_int(passes, "passes")
+    check_shift_args(max_shift, shift_mode, padding_mode, per)
+    rows = []
+    for index in range(passes):
+        found = _pass(
+            model, dataset, max_shift, shift_mode, padding_mode, per, seed + index, crop_size
+        )
+        rows.append(np.concatenate([same for same, _ in found]))
+    return np.stack(rows)
+
+
+def view_offsets(dataset, max_shift=8, shift_mode="centred", passes=5, per="image", seed=0):
+    """The offsets of every image's two views: int32 `[passes, images, 2 views, (dy, dx)]`.
+
+    What `per_image_agreement` and `shift_agreement` give every model with the same
+    dataset (batching included), `max_shift`, `shift_mode`, `passes`, `per` and `seed`.
+    """
+    check_positive_int(passes, "passes")
+    check_shift_args(max_shift, shift_mode, per=per)
+    rows = []
+    for index in range(passes):
+        found = _pass(None, dataset, max_shift, shift_mode, "zero", per, seed + index, None)
+        rows.append(np.concatenate([offsets for _, offsets in found]))
+    return np.stack(rows)
 
 
 def shift_agreement(
@@ -74,15 +144,10 @@ def shift_agreement(
     """Cons.`max_shift` in %: top-1 agreement of two views over `passes` passes, each
     with fresh offsets (pass `i` is seeded `seed + i`, so every model sees the same views).
     The arguments are `shift_consistency`'s."""
-    check_positive_int(passes, "passes")
-    agree = total = 0
-    for index in range(passes):
-        a, t = consistency_pass(
-            model, dataset, max_shift, shift_mode, padding_mode, per, seed + index, crop_size
-        )
-        agree += a
-        total += t
-    return 100.0 * agree / max(total, 1)
+    agreement = per_image_agreement(
+        model, dataset, max_shift, shift_mode, passes, per, seed, padding_mode, crop_size
+    )
+    return 100.0 * float(agreement.sum()) / max(agreement.size, 1)
 
 
 def top1_accuracy(model, dataset):
@@ -128,7 +193,9 @@ def shift_consistency(
         seed: int. Defaults to `0`.
         padding_mode: the fill of `"centred"`, `"symmetric"` and `"one_sided"` views.
             Defaults to `"zero"`.
-        crop_size: `"crop"` only, the window size. Defaults to `size - max_shift + 1`.
+        crop_size: `"crop"` only, the window size (the model's input). Defaults to
+            `size - max_shift + 1`; smaller windows lie in the centred
+            `crop_size + max_shift - 1` region of the image, for every `max_shift`.
     """
     shift_mode = resolve_shift_mode(shift_mode, mode)
     check_shift_args(max_shift, shift_mode, padding_mode, per)

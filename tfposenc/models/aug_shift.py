@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfposenc.augment.shift import check_shift_args, shift_views
+from tfposenc.augment.shift import check_shift_args, crop_window, shift_views
 from tfposenc.layers.seed_state import SavesSeedState
 from tfposenc.models.task import Task
 from tfposenc.validation import check_number
@@ -11,10 +11,15 @@ from tfposenc.validation import check_number
 
 @keras.saving.register_keras_serializable(package="tfposenc")
 class AugShift(SavesSeedState, keras.Model):
-    """Trains `classifier` on two randomly shifted views of each image.
+    """Trains `classifier` on two random crops of each image.
 
-    In training, each batch is cut into two views at independent random offsets (see
-    `tfposenc.augment.shift`); both go through the classifier in one pass. The loss is
+    Its two views are its crops (Islam et al., 2021, Fig. 2: "two different crops of the
+    input image"): feed it the *uncropped* images, and it cuts two windows at
+    independent random offsets (see `tfposenc.augment.shift`) with the range a plain
+    model's pipeline crop has, so both see the same shift distribution.
+    `tfposenc.data.training_crop(dataset, max_shift, model=aug_shift)` leaves its images
+    uncropped and checks that its views match the pipeline's crop. Both views go
+    through the classifier in one pass. The loss is
     the compiled loss (cross-entropy by default) averaged over both views plus
     `consistency_weight` times the mean squared error between the two views' pooled
     latents (Islam et al., 2021, Fig. 2). The two terms are logged as `cross_entropy`
@@ -41,6 +46,8 @@ class AugShift(SavesSeedState, keras.Model):
             `"zero"`.
         per: `"image"` (independent offsets per image) or `"batch"`. Defaults to
             `"image"`.
+        crop_size: `"crop"` only, the window size: int or `(height, width)`. Defaults
+            to `size - max_shift + 1`.
         seed: int or None. Defaults to `None`.
 
     Example:
@@ -48,6 +55,8 @@ class AugShift(SavesSeedState, keras.Model):
     >>> model = AugShift(Classifier(ResNetBackbone(width=8, stem="cifar"), 10), max_shift=4)
     >>> model.compile(optimizer="adam")  # cross-entropy from logits by default
     """
+
+    views_are_crops = True  # the pipeline feeds it uncropped images (training_crop)
 
     def __init__(
         self,
@@ -58,6 +67,7 @@ class AugShift(SavesSeedState, keras.Model):
         padding_mode="zero",
         per="image",
         seed=None,
+        crop_size=None,
         **kwargs,
     ):
         # Names before 0.2 (still in saved configs): `mode` (shift kind), `padding` (fill).
@@ -78,6 +88,14 @@ class AugShift(SavesSeedState, keras.Model):
             )
         check_shift_args(max_shift, shift_mode, padding_mode, per)
         check_number(consistency_weight, "consistency_weight", 0.0)
+        if crop_size is not None:
+            if shift_mode != "crop":
+                raise ValueError(
+                    "`crop_size` applies to shift_mode='crop' only. Received: "
+                    f"crop_size={crop_size!r} with shift_mode={shift_mode!r}"
+                )
+            window = crop_window((None, None), max_shift, crop_size)  # validates it
+            crop_size = crop_size if isinstance(crop_size, int) else window
         super().__init__(**kwargs)
         self.classifier = classifier
         self.max_shift = max_shift
@@ -86,6 +104,7 @@ class AugShift(SavesSeedState, keras.Model):
         self.padding_mode = padding_mode
         self.per = per
         self.seed = seed
+        self.crop_size = crop_size
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
         self.latent_mse_tracker = keras.metrics.Mean(name="latent_mse")
@@ -107,6 +126,7 @@ class AugShift(SavesSeedState, keras.Model):
             self.padding_mode,
             self.per,
             self.seed_generator,
+            self.crop_size,
         )
 
     def call(self, images, training=None):
@@ -166,6 +186,7 @@ class AugShift(SavesSeedState, keras.Model):
             "padding_mode": self.padding_mode,
             "per": self.per,
             "seed": self.seed,
+            "crop_size": self.crop_size,
         }
 
     @classmethod

@@ -98,6 +98,13 @@ class SumNet(_ReadoutTask):
     layer from one scalar). Unlike `SortNet`, it sees no order statistic. Its output
     depends on the input only through `sum(z)`.
 
+    It starts where PermuteNet's expected read-out starts: a read-out matrix over all
+    `C` channels is drawn as PermuteNet's is (`readout_init`), and SumNet's kernel is
+    its row means, its bias that matrix's bias, so the two networks differ by the
+    permutation noise only (a dense layer drawn for one input would start with logits
+    ~sqrt(C) times larger: 59 against 0.54 at width 16). Drawn before the rest of the
+    model, the matrix is the one PermuteNet draws under the same global seed.
+
     Args:
         backbone: a `tfposenc.models.Backbone`.
         num_outputs: int, the number of classes.
@@ -107,7 +114,17 @@ class SumNet(_ReadoutTask):
 
     def __init__(self, backbone, num_outputs, readout_init="glorot", **kwargs):
         kwargs.pop("fan_in", None)
+        channels = getattr(backbone, "output_channels", None)
+        template = None
+        if channels is not None and isinstance(num_outputs, int) and num_outputs > 0:
+            template = readout_dense(num_outputs, channels, readout_init, name="template")
         super().__init__(backbone, num_outputs, readout_init=readout_init, fan_in=1, **kwargs)
+        if template is None:  # a plain Keras backbone: its channels are known only now
+            template = readout_dense(
+                num_outputs, self.backbone.output_channels, readout_init, name="template"
+            )
+        kernel, bias = (ops.convert_to_numpy(w) for w in (template.kernel, template.bias))
+        self.dense.set_weights([kernel.mean(axis=0, keepdims=True), bias])
 
     def head(self, features, pooled, training=None):
         return self.dense(ops.sum(pooled, axis=-1, keepdims=True))

@@ -1,32 +1,43 @@
-"""The attack's claims, judged from the sweep records alone: `shown`, `not shown` or
-`inconclusive`, each with its evidence.
+"""The attack's claims, judged from the sweep records alone by tested rules
+(`tfposenc.stats`): `shown`, `not shown` or `inconclusive`, each with its evidence.
 
 Per model and at each sweep fraction nearest one of `config.claim_fractions` (each
 judged on its own; values in %):
 
-- "ranked removal hurts more than random": `d = ranked - random` on `overall`, against
-  the SD of the random draws.
-- "ranked removal hurts more than the magnitude control": `d = ranked - magnitude` on
-  `overall` (the magnitude ranking removes the largest channels: what a flip score that
-  only measured size would do), against the same random SD.
-- "the damage is larger at the border than inside": `d = (ranked - random)[border] -
-  (ranked - random)[inner]`, against `sqrt(sd_border^2 + sd_inner^2)`; `shown` also
-  needs ranked removal to hurt more than random at the border itself (else a ranking
-  that spares every region, the inner cells most, would "show" it).
+- "ranked removal hurts more than random": the ranked value against the random draws'
+  values (`tfposenc.stats.beyond_random`, `"less"`: a 95% prediction interval with the
+  sample SD, or an exact rank test from 39 draws; under the null, the ranked set being
+  one more random set, wrongly shown at most 2.5% of the time).
+- "... than magnitude-matched random" (when the sweep has `random_matched` records,
+  random sets with as many channels per decile of mean |z| as the ranked set): the
+  same test against those draws: a ranking that only finds big channels fails it.
+- "ranked removal hurts more than the magnitude control": two deterministic rankings,
+  so the random SD is no yardstick: paired on the same canvases by a clustered
+  bootstrap (`paired_difference_interval`) when both records carry `canvas_values`
+  (per canvas, `(images, cells)`), else inconclusive.
+- "the damage is larger at the border than inside": the ranked set's `border - inner`
+  against the same difference of each random draw (the regions of one draw are
+  measured together, so the per-draw differences carry their correlation); `shown`
+  also needs ranked removal to hurt more than random at the border itself (else a
+  ranking that spares every region, the inner cells most, would "show" it).
 
-A claim is `shown` when `d < -max(sd, NOISE)`, `not shown` when `d > max(sd, NOISE)`,
-and `inconclusive` when `|d|` is within that band. Nothing is judged on a model whose
-unablated overall value is not at least `config.skill_margin` above chance (an untrained
-network's numbers would pass or fail these checks by accident): those claims are
-`inconclusive`, and the evidence says why. No TensorFlow.
+Nothing is judged on a model whose unablated overall value is not at least
+`config.skill_margin` above chance (an untrained network's numbers would pass or fail
+these checks by accident): those claims are `inconclusive`, and the evidence says why.
+No TensorFlow.
 """
 
 import math
 
+import numpy as np
+
+from tfposenc.stats import beyond_random, paired_difference_interval
+
 RANDOM_CLAIM = "ranked removal hurts more than random"
+MATCHED_CLAIM = "ranked removal hurts more than magnitude-matched random"
 MAGNITUDE_CLAIM = "ranked removal hurts more than the magnitude control"
 BORDER_CLAIM = "the damage is larger at the border than inside"
-NOISE = 0.005  # half a percentage point: below it, a difference is not one
+LEVEL = 0.95
 PERCENT = 100.0
 
 
@@ -38,30 +49,40 @@ def _record(records, fraction, selection, region):
     return None
 
 
-def verdict(difference, sd):
-    """`shown` (d below -band), `not shown` (above band) or `inconclusive` (within)."""
-    if difference is None or math.isnan(difference) or math.isnan(sd):
-        return "inconclusive"
-    band = max(sd, NOISE)
-    if difference < -band:
-        return "shown"
-    if difference > band:
-        return "not shown"
-    return "inconclusive"
+def _draws(record):
+    """The per-draw values of a random record, or None when fewer than 2 are recorded."""
+    values = (record or {}).get("values")
+    return None if values is None or len(values) < 2 else [float(v) for v in values]
 
 
-def _judged(claim, combination, fraction, difference, sd, text, skilled, skill_text):
-    if not skilled:
-        return {"claim": claim, "combination": combination, "fraction": fraction,
-                "verdict": "inconclusive", "evidence": skill_text}  # fmt: skip
-    result = verdict(difference, sd)
-    band = max(sd, NOISE)
-    evidence = (
-        f"{text}: d = {PERCENT * difference:+.1f} points against a band of "
-        f"{PERCENT * band:.1f} (random SD {PERCENT * sd:.1f}); {result}"
+def _against(ranked, draws, text):
+    """`(verdict, evidence)` of `ranked` below the random `draws` (fractions)."""
+    if draws is None:
+        return "inconclusive", f"{text}: the random draws' values are not in the records"
+    if not np.all(np.isfinite([ranked, *draws])):
+        return "inconclusive", f"{text}: a value is not a number (NaN: e.g. no class present)"
+    test = beyond_random(ranked, draws, "less", LEVEL)
+    where = f"below {PERCENT * test['bound']:.1f}" if test["method"] == "prediction" else "by rank"
+    return test["verdict"], (
+        f"{text}; {test['method']} test over {test['draws']} draws (random "
+        f"{PERCENT * test['mean']:.1f} ± {PERCENT * test['sd']:.1f}, 95% {where}), "
+        f"p = {test['p_value']:.3g}: {test['verdict']}"
     )
-    return {"claim": claim, "combination": combination, "fraction": fraction,
-            "verdict": result, "evidence": evidence}  # fmt: skip
+
+
+def _canvases(record):
+    values = (record or {}).get("canvas_values")
+    if values is None:
+        return None
+    array = np.asarray(values, dtype="float64")
+    return array.reshape((1, 1, *array.shape) if array.ndim == 2 else (1, 1, -1, 1))
+
+
+def _claim(claim, name, fraction, verdict, evidence, skilled, skill_text):
+    if not skilled:
+        verdict, evidence = "inconclusive", skill_text
+    return {"claim": claim, "combination": name, "fraction": fraction,
+            "verdict": verdict, "evidence": evidence}  # fmt: skip
 
 
 def claims(config, results):
@@ -83,54 +104,71 @@ def claims(config, results):
         )
         nearest = (min(fractions, key=lambda f: abs(f - c)) for c in config.claim_fractions)
         for fraction in dict.fromkeys(nearest):
-            out += _model_claims(sweep, name, fraction, skilled, skill_text)
+            judged = _model_claims(sweep, fraction)
+            out += [_claim(c, name, fraction, *v, skilled, skill_text) for c, *v in judged]
     return out
 
 
-def _model_claims(sweep, name, fraction, skilled, skill_text):
-    """The claims of one model at one fraction."""
-    out = []
+def _model_claims(sweep, fraction):
+    """`(claim, verdict, evidence)` of one model at one fraction."""
     at = f"{PERCENT * fraction:g}% removed"
     ranked = _record(sweep, fraction, "ranked", "overall")
-    random = _record(sweep, fraction, "random", "overall")
-    out.append(_judged(
-        RANDOM_CLAIM, name, fraction, ranked["value"] - random["value"], random["std"],
-        f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}, random "
-        f"{PERCENT * random['value']:.1f} ± {PERCENT * random['std']:.1f}",
-        skilled, skill_text,
-    ))  # fmt: skip
+    out = []
+    for claim, selection in ((RANDOM_CLAIM, "random"), (MATCHED_CLAIM, "random_matched")):
+        control = _record(sweep, fraction, selection, "overall")
+        if control is not None:
+            text = f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}"
+            out.append((claim, *_against(ranked["value"], _draws(control), text)))
     magnitude = _record(sweep, fraction, "magnitude", "overall")
     if magnitude is not None:
-        out.append(_judged(
-            MAGNITUDE_CLAIM, name, fraction, ranked["value"] - magnitude["value"],
-            random["std"],
-            f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}, magnitude "
-            f"{PERCENT * magnitude['value']:.1f}",
-            skilled, skill_text,
-        ))  # fmt: skip
-    parts = {
+        out.append((MAGNITUDE_CLAIM, *_paired(ranked, magnitude, at)))
+    regions = {
         region: (_record(sweep, fraction, "ranked", region),
-                 _record(sweep, fraction, "random", region))
+                 _draws(_record(sweep, fraction, "random", region)))
         for region in ("border", "inner")
     }  # fmt: skip
-    if all(a is not None and b is not None for a, b in parts.values()):
-        gaps = {k: a["value"] - b["value"] for k, (a, b) in parts.items()}
-        sd = math.hypot(parts["border"][1]["std"], parts["inner"][1]["std"])
-        judged = _judged(
-            BORDER_CLAIM, name, fraction, gaps["border"] - gaps["inner"], sd,
-            f"{at}: ranked - random {PERCENT * gaps['border']:+.1f} at the border, "
-            f"{PERCENT * gaps['inner']:+.1f} inside",
-            skilled, skill_text,
-        )  # fmt: skip
-        border_sd = parts["border"][1]["std"]
-        if judged["verdict"] == "shown" and verdict(gaps["border"], border_sd) != "shown":
-            judged["verdict"] = "inconclusive"  # relatively worse, but no extra damage there
-            judged["evidence"] = judged["evidence"].replace(
-                "; shown", "; but ranked removal does not hurt more than random at the "
-                "border itself: inconclusive"
-            )  # fmt: skip
-        out.append(judged)
+    if all(rank is not None for rank, _ in regions.values()):
+        out.append((BORDER_CLAIM, *_border(regions, at)))
     return out
 
 
-__all__ = ["BORDER_CLAIM", "MAGNITUDE_CLAIM", "RANDOM_CLAIM", "claims", "verdict"]
+def _paired(ranked, magnitude, at):
+    first, second = _canvases(ranked), _canvases(magnitude)
+    text = (
+        f"{at}, overall: ranked {PERCENT * ranked['value']:.1f}, magnitude "
+        f"{PERCENT * magnitude['value']:.1f}"
+    )
+    usable = first is not None and second is not None and first.shape == second.shape
+    if not usable or not (np.all(np.isfinite(first)) and np.all(np.isfinite(second))):
+        return "inconclusive", (
+            f"{text}; two deterministic rankings: the random SD is no yardstick, and the "
+            "finite per-canvas values a paired comparison needs are not in the records"
+        )
+    test = paired_difference_interval(first, second, LEVEL, alternative="less")
+    return test["verdict"], (
+        f"{text}; paired on {first.size} canvases (bootstrap by image and cell): "
+        f"ranked - magnitude {PERCENT * test['difference']:+.1f} "
+        f"[{PERCENT * test['low']:+.1f}, {PERCENT * test['high']:+.1f}]: {test['verdict']}"
+    )
+
+
+def _border(regions, at):
+    (border, border_draws), (inner, inner_draws) = regions["border"], regions["inner"]
+    gap = border["value"] - inner["value"]
+    text = f"{at}: ranked border - inner {PERCENT * gap:+.1f}"
+    if border_draws is None or inner_draws is None or len(border_draws) != len(inner_draws):
+        return "inconclusive", f"{text}; the random draws' values per region are not in the records"
+    draws = [b - i for b, i in zip(border_draws, inner_draws, strict=True)]
+    verdict, evidence = _against(gap, draws, text + " against each random draw's")
+    if verdict == "shown":
+        at_border, _ = _against(border["value"], border_draws, "")
+        if at_border != "shown":
+            verdict = "inconclusive"  # relatively worse, but no extra damage there
+            evidence += (
+                "; but ranked removal does not hurt more than random at the border "
+                "itself: inconclusive"
+            )
+    return verdict, evidence
+
+
+__all__ = ["BORDER_CLAIM", "MAGNITUDE_CLAIM", "MATCHED_CLAIM", "RANDOM_CLAIM", "claims"]
