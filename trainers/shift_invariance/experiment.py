@@ -47,8 +47,9 @@ resumes when started again with the same command.
 
 import dataclasses
 
-from trainers.framework.experiment import Budget, Experiment, steps_for
+from trainers.framework.experiment import Budget, Experiment, Summary, steps_for
 from trainers.shift_invariance.config import PRESETS, Combination, ShiftInvarianceConfig
+from trainers.shift_invariance.data import training_shift
 
 AUGSHIFT_METHODS = ("shift_aug", "augshift", "blurpool_augshift")
 DOWNSAMPLING = {"blurpool": "blur", "blurpool_augshift": "blur", "aps": "aps"}
@@ -85,17 +86,25 @@ class ShiftInvariance(Experiment):
         classifier = Classifier(backbone, meta.num_classes, mean=meta.mean, std=meta.std)
         if method not in AUGSHIFT_METHODS:
             return classifier
-        return AugShift(
+        max_shift, shift_mode, crop_size = training_shift(config, combination.dataset)
+        return AugShift(  # its two views are two of the pipeline's crops of one image
             classifier,
-            max_shift=config.train_max_shift,
+            max_shift=max_shift,
             consistency_weight=0.0 if method == "shift_aug" else config.consistency_weight,
+            shift_mode=shift_mode,
             seed=combination.seed,
+            crop_size=crop_size,
         )
 
     def data(self, config, combination):
+        """The row's pipelines; an AugShift row's model is built to check that its views
+        are the other rows' crops (`tfposenc.data.training_crop` refuses a mismatch)."""
         from trainers.shift_invariance.data import pipelines
 
-        return pipelines(config, combination)
+        model = None
+        if combination.method in AUGSHIFT_METHODS:
+            model = self.build_model(config, combination)
+        return pipelines(config, combination, model)
 
     def budget(self, config, combination):
         from tfposenc.data import info
@@ -120,8 +129,7 @@ class ShiftInvariance(Experiment):
     def hparams(self, config, combination):
         keys = ("width", "optimizer", "crop_pad")
         values = {**dataclasses.asdict(combination), **{k: getattr(config, k) for k in keys}}
-        if combination.method in AUGSHIFT_METHODS:  # only where they take effect
-            values["train_max_shift"] = config.train_max_shift
+        if combination.method in AUGSHIFT_METHODS:  # only where it takes effect
             weight = 0.0 if combination.method == "shift_aug" else config.consistency_weight
             values["consistency_weight"] = weight
         return values
@@ -135,21 +143,31 @@ class ShiftInvariance(Experiment):
     def evaluate(self, config, combination, model, data):
         from trainers.shift_invariance.evaluation import evaluate
 
-        yield from evaluate(config, self.model_to_save(config, combination, model), data)
+        classifier = self.model_to_save(config, combination, model)
+        yield from evaluate(config, combination.dataset, classifier, data)
 
-    def report(self, config, records, run_dir):
+    def aggregate(self, config, records):
+        """One record per row over its seeds (`trainers.shift_invariance.claims`)."""
+        from trainers.shift_invariance.claims import aggregate
+
+        return aggregate(records, config.passes)
+
+    def summarize(self, config, records, run_dir):
+        """`results.md`'s section (`report`), `claims` in `results.json` (the poster's
+        comparisons as paired differences, `claims.check`) and, per combination, the
+        TensorBoard series `consistency/cons_m` (%) against the shift `m` (1..16)."""
+        from trainers.shift_invariance.claims import check
         from trainers.shift_invariance.report import section
 
-        return section(config, records, run_dir)
-
-    def series(self, config, records):
-        """Per combination, `consistency/cons_m` (%) against the shift `m` (1..16)."""
-        return {
+        claims = check(records)
+        series = {
             r["combination"]: {
                 "consistency/cons_m": sorted((int(m), v) for m, v in r["curve"].items())
             }
-            for r in records
+            for row in records
+            for r in row["seeds"]
         }
+        return Summary(section(config, records, run_dir, claims), {"claims": claims}, series)
 
 
 EXPERIMENT = ShiftInvariance()
