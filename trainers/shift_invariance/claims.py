@@ -57,6 +57,7 @@ def aggregate(per_seed, passes):
         row["step_seconds"] = statistics.fmean(r["step_seconds"] for r in runs)
         row["examples"] = runs[0]["examples"]
         row["test_digest"] = runs[0]["test_digest"]
+        row["export"] = [r["export"] for r in runs if r.get("export")]  # one per seed
         row["curve"] = {m: statistics.fmean(r["curve"][m] for r in runs) for m in runs[0]["curve"]}
         row["seeds"] = runs
         rows.append(row)
