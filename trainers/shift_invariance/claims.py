@@ -74,8 +74,9 @@ def compare(first, second, m, level=0.95, resamples=2000):
     """The paired difference `first - second` on Cons.m (points) with its interval."""
     if first["test_digest"] != second["test_digest"]:
         raise ValueError(
-            f"{first['combination']} and {second['combination']} were measured on different "
-            "test images: no paired comparison"
+            f"`first` and `second` must be measured on the same test images. Received: "
+            f"{first['combination']} test_digest={first['test_digest']!r}, "
+            f"{second['combination']} test_digest={second['test_digest']!r}"
         )
     seeds = sorted({r["seed"] for r in first["seeds"]} & {r["seed"] for r in second["seeds"]})
     a, b = per_image(first, m, seeds), per_image(second, m, seeds)

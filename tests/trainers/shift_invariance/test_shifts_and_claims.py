@@ -170,7 +170,7 @@ def test_paired_verdicts_follow_the_per_image_differences():
     rows = aggregate(records_of("baseline", better) + records_of("aps", base), passes=1)
     assert {c["verdict"] for c in check(rows)} == {"not shown"}
     rows = aggregate(records_of("baseline", base) + records_of("aps", better, digest="x"), 1)
-    with pytest.raises(ValueError, match="different test images"):
+    with pytest.raises(ValueError, match="same test images. Received: digits-aps test_digest='x'"):
         check(rows)
     # Only the comparisons whose two rows ran: no control, no claim.
     assert check(aggregate(records_of("aps", better), 1)) == []
