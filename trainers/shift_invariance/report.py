@@ -1,12 +1,11 @@
 """The shift-invariance experiment's `results.md` section and its consistency curve.
 
-One table per dataset (mean +/- std over seeds), the convention, the poster's Table 2
+One table per dataset (mean +/- std over seeds, 95 % intervals), the paired
+comparisons, the convention, the poster's Table 2
 where the setup matches; `consistency_vs_shift_<dataset>.png`. No TensorFlow.
 """
 
 import os
-
-import numpy as np
 
 from trainers.framework import reports
 
@@ -24,42 +23,76 @@ def poster_shown(config, dataset):
     return dataset in POSTER and config.width == 64 and config.image_size == 32
 
 
-def section(config, results, run_dir):
-    """The markdown section: one table per dataset (mean +/- std over seeds), the
-    convention, the poster's Table 2 where it applies; draws the curves."""
+def section(config, rows, run_dir, claims=()):
+    """The markdown section: one table per dataset (mean +/- std over seeds and a 95 %
+    interval), the poster's comparisons as paired differences, the convention, the
+    poster's Table 2 where it applies; draws the curves."""
     lines = [f"# Shift invariance (ResNet-18 cifar stem, width {config.width})", ""]
     where = "the held-out training images" if config.test_on_holdout else "the test split"
     lines += [
         f"Top-1 and consistency in % on {where} ({config.image_size}x{config.image_size} "
-        "inputs). Cons.m: two views of each test image shifted by independent offsets in "
-        "[m/2 - m + 1, m/2] per axis with black fill (the poster's Cons.m, Zhang's "
-        "protocol: the views differ by at most m - 1 px), "
-        f"top-1 agreement over {config.passes} passes; circular: two circular shifts by any "
-        f"amount, {config.passes} passes. Step time: median training step, relative to "
-        f"`baseline`. Every row trains on random crops after a {config.crop_pad}-px black "
-        f"pad{' and random flips' if config.flip else ''}; AugShift rows add their two "
-        f"views (symmetric, offsets in [-{config.train_max_shift}, "
-        f"{config.train_max_shift}], zero fill), `shift_aug` with consistency weight 0."
+        "inputs). Cons.m: two views of each test image, top-1 agreement over "
+        f"{config.passes} passes; black-canvas data: offsets in [m/2 - m + 1, m/2] per "
+        "axis with black fill (the poster's Cons.m, Zhang's protocol: the views differ by "
+        "at most m - 1 px); crop-mode data (textured_glyphs): two windows of the 48-px "
+        "image at offsets in [0, m), no fill. Circular: two circular shifts by any amount. "
+        f"Every row is measured on the same views (evaluation seed {config.seed}). Step "
+        "time: median training step, relative to `baseline`. Every row trains on the same "
+        f"random crops (offsets in [-{config.crop_pad}, {config.crop_pad}] per axis"
+        f"{', random flips' if config.flip else ''}); AugShift rows' two views are two "
+        "such crops of the same uncropped image, `shift_aug` without the consistency term."
         + (
-            f" Images are resized to {config.content_size} px and centred on a black "
-            f"{config.image_size}-px canvas (a {(config.image_size - config.content_size) // 2}"
-            "-px margin: shifts up to that size are pure translations)."
+            f" Black-canvas images are resized to {config.content_size} px and centred on "
+            f"a black {config.image_size}-px canvas."
             if config.content_size
             else ""
         ),
     ]
     for dataset in config.dataset:
-        rows = [r for r in results if r["dataset"] == dataset]
-        lines += ["", *dataset_table(config, dataset, rows)]
-        draw_curve(dataset, rows, os.path.join(run_dir, f"consistency_vs_shift_{dataset}.png"))
+        group = [r for r in rows if r["dataset"] == dataset]
+        lines += ["", *dataset_table(config, dataset, group)]
+        lines += comparison_table([c for c in claims if c["dataset"] == dataset])
+        draw_curve(dataset, group, os.path.join(run_dir, f"consistency_vs_shift_{dataset}.png"))
     return lines
 
 
+def cell(row, key):
+    """`mean ± std [low, high]` over seeds (the mean alone for one seed)."""
+    values = [r[key] for r in row["seeds"]]
+    text = reports.format_mean_std(values)
+    interval = row.get(f"{key}_interval")
+    return text + (f" [{interval[0]:.1f}, {interval[1]:.1f}]" if interval else "")
+
+
+def comparison_table(claims):
+    """The poster's comparisons: paired difference (points) [95 % interval], verdict."""
+    if not claims:
+        return []
+    table = [
+        [
+            f"{c['first']} - {c['second']}",
+            f"Cons.{c['m']}",
+            f"{c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]",
+            c["verdict"],
+        ]
+        for c in claims
+    ]
+    seeds = ", ".join(map(str, claims[0]["seeds"]))
+    return [
+        "",
+        f"Paired differences (points, 95 % interval; a crossed bootstrap over seeds {seeds} "
+        "and test images, every row on the same views). Shown: the interval lies above "
+        "zero; not shown: below; inconclusive: it contains zero.",
+        "",
+        *reports.markdown_table(["comparison", "metric", "difference", "verdict"], table),
+    ]
+
+
 def dataset_table(config, dataset, rows):
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    by = {m: [r for r in rows if r["method"] == m] for m in methods}
-    base = [r["step_seconds"] for r in by.get("baseline", [])]
-    seeds = sorted({r["seed"] for r in rows})
+    methods = [r["method"] for r in rows]
+    by = {r["method"]: r for r in rows}
+    base = by["baseline"]["step_seconds"] if "baseline" in by else None
+    seeds = sorted({r["seed"] for row in rows for r in row["seeds"]})
     header = ["method", "top-1", "Cons.8", "Cons.16", "circular", "step time"]
     show = poster_shown(config, dataset)
     if show:
@@ -67,13 +100,12 @@ def dataset_table(config, dataset, rows):
         header += ["third-party rerun: acc. / cons."] if dataset in RERUNS else []
     table = []
     for method in methods:
-        group = by[method]
+        row = by[method]
         cells = [method] + [
-            reports.format_mean_std([r[key] for r in group])
-            for key in ("top1", "cons8", "cons16", "circular_consistency")
+            cell(row, key) for key in ("top1", "cons8", "cons16", "circular_consistency")
         ]
-        step = np.mean([r["step_seconds"] for r in group])
-        cells.append(f"{step / np.mean(base):.2f}x" if base else f"{1000 * step:.0f} ms")
+        step = row["step_seconds"]
+        cells.append(f"{step / base:.2f}x" if base else f"{1000 * step:.0f} ms")
         if show:
             for numbers in (POSTER, RERUNS) if dataset in RERUNS else (POSTER,):
                 value = numbers[dataset].get(method)
@@ -94,7 +126,7 @@ def dataset_table(config, dataset, rows):
         )
     return [
         f"## {dataset} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-        f"{'; mean +/- std' if len(seeds) > 1 else ''})",
+        f"{'; mean +/- std [95% interval]' if len(seeds) > 1 else '; [95% interval]'})",
         "",
         caption,
         "",
@@ -105,14 +137,22 @@ def dataset_table(config, dataset, rows):
 def draw_curve(dataset, rows, path):
     """Cons.m against m, one line per method (mean over seeds)."""
     series = {}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        group = [r["curve"] for r in rows if r["method"] == method]
-        points = [(int(m), float(np.mean([c[m] for c in group]))) for m in group[0]]
-        series[method] = ("-o", points)
+    for row in rows:
+        points = [(int(m), float(value)) for m, value in row["curve"].items()]
+        series[row["method"]] = ("-o", points)
     figure = reports.line_figure(
         series, "max shift m (Cons.m)", "consistency (%)", f"Consistency against shift, {dataset}"
     )
     reports.save_figure(figure, path)
 
 
-__all__ = ["POSTER", "RERUNS", "dataset_table", "draw_curve", "poster_shown", "section"]
+__all__ = [
+    "POSTER",
+    "RERUNS",
+    "cell",
+    "comparison_table",
+    "dataset_table",
+    "draw_curve",
+    "poster_shown",
+    "section",
+]

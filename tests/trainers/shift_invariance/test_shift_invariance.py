@@ -27,17 +27,21 @@ smoke_run = smoke_fixture(EXPERIMENT)
 def test_smoke_writes_table_curve_records_and_exports(smoke_run):
     out, results, seconds = smoke_run
     assert seconds < 300  # ~40 s on 2 idle cores; 235 s measured at load average 12
-    records = json.load(open(out / "results.json"))["results"]
-    assert [r["method"] for r in records] == ["baseline", "augshift", "aps"]
-    assert len({r["test_digest"] for r in records}) == 1  # every row: the same test images
-    for r in records:
+    summary = json.load(open(out / "results.json"))
+    rows = summary["results"]
+    assert [r["method"] for r in rows] == ["baseline", "augshift", "aps"]
+    assert len({r["test_digest"] for r in results}) == 1  # every row: the same test images
+    for row in rows:
+        (r,) = row["seeds"]  # every row's per-seed records
         assert r["seed"] == 0 and r["dataset"] == "digits" and r["examples"] == 32
         for key in ("top1", "cons8", "cons16", "circular_consistency"):
-            assert 0 <= r[key] <= 100
-        assert r["step_seconds"] > 0
+            assert 0 <= r[key] <= 100 and row[key] == r[key]
+            assert row[f"{key}_interval"][0] <= r[key] <= row[f"{key}_interval"][1]
+        assert r["step_seconds"] > 0 and len(r["agreement_cons8"]) == 32
         assert sorted(map(int, r["curve"])) == list(range(1, 17))
         assert r["curve"]["8"] == r["cons8"] and r["curve"]["16"] == r["cons16"]
         assert r["curve"]["1"] == 100.0  # Cons.1: both views are the image itself
+        assert 100 * np.mean(r["agreement_cons8"]) == pytest.approx(r["cons8"])
         assert artifacts.exported(r["export"])
         signatures = signature_defs(glob.glob(r["export"] + "/*")[0])
         assert {"serving_default", "pooled_features"} <= set(signatures)  # a Classifier
@@ -46,11 +50,22 @@ def test_smoke_writes_table_curve_records_and_exports(smoke_run):
     # APS with circular padding is exactly invariant to circular shifts, trained or not;
     # on a black margin wider than the shift, Cons.8's black-fill shifts are circular
     # shifts, so it must score exactly 100 there too (a check of the whole pipeline).
-    assert records[2]["circular_consistency"] == 100.0
-    assert records[2]["cons8"] == 100.0
+    assert rows[2]["circular_consistency"] == 100.0
+    assert rows[2]["cons8"] == 100.0
+    # The comparisons whose rows ran (APS against the baseline), paired, with verdicts.
+    claims = summary["claims"]
+    assert [(c["first"], c["second"], c["m"]) for c in claims] == [
+        ("aps", "baseline", 8),
+        ("aps", "baseline", 16),
+    ]
+    for claim in claims:
+        assert claim["verdict"] in ("shown", "not shown", "inconclusive")
+        assert claim["low"] <= claim["difference"] <= claim["high"] and claim["seeds"] == [0]
+    assert claims[0]["difference"] == pytest.approx(100.0 - rows[0]["cons8"])
     table = (out / "results.md").read_text()
     assert "| augshift |" in table and "| aps |" in table and "## Cost" in table
     assert "Cons.16" in table and "not shown" in table and "93.1" not in table
+    assert "| aps - baseline | Cons.8 |" in table
     assert (out / "consistency_vs_shift_digits.png").stat().st_size > 1000
 
 
@@ -112,8 +127,19 @@ def fake(dataset, method, seed, top1, step=0.1):
         cons16=84.0,
         circular_consistency=50.0,
         step_seconds=step,
+        examples=4,
+        test_digest=dataset,
         curve=curve,
+        agreement_cons8=[1.0, 1.0, 1.0, 0.68],
+        agreement_cons16=[1.0, 1.0, 0.36, 1.0],
     )
+
+
+def report(config, records, out):
+    from trainers.shift_invariance.claims import aggregate
+
+    rows = aggregate(records, config.passes)
+    return "\n".join(EXPERIMENT.summarize(config, rows, str(out)).section)
 
 
 def test_report_mean_std_and_poster_only_where_setup_matches(tmp_path):
@@ -125,19 +151,17 @@ def test_report_mean_std_and_poster_only_where_setup_matches(tmp_path):
         fake("cifar10", "augshift", 1, 91.0, 0.2),
         fake("digits", "baseline", 0, 99.0),
     ]
-    text = "\n".join(EXPERIMENT.report(config, results, str(tmp_path)))
+    text = report(config, results, tmp_path)
     std = np.std([90.0, 92.0], ddof=1)
-    assert f"| baseline | 91.0 ± {std:.1f} | 92.0 ± 0.0 |" in text
+    assert f"| baseline | 91.0 ± {std:.1f} [" in text and "| 92.0 ± 0.0 [" in text
     assert "| 1.00x | 93.1 / 90.8 | 91.6 / 87.4 |" in text  # poster, then the rerun
     assert "| 2.00x | 92.1 / 94.8 |" in text
-    assert "## cifar10 (seeds 0, 1; mean +/- std)" in text and "`poster`" in text
+    assert "## cifar10 (seeds 0, 1; mean +/- std [95% interval])" in text and "`poster`" in text
     digits = text.split("## digits")[1]
-    assert "not shown" in digits and "| baseline | 99.0 |" in digits and "93.1" not in digits
+    assert "not shown" in digits and "| baseline | 99.0 [" in digits and "93.1" not in digits
     assert (tmp_path / "consistency_vs_shift_cifar10.png").stat().st_size > 1000
     # Width 16 on CIFAR-10 is not the poster's network: no poster column.
-    narrow = "\n".join(
-        EXPERIMENT.report(smoke(tmp_path, dataset=("cifar10",)), results[:2], str(tmp_path))
-    )
+    narrow = report(smoke(tmp_path, dataset=("cifar10",)), results[:2], tmp_path)
     assert "93.1" not in narrow and "not shown" in narrow
 
 
@@ -153,6 +177,7 @@ def test_combinations_models_and_config_checks(tmp_path):
         kinds[combination.method] += (backbone.padding_mode,)
         if combination.method == "shift_aug":
             assert model.consistency_weight == 0.0 and model.shift_mode == "symmetric"
+            assert model.max_shift == config.crop_pad  # its views are the rows' crops
     assert kinds == {
         "baseline": ("Classifier", "stride", "zero"),
         "shift_aug": ("AugShift", "stride", "zero"),
