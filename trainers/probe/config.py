@@ -77,6 +77,12 @@ class ProbeConfig(TrainConfig):
     out: str = option("runs/probe", "run directory (resumed when it exists)")
 
     def validate(self):
+        # before the framework's checks, which would ask for --export first
+        if self.push_to is not None:
+            raise ValueError(
+                "`push_to` does not apply to the probe: its models are trained only to be "
+                f"measured. Received: push_to={self.push_to!r}"
+            )
         super().validate()
         try:
             kwargs = json.loads(self.model_kwargs)
@@ -114,11 +120,6 @@ class ProbeConfig(TrainConfig):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"`{name}` must not repeat a value. Received: {name}={values!r}")
-        if self.push_to is not None:
-            raise ValueError(
-                "`push_to` does not apply to the probe: its models are trained only to be "
-                f"measured. Received: push_to={self.push_to!r}"
-            )
 
     def conversions(self):
         """The `(padding_mode, downsampling)` pairs probed beside the model as given."""
