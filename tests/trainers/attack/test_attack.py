@@ -226,18 +226,40 @@ def test_channels_are_ranked_on_training_canvases_and_judged_on_test_canvases(tm
         assert found >= len(canvases)
 
 
+def _draws(mean, sd, seed, n=19):
+    """`n` random-draw values with exactly this mean and population SD."""
+    z = np.random.default_rng(seed).normal(size=n)
+    return list(mean + sd * (z - z.mean()) / z.std())
+
+
+def _canvases(value, seed, images=40, cells=9):
+    """Per-canvas hits `(images, cells)` whose mean is `value` (to 1 / canvases)."""
+    order = np.random.default_rng(seed).permutation(images * cells) + 0.5
+    return (order / (images * cells) < value).astype(float).reshape(images, cells).tolist()
+
+
 def _records(task, unablated, ranked, random, sd, border_extra=0.0, magnitude=None):
     """Synthetic sweep records at fractions 0 and 0.2 for regions overall, border, inner:
-    `ranked` / `random` are the values at 0.2 (the border loses `border_extra` more)."""
+    `ranked` / `random` are the values at 0.2 (the border loses `border_extra` more); the
+    random records carry 19 draws' `values` (mean `random`, SD `sd`; other draws in each
+    region), the ranked and magnitude records at 0.2 their per-canvas hits."""
     rows = []
-    for region, shift in (("overall", 0.0), ("border", -border_extra), ("inner", 0.0)):
+    regions = (("overall", 0.0), ("border", -border_extra), ("inner", 0.0))
+    for seed, (region, shift) in enumerate(regions):
         for fraction, r_value, q_value in ((0.0, unablated, unablated), (0.2, ranked, random)):
             r_value = r_value + (shift if fraction else 0.0)
-            common = dict(padding="zero", task=task, fraction=fraction, region=region, metric="m")
-            rows.append(dict(common, selection="ranked", value=r_value, std=0.0))
-            rows.append(dict(common, selection="random", value=q_value, std=sd * (fraction > 0)))
             m_value = unablated if not fraction else (q_value if magnitude is None else magnitude)
-            rows.append(dict(common, selection="magnitude", value=m_value, std=0.0))
+            values = _draws(q_value, sd, seed) if fraction else [q_value]
+            common = dict(padding="zero", task=task, fraction=fraction, region=region, metric="m")
+            ranked_row = dict(common, selection="ranked", value=r_value, std=0.0)
+            magnitude_row = dict(common, selection="magnitude", value=m_value, std=0.0)
+            if fraction and region == "overall":
+                ranked_row["canvas_values"] = _canvases(r_value, 10)
+                magnitude_row["canvas_values"] = _canvases(m_value, 11)
+            rows.append(ranked_row)
+            rows.append(dict(common, selection="random", value=q_value, std=sd * (fraction > 0),
+                             values=values, draws=len(values)))  # fmt: skip
+            rows.append(magnitude_row)
     return rows
 
 
