@@ -119,6 +119,9 @@ class ChannelwiseConfig(TrainConfig):
     flip: bool = option(False, "random horizontal flip in training")
     train_examples: int | None = option(2880, "canvases per epoch (None: the train split)")
     test_examples: int | None = option(180, "test images used (None: all)")
+    validation_examples: int = option(
+        180, "training images held out for validation (learning curves, stopping)", minimum=1
+    )
     eval_placement: str = option(
         "random", "test placements: k^2 random passes or every cell", choices=PLACEMENTS
     )
@@ -158,6 +161,7 @@ PRESETS = {
         "permutations": 100,
         "train_examples": 96,
         "test_examples": 24,
+        "validation_examples": 24,
         "batch_size": 24,
         "verbose": "0",
         "out": "runs/channelwise-smoke",

@@ -3,8 +3,9 @@
 PermuteNet learns far more slowly than the networks that keep the channel order, so its
 accuracy against training steps (`learning_curves.png`) says whether its budget was
 enough: `curve_verdict` reports the last value and the gain over the last 20% of the
-steps. The points are `val_permuted_accuracy` (`PermutedValidation`): the test images
-with one fixed placement each, PermuteNet under `--permutations` permutations; runs
+steps. The points are `val_permuted_accuracy` (`PermutedValidation`): the validation
+images (held out of the training split, disjoint from the test images) with one fixed
+placement each, PermuteNet under `--permutations` permutations; runs
 written before it existed fall back to Keras' `val_accuracy` (one permutation per batch).
 """
 

@@ -49,8 +49,8 @@ class GridSummaries(keras.callbacks.Callback):
 
 
 class PermutedValidation(keras.callbacks.Callback):
-    """After every epoch, the accuracy on `validation` (the test images, one fixed
-    placement each) scored as the final test is, PermuteNet under `permutations`
+    """After every epoch, the accuracy on `validation` (held-out training images,
+    disjoint from the test images, one fixed placement each) scored as the final test is, PermuteNet under `permutations`
     distinct permutations: adds `val_permuted_accuracy` and `val_permutation_std` to the
     epoch's logs (so `metrics.jsonl` holds them) and writes them to `log_dir` as
     `epoch/val_permuted_accuracy` and `epoch/val_permutation_std`.

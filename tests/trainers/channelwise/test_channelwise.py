@@ -255,6 +255,25 @@ def test_class_canvases_keep_their_cell_and_are_scored_per_cell(tmp_path):
     for cell in range(9):
         expected = 100 * np.mean(classes[cells == cell] == 0)
         assert values["per_cell_accuracy"][cell // 3][cell % 3] == pytest.approx(expected, abs=0.01)
+        assert values["per_cell_examples"][cell // 3][cell % 3] == np.sum(cells == cell)
+
+
+def test_validation_images_are_disjoint_from_the_test_and_training_images(tmp_path):
+    """By digest: the learning curves (and any stopping rule) never see a test image,
+    and the validation images are held out of training."""
+    import hashlib
+
+    from trainers.channelwise.data import sources
+
+    config = smoke(tmp_path / "run", test_examples=100, validation_examples=60)
+
+    def digests(dataset):
+        return [hashlib.sha256(np.asarray(x).tobytes()).hexdigest() for x, _ in dataset]
+
+    train, validation, test = (digests(d) for d in sources(config))
+    assert len(validation) == 60 and len(test) == 100 and len(train) > 1000
+    assert not set(validation) & set(test)
+    assert not set(validation) & set(train)
 
 
 def run_cli(args, **kwargs):
