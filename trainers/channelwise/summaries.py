@@ -87,4 +87,28 @@ class PermutedValidation(keras.callbacks.Callback):
         self.writer.flush()
 
 
-__all__ = ["GridSummaries", "PermutedValidation"]
+class StopWhenFlat(keras.callbacks.Callback):
+    """Stops training once the validation curve is flat (`curves.flatness` on
+    `val_permuted_accuracy`, which `PermutedValidation`, placed before it, adds to the
+    epoch's logs): the slope of accuracy against log2(step) over the last 40% of the
+    steps lies within +-`tolerance` points per doubling. The epoch cap stays the
+    budget's; a resumed run judges the epochs it saw since the resume."""
+
+    def __init__(self, tolerance):
+        super().__init__()
+        self.tolerance = tolerance
+        self.points = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        from trainers.channelwise.curves import flatness
+
+        if not logs or "val_permuted_accuracy" not in logs:
+            return
+        self.points.append(((epoch + 1) * int(self.params.get("steps") or 1),
+                            float(logs["val_permuted_accuracy"])))  # fmt: skip
+        rule = flatness(*zip(*self.points, strict=True), tolerance=self.tolerance)
+        if rule["flat"]:
+            self.model.stop_training = True
+
+
+__all__ = ["GridSummaries", "PermutedValidation", "StopWhenFlat"]

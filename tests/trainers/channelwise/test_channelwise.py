@@ -72,7 +72,7 @@ def test_smoke_writes_every_artifact(smoke_run):
         and c["verdict"] in ("shown", "not shown", "inconclusive")
         for c in summary["claims"]
     )
-    assert "test images with one fixed placement each" in table
+    assert "24 *validation images* held out of the training split (disjoint from the test" in table
 
 
 def test_tensorboard_runs_read_by_tensorboards_own_reader(smoke_run):
