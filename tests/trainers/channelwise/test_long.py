@@ -65,3 +65,13 @@ def test_long_preset_is_k3_three_seeds_matched_until_flat():
     assert set(config.networks) == {"classifier", "permutenet", "sumnet"}
     assert set(config.tasks) == {"location", "class"} and config.matched
     assert config.stop_when_flat == 1.0 and config.epochs * 60 == 6000
+
+
+def test_report_says_rows_stopped_when_flat_trained_up_to_the_cap():
+    from trainers.channelwise.report import budget_text
+
+    table = [dict(network=n, steps=6000, learning_rate=3e-3, beta_1=0.9, batch_size=48)
+             for n in ("classifier", "permutenet")]  # fmt: skip
+    text = budget_text(ChannelwiseConfig(**PRESETS["long"]), table)
+    assert "every row trained up to 6000 steps, each stopped once its validation" in text
+    assert "trained 6000 steps (batch 48" in budget_text(ChannelwiseConfig(), table)
