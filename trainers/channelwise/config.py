@@ -28,9 +28,11 @@ cap of 100 epochs = 6,000 steps. An old 2,160-step version measured PermuteNet c
 (assumed: they were still rising at 2,160), so about 3 x (4 x 6,000 + 480 + 1,500) =
 78,000 steps (108,000 if every run hits the cap). At 0.042 s per step (k = 3, width 16,
 batch 48, measured idle on 2 cores, issue 30) that is about 55 min (76 min at the cap)
-plus about 3% for the per-epoch validation pass and the tests; at the 0.15-0.30 s per
-step Keras reported for the same runs of the default preset on this shared machine
-(load 7-9, 2026-12-06) it is 3.3-6.5 h.
+plus about 3% for the per-epoch validation pass and the tests and about 30 s of
+tracing per run (9 min for 18). Measured here: Keras reported 0.08-0.17 s per step
+(mean 0.12) for the k = 3 classifier, PermuteNet and SumNet runs of the default preset
+(epochs 2-3; load 7-8 on the shared machine beside a test run, 2026-12-06), at which
+78,000 steps take about 2.6 h (1.8-3.7 h).
 """
 
 import dataclasses
