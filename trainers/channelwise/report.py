@@ -271,9 +271,10 @@ def budget_text(config, table):
     if config.matched and len(trained) <= 1:
         steps, rate, beta, batch = trained[0] if trained else (None,) * 4
         steps = f"{steps} steps"
-        if config.stop_when_flat is not None:
+        flat = getattr(config, "stop_when_flat", None)  # configs from before the option
+        if flat is not None:
             steps = (f"up to {steps}, each stopped once its validation curve was flat "
-                     f"(`--stop-when-flat {config.stop_when_flat:g}`; its epochs in the table)")  # fmt: skip
+                     f"(`--stop-when-flat {flat:g}`; its epochs in the table)")  # fmt: skip
         return (
             f"Matched budgets: every row trained {steps} (batch {batch}, Adam lr "
             f"{_g(rate)}, beta_1 {_g(beta)}), so the classifier is the control of PermuteNet "
