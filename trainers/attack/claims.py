@@ -2,7 +2,8 @@
 (`tfposenc.stats`): `shown`, `not shown` or `inconclusive`, each with its evidence.
 
 Per model and at each sweep fraction nearest one of `config.claim_fractions` (each
-judged on its own; values in %):
+judged on its own; values in %; a test against random draws needs `MIN_DRAWS` = 19 of
+them, else it is inconclusive):
 
 - "ranked removal hurts more than random": the ranked value against the random draws'
   values (`tfposenc.stats.beyond_random`, `"less"`: a 95% prediction interval with the
@@ -38,6 +39,7 @@ MATCHED_CLAIM = "ranked removal hurts more than magnitude-matched random"
 MAGNITUDE_CLAIM = "ranked removal hurts more than the magnitude control"
 BORDER_CLAIM = "the damage is larger at the border than inside"
 LEVEL = 0.95
+MIN_DRAWS = 19  # fewer draws: no test against random is judged (inconclusive)
 PERCENT = 100.0
 
 
@@ -59,6 +61,11 @@ def _against(ranked, draws, text):
     """`(verdict, evidence)` of `ranked` below the random `draws` (fractions)."""
     if draws is None:
         return "inconclusive", f"{text}: the random draws' values are not in the records"
+    if len(draws) < MIN_DRAWS:
+        return "inconclusive", (
+            f"{text}: {len(draws)} random draws, fewer than the {MIN_DRAWS} a test against "
+            "random needs (raise --claim-draws)"
+        )
     if not np.all(np.isfinite([ranked, *draws])):
         return "inconclusive", f"{text}: a value is not a number (NaN: e.g. no class present)"
     test = beyond_random(ranked, draws, "less", LEVEL)

@@ -45,12 +45,17 @@ class AttackConfig(TrainConfig):
     location_train_examples: int | None = option(None, "location canvases per epoch")
     location_test_examples: int = option(40, "test images, each placed in every cell")
     ranking: tuple[str, ...] = option(
-        ("flip", "magnitude"), "channel rankings; the first is `ranked`, the others controls",
+        ("flip_2d", "magnitude"),
+        "channel rankings; the first is `ranked`, the others controls (flip_2d: left-right "
+        "and up-down flips, so channels that code the row are ranked too)",
         choices=RANKING_METHODS,
     )  # fmt: skip
     rank_examples: int = option(600, "training canvases the channels are ranked on")
     fractions: tuple[float, ...] = option(FRACTIONS, "fractions of the channels removed")
     random_draws: int = option(5, "random channel sets per fraction", minimum=2)
+    claim_draws: int = option(
+        19, "random draws at the claim fractions (a test against random needs 19+)", minimum=2
+    )
     claim_fractions: tuple[float, ...] = option(
         (0.2, 0.8), "fractions removed where the claims are judged (each on its own)"
     )
@@ -114,6 +119,7 @@ PRESETS = {
         "figure_fraction": 0.5,
         "claim_fractions": (0.5,),
         "random_draws": 2,
+        "claim_draws": 2,  # too few for a test against random: its claims are inconclusive
         "artifact_inputs": 8,
         "verbose": "0",
         "out": "runs/attack-smoke",
@@ -136,6 +142,7 @@ PRESETS = {
         "location_test_examples": 1000,
         "rank_examples": 500,
         "random_draws": 5,
+        "ranking": ("flip", "magnitude"),  # Cityscapes is no grid: the authors' flip ranking
         "precision": "auto",
         "out": "runs/attack-paper",
     },

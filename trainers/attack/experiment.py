@@ -6,17 +6,23 @@ dense read-out (`Classifier`, `location`), which can locate only through its cha
 (GAPNet's 3x3 head, `location_gapnet`, is an optional extra row: on a small final map it
 reads position from its own padding). Both train with random horizontal flips, as the
 authors' DeepLab does, so a mirrored canvas keeps its meaning and `|z(x) - z(flip x)|`
-isolates position. It ranks the pooled backbone channels by the flip score (on training
-canvases, never the evaluation split) and by channel magnitude (mean |z|, the control:
-`flip_magnitude_spearman` says how alike the two are); removes the top-ranked vs the
-magnitude-ranked vs random channels at each fraction with no retraining
-(`tfposenc.analysis.ablation_sweep`, `--random-draws` draws); and measures the damage
+isolates position. It ranks the pooled backbone channels by `--ranking`'s first method
+(default `flip_2d`: left-right and up-down flips, so channels that code the row are
+ranked too; the records name it under `ranking`) on training canvases, never the
+evaluation split, and by channel magnitude (mean |z|, the control:
+`flip_magnitude_spearman` says how alike flip and magnitude are); removes the top-ranked
+vs the magnitude-ranked vs random vs magnitude-matched random channels (`random_matched`:
+as many per decile of mean |z| as the ranked set) at each fraction with no retraining
+(`tfposenc.analysis.ablation_sweep`, `--random-draws` draws, `--claim-draws` at the
+claim fractions; location models also record per-canvas hits there, `canvas_values`,
+for the paired magnitude claim); and measures the damage
 by region (segmentation: mIoU overall, the authors' left / right / centre, and the
 border ring of cells vs the inner cells; location: accuracy on border vs inner cells).
 `claims` in `results.json` judges "ranked removal hurts more than random", "... than
 the magnitude control" and "the damage is larger at the border than inside" per model:
-`shown` / `not shown` / `inconclusive` (within the random SD, or a model too close to
-chance for its damage to mean anything). Border artifacts per stage: a constant input
+`shown` / `not shown` / `inconclusive` by the tests of `trainers.attack.claims`
+(inconclusive with fewer than 19 draws, or on a model too close to chance for its
+damage to mean anything). Border artifacts per stage: a constant input
 (blind to reflect and replicate by construction) and the per-position mean over random
 noise inputs (`random_border_gap` against its sampling error), for the trained models
 and for untrained backbones in all four padding modes. Writes `results.md`,

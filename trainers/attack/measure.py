@@ -50,12 +50,21 @@ def attack(config, combination, model, data, input_shape):
         rankings["flip_right"] = (np.argsort(-scores, kind="stable").astype("int64"), scores)
     order = rankings[config.ranking[0]][0]
     controls = {m: rankings[m][0] for m in config.ranking[1:]}
+    judged = claim_fractions(config)
     records = analysis.ablation_sweep(
         fast, data.test, order, config.fractions, config.random_draws, evaluate,
-        seed=config.seed, controls=controls,
+        seed=config.seed, controls=controls, claim_fractions=judged,
+        claim_draws=config.claim_draws, magnitudes=rankings["magnitude"][1],
     )  # fmt: skip
     for record in records:
-        record.update(padding=padding, task=task)
+        record.update(padding=padding, task=task, ranking=config.ranking[0])
+    if task != "segmentation":  # per-canvas hits for the paired magnitude claim
+        sets = {"ranked": order, **controls}
+        for record in records:
+            if record["region"] == "overall" and record["fraction"] in judged:
+                if record["selection"] in sets:
+                    channels = sets[record["selection"]][: record["num_channels"]]
+                    record["canvas_values"] = canvas_hits(fast, data.test, channels)
     baseline = {r["region"]: r["value"] for r in records if r["fraction"] == 0}
     baseline = baseline or evaluate(fast, data.test)
     for region, value in baseline.items():
@@ -95,6 +104,38 @@ def attack(config, combination, model, data, input_shape):
             config, model, images, samples[1].numpy(), order
         )
     yield "figures", figures  # the runner writes them: PNG files and TensorBoard images
+
+
+def claim_fractions(config):
+    """The sweep fractions nearest `config.claim_fractions` (where claims are judged)."""
+    swept = [f for f in config.fractions if f > 0]
+    if not swept:
+        return ()
+    return tuple(
+        dict.fromkeys(min(swept, key=lambda f: abs(f - c)) for c in config.claim_fractions)
+    )
+
+
+def canvas_hits(model, dataset, channels):
+    """Per-canvas hits `(images, cells)` (0/1) of a location model with `channels`
+    removed: column `c` holds the test canvases of cell `c` in the dataset's order (each
+    test image is placed once in every cell). The model's previous ablation is restored."""
+    from tfposenc.analysis._batches import iterate_batches, logits
+
+    previous = list(model.ablated_channels)
+    cells, correct = [], []
+    try:
+        model.ablate([int(c) for c in channels])
+        for images, labels, _ in iterate_batches(dataset):
+            predicted = logits(model, images).argmax(axis=-1)
+            correct.append(predicted == labels.reshape(predicted.shape))
+            cells.append(labels.reshape(predicted.shape))
+    finally:
+        model.ablate(previous)
+    cells, correct = np.concatenate(cells), np.concatenate(correct).astype("float64")
+    columns = [correct[cells == c] for c in np.unique(cells)]
+    size = min(len(c) for c in columns)
+    return np.stack([c[:size] for c in columns], axis=1).tolist()
 
 
 def architecture_artifacts(config, input_shape):

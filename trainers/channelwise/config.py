@@ -13,12 +13,26 @@ task) shared equally by four networks, sized for 10 minutes on 2 idle cores (not
 re-measured idle: README.md's table of commands gives 7 min 45 s). PermuteNet learns the
 image class slowly whatever the setting (k = 3, width 16, 3e-3, 0.9: 27% / 600 steps,
 37% / 1,800, 45% / 4,500, still rising; batch 16 at 1e-3: 32% / 3,000; width 32: 37% /
-1,500), so at 180 steps it is under-trained and the claims say so. `--preset long`
-(k = 3 and 5, classifier / permutenet / sumnet, 2,160 matched steps) measured at k = 3:
-PermuteNet class 33.3%, still rising by 3.1 points over its last 20% of steps, so even
-2,160 steps are not enough for the flat-curve criterion; its k = 3 half took 24 min of
-training at a load average of 10-16. The classifier reaches 100% location at k = 3
-within 60 steps at 3e-3 / 0.9 (and at 1e-3 / 0.5).
+1,500), so at 180 steps it is under-trained and the claims say so. The classifier
+reaches 100% location at k = 3 within 60 steps at 3e-3 / 0.9 (and at 1e-3 / 0.5).
+
+`--preset long`: k = 3 only (9 cells against 10 classes: the label-fair grid), seeds
+0, 1, 2, classifier / PermuteNet / SumNet on location and class, the default's optimizer
+and batch for all (matched), each run trained until its validation curve is flat
+(`--stop-when-flat 1.0`: the 95% interval of the slope of accuracy against log2(step)
+over the last 40% of the steps within +-1 point per doubling; `curves.flatness`) or the
+cap of 100 epochs = 6,000 steps. An old 2,160-step version measured PermuteNet class
+33.3% at k = 3, still rising. Estimated wall time (not run: the machine is shared):
+18 runs; the classifier's location runs are flat at the rule's first chance (epoch 8,
+480 steps), its class runs by about 1,500 steps, PermuteNet and SumNet at the cap
+(assumed: they were still rising at 2,160), so about 3 x (4 x 6,000 + 480 + 1,500) =
+78,000 steps (108,000 if every run hits the cap). At 0.042 s per step (k = 3, width 16,
+batch 48, measured idle on 2 cores, issue 30) that is about 55 min (76 min at the cap)
+plus about 3% for the per-epoch validation pass and the tests and about 30 s of
+tracing per run (9 min for 18). Measured here: Keras reported 0.08-0.17 s per step
+(mean 0.12) for the k = 3 classifier, PermuteNet and SumNet runs of the default preset
+(epochs 2-3; load 7-8 on the shared machine beside a test run, 2026-12-06), at which
+78,000 steps take about 2.6 h (1.8-3.7 h).
 """
 
 import dataclasses
@@ -119,6 +133,16 @@ class ChannelwiseConfig(TrainConfig):
     flip: bool = option(False, "random horizontal flip in training")
     train_examples: int | None = option(2880, "canvases per epoch (None: the train split)")
     test_examples: int | None = option(180, "test images used (None: all)")
+    stop_when_flat: float | None = option(
+        None,
+        "stop a run once its validation curve is flat: the 95% interval of the slope of "
+        "accuracy against log2(step) over the last 40% of the steps within +- this many "
+        "points per doubling (None: train every epoch; `--epochs` is the cap)",
+        minimum=0.0,
+    )
+    validation_examples: int = option(
+        180, "training images held out for validation (learning curves, stopping)", minimum=1
+    )
     eval_placement: str = option(
         "random", "test placements: k^2 random passes or every cell", choices=PLACEMENTS
     )
@@ -158,14 +182,19 @@ PRESETS = {
         "permutations": 100,
         "train_examples": 96,
         "test_examples": 24,
+        "validation_examples": 24,
         "batch_size": 24,
         "verbose": "0",
         "out": "runs/channelwise-smoke",
     },
-    "long": {
-        "grid_sizes": (3, 5),
+    "long": {  # k = 3 (label-fair), 3 seeds, matched optimizer and batch, until flat
+        "grid_sizes": (3,),
+        "seeds": (0, 1, 2),
         "networks": ("classifier", "permutenet", "sumnet"),
-        "epochs": 36,
+        "tasks": ("location", "class"),
+        "epochs": 100,  # the cap: 6,000 steps of batch 48
+        "stop_when_flat": 1.0,
+        "border_grid_size": None,
         "verbose": "2",
         "out": "runs/channelwise-long",
     },

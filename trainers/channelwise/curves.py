@@ -3,14 +3,17 @@
 PermuteNet learns far more slowly than the networks that keep the channel order, so its
 accuracy against training steps (`learning_curves.png`) says whether its budget was
 enough: `curve_verdict` reports the last value and the gain over the last 20% of the
-steps. The points are `val_permuted_accuracy` (`PermutedValidation`): the test images
-with one fixed placement each, PermuteNet under `--permutations` permutations; runs
+steps. The points are `val_permuted_accuracy` (`PermutedValidation`): the validation
+images (held out of the training split, disjoint from the test images) with one fixed
+placement each, PermuteNet under `--permutations` permutations; runs
 written before it existed fall back to Keras' `val_accuracy` (one permutation per batch).
 """
 
 import json
 import os
 import statistics
+
+import numpy as np
 
 from trainers.framework import reports
 
@@ -56,6 +59,34 @@ def curves_figure(curves, title):
     return figure
 
 
+def flatness(steps, values, window=0.4, tolerance=1.0, level=0.95):
+    """The flatness rule: the least-squares slope of accuracy (%) against log2(step) over
+    the points in the last `window` of the steps (step >= (1 - window) x the last), in
+    points per doubling of the steps, with its `level` interval (Student's t, n - 2 df).
+    `flat` when the interval lies inside +-`tolerance` (an equivalence test: a noisy
+    curve is not flat by failing to find a slope). Needs 4 points in the window, else
+    `flat` is False and `slope` None.
+
+    Returns `{"flat", "slope", "low", "high", "points"}`."""
+    from scipy import stats
+
+    steps, values = np.asarray(steps, "float64"), np.asarray(values, "float64")
+    if steps.shape != values.shape or steps.ndim != 1 or np.any(steps <= 0):
+        raise ValueError(f"`steps` must be positive, one per value. Received: {steps!r}")
+    keep = steps >= (1.0 - window) * steps.max() if steps.size else steps.astype(bool)
+    x, y = np.log2(steps[keep]), values[keep]
+    if x.size < 4 or np.ptp(x) == 0:
+        return {"flat": False, "slope": None, "low": None, "high": None, "points": int(x.size)}
+    centred = x - x.mean()  # closed form: a constant curve has slope 0 and SE 0
+    slope = float(centred @ y / (centred @ centred))
+    residual = y - y.mean() - slope * centred
+    se = np.sqrt(residual @ residual / (x.size - 2) / (centred @ centred))
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 2) * se)
+    low, high = slope - half, slope + half
+    flat = bool(-tolerance < low and high < tolerance)
+    return {"flat": flat, "slope": slope, "low": low, "high": high, "points": int(x.size)}
+
+
 def curve_verdict(points):
     """A sentence on one learning curve: the last value and the gain over the last 20%
     of the steps (the nearest logged step at or before 80%)."""
@@ -77,4 +108,4 @@ def curve_verdict(points):
     )
 
 
-__all__ = ["curve_verdict", "curves_figure", "learning_curves"]
+__all__ = ["flatness", "curve_verdict", "curves_figure", "learning_curves"]

@@ -5,27 +5,40 @@ from trainers.framework.experiment import Data
 from trainers.framework.test_sets import grid_test_set
 
 
+def sources(config):
+    """`(train, validation, test)` image datasets: the validation images are the first
+    `config.validation_examples` of the train split, held out of training; the test
+    images the first `config.test_examples` of the test split (all when None)."""
+    from tfposenc.data import load
+
+    full = load(config.dataset, "train", config.data_dir)
+    held_out = full.take(config.validation_examples).cache()
+    train = full.skip(config.validation_examples).cache()
+    test = load(config.dataset, "test", config.data_dir)
+    if config.test_examples:
+        test = test.take(config.test_examples)
+    return train, held_out, test.cache()
+
+
 def canvases(config, combination):
-    """Training canvases, validation (one fixed placement pass) and test (k^2 passes
-    with fresh placements, or every cell), in pixels with mean-colour empty cells.
+    """Training canvases, validation (held-out training images, one fixed placement
+    each: the learning curves and any stopping rule never see the test images) and test
+    (k^2 passes with fresh placements, or every cell), in pixels with mean-colour empty
+    cells.
     Class-task test batches also carry each canvas's cell: `(canvas, class, cell)`."""
     import tensorflow as tf
 
-    from tfposenc.data import info, load, make_grid
+    from tfposenc.data import info, make_grid
 
     meta, k, seed = info(config.dataset), combination.grid_size, combination.seed
     grid = dict(grid_size=k, cell_size=config.cell_size, mean=meta.mean)
     task = dict(grid, target=combination.task)
-    source = load(config.dataset, "train", config.data_dir).cache()
+    source, held_out, test_source = sources(config)
     source = source.shuffle(meta.splits["train"], seed=seed, reshuffle_each_iteration=True)
     train = make_grid(source.repeat(), flip=config.flip, seed=seed, **task)
     train = train.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    test_source = load(config.dataset, "test", config.data_dir)
-    if config.test_examples:
-        test_source = test_source.take(config.test_examples)
     samples = make_grid(test_source.take(3), seed=seed + 1, **task).batch(3)
-    test_source = test_source.cache()
-    validation = make_grid(test_source, seed=seed + 1, **task)
+    validation = make_grid(held_out, seed=seed + 1, **task)
 
     def test_canvases(target):
         return grid_test_set(
@@ -45,4 +58,4 @@ def canvases(config, combination):
     )
 
 
-__all__ = ["canvases"]
+__all__ = ["canvases", "sources"]

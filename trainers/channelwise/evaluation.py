@@ -70,7 +70,8 @@ def collect(model, dataset, pooled=False):
 
 
 def summarise(hits, cells, grid_size):
-    """`accuracy`, `examples`, `per_cell_accuracy`, `permutations`, `permutation_std` from
+    """`accuracy`, `examples`, `per_cell_accuracy`, `per_cell_examples` (the canvases
+    scored in each cell: the clusters of the claims' intervals), `permutation_std` from
     `hits` (`(permutations, n)` booleans; one row for a network without a shuffle)."""
     hits = np.asarray(hits, bool)
     per_permutation = 100.0 * hits.mean(axis=1)
@@ -85,6 +86,7 @@ def summarise(hits, cells, grid_size):
         "per_cell_accuracy",
         [per_cell[r * grid_size : (r + 1) * grid_size] for r in range(grid_size)],
     )
+    yield "per_cell_examples", seen.astype(int).reshape(grid_size, grid_size).tolist()
     yield "permutation_std", float(per_permutation.std(ddof=1)) if len(hits) > 1 else 0.0
 
 

@@ -171,13 +171,17 @@ class Channelwise(Experiment):
         }
 
     def callbacks(self, config, combination, data, log_dir):
-        from trainers.channelwise.summaries import GridSummaries, PermutedValidation
+        from trainers.channelwise.summaries import (
+            GridSummaries,
+            PermutedValidation,
+            StopWhenFlat,
+        )
 
         # Per-epoch heat maps cost a validation pass each; the order-free networks train
         # many epochs, so theirs is only the final one (`heatmaps/` in the report).
         heatmap = combination.task == "location" and combination.network not in ORDER_FREE
         k = combination.grid_size
-        return [
+        found = [
             GridSummaries(log_dir, data.extra["samples"], data.validation, k, heatmap),
             PermutedValidation(
                 log_dir,
@@ -187,6 +191,9 @@ class Channelwise(Experiment):
                 combination.seed + 1,
             ),
         ]
+        if config.stop_when_flat is not None:  # after PermutedValidation: reads its value
+            found.append(StopWhenFlat(config.stop_when_flat))
+        return found
 
     def evaluate(self, config, combination, model, data):
         """Test accuracy over k^2 placement passes; PermuteNet under `permutations`

@@ -120,9 +120,10 @@ def claims_section(claims):
         "## What this run shows",
         "",
         "Each accuracy carries a 95% interval from seeds (when there are several), "
-        "permutations (PermuteNet) and test images (binomial over the distinct images). "
-        "Accuracies enter as gains over chance, so a network that learned nothing shows "
-        "nothing; a verdict is inconclusive when the deciding intervals overlap "
+        "permutations (PermuteNet), test images (Wilson, over the distinct images) and "
+        "cells (errors cluster by cell). Accuracies enter as gains over chance, so a "
+        'network that learned nothing shows nothing; "tracks" is shown only by an '
+        "equivalence test within a declared margin, never by overlapping intervals "
         "(`results.json`: `claims`).",
         "",
         *reports.markdown_table(["claim", "verdict", "evidence"], rows),
@@ -147,7 +148,7 @@ def report(config, table, run_dir, claims=()):
     curves = learning_curves(run_dir)
     if curves:
         title = (
-            f"{config.dataset} test images, one fixed placement each; "
+            f"{config.dataset} validation images (held out of training), one placement each; "
             f"PermuteNet: {config.permutations} permutations"
         )
         reports.save_figure(
@@ -196,8 +197,9 @@ def report(config, table, run_dir, claims=()):
             "",
             "## Learning curves (`learning_curves.png`)",
             "",
-            "Accuracy after every epoch on the *test images with one fixed placement each* "
-            "(not a separate validation split), scored as the final test is: PermuteNet "
+            f"Accuracy after every epoch on {config.validation_examples} *validation images* "
+            "held out of the training split (disjoint from the test images), one fixed "
+            "placement each, scored as the final test is: PermuteNet "
             f"under {config.permutations} permutations (the same ones every epoch). Still "
             "rising means a gain of more than 2 points over the last 20% of the steps.",
             "",
@@ -268,8 +270,13 @@ def budget_text(config, table):
     )
     if config.matched and len(trained) <= 1:
         steps, rate, beta, batch = trained[0] if trained else (None,) * 4
+        steps = f"{steps} steps"
+        flat = getattr(config, "stop_when_flat", None)  # configs from before the option
+        if flat is not None:
+            steps = (f"up to {steps}, each stopped once its validation curve was flat "
+                     f"(`--stop-when-flat {flat:g}`; its epochs in the table)")  # fmt: skip
         return (
-            f"Matched budgets: every row trained {steps} steps (batch {batch}, Adam lr "
+            f"Matched budgets: every row trained {steps} (batch {batch}, Adam lr "
             f"{_g(rate)}, beta_1 {_g(beta)}), so the classifier is the control of PermuteNet "
             "and SumNet: only the head differs. The dense read-outs start from "
             + (

@@ -77,6 +77,7 @@ def aggregate(per_seed):
                 "feature_map_size": first.get("feature_map_size"),
                 **{key: first.get(key) for key in TRAINED_WITH},
                 "per_cell_accuracy": _mean_grid([r.get("per_cell_accuracy") for r in runs]),
+                "per_cell_examples": first.get("per_cell_examples"),
                 "permutations": first.get("permutations", 0),
                 # the root mean square over seeds of the per-seed spread over permutations
                 "permutation_std": math.sqrt(

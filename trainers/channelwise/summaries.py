@@ -49,8 +49,8 @@ class GridSummaries(keras.callbacks.Callback):
 
 
 class PermutedValidation(keras.callbacks.Callback):
-    """After every epoch, the accuracy on `validation` (the test images, one fixed
-    placement each) scored as the final test is, PermuteNet under `permutations`
+    """After every epoch, the accuracy on `validation` (held-out training images,
+    disjoint from the test images, one fixed placement each) scored as the final test is, PermuteNet under `permutations`
     distinct permutations: adds `val_permuted_accuracy` and `val_permutation_std` to the
     epoch's logs (so `metrics.jsonl` holds them) and writes them to `log_dir` as
     `epoch/val_permuted_accuracy` and `epoch/val_permutation_std`.
@@ -87,4 +87,28 @@ class PermutedValidation(keras.callbacks.Callback):
         self.writer.flush()
 
 
-__all__ = ["GridSummaries", "PermutedValidation"]
+class StopWhenFlat(keras.callbacks.Callback):
+    """Stops training once the validation curve is flat (`curves.flatness` on
+    `val_permuted_accuracy`, which `PermutedValidation`, placed before it, adds to the
+    epoch's logs): the slope of accuracy against log2(step) over the last 40% of the
+    steps lies within +-`tolerance` points per doubling. The epoch cap stays the
+    budget's; a resumed run judges the epochs it saw since the resume."""
+
+    def __init__(self, tolerance):
+        super().__init__()
+        self.tolerance = tolerance
+        self.points = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        from trainers.channelwise.curves import flatness
+
+        if not logs or "val_permuted_accuracy" not in logs:
+            return
+        self.points.append(((epoch + 1) * int(self.params.get("steps") or 1),
+                            float(logs["val_permuted_accuracy"])))  # fmt: skip
+        rule = flatness(*zip(*self.points, strict=True), tolerance=self.tolerance)
+        if rule["flat"]:
+            self.model.stop_training = True
+
+
+__all__ = ["GridSummaries", "PermutedValidation", "StopWhenFlat"]

@@ -58,20 +58,26 @@ def test_smoke_writes_results_json_lists(smoke_run):
             mine = [r for r in sweep if r["padding"] == padding and r["task"] == task]
             assert {r["region"] for r in mine} == regions[task]
             assert {r["metric"] for r in mine} == {metric}
-            assert {r["selection"] for r in mine} == {"ranked", "random", "magnitude"}
-            assert len(mine) == 3 * len(fractions) * len(regions[task])
+            selections = {"ranked", "random", "random_matched", "magnitude"}
+            assert {r["selection"] for r in mine} == selections
+            assert len(mine) == 4 * len(fractions) * len(regions[task])
+            assert {r["ranking"] for r in mine} == {"flip_2d"}  # sees rows and columns
             record = next(r for r in results if r["combination"] == f"{padding}-{task}")
             for region in regions[task]:  # the headline numbers are top-level floats (%)
                 assert isinstance(record[f"{metric}_{region}"], float)
             assert -1 <= summary["flip_magnitude_spearman"][record["combination"]] <= 1
             for r in mine:
                 assert 0 <= r["value"] <= 1 or np.isnan(r["value"])
-                if r["selection"] != "random":
+                if not r["selection"].startswith("random"):
                     assert r["std"] == 0
                 else:
                     assert r["std"] == pytest.approx(np.std(r["values"]))
                     draws = PRESETS["smoke"]["random_draws"] if r["fraction"] else 1
-                    assert len(r["values"]) == r["draws"] == draws  # one empty set at 0
+                    assert len(r["values"]) == r["draws"]  # one empty set at 0
+                    if r["selection"] == "random":
+                        assert r["draws"] == draws
+                    else:  # fewer where fewer magnitude-matched sets exist
+                        assert 1 <= r["draws"] <= draws
             # nothing removed: ranked and random are the same unablated model
             at_zero = [r for r in mine if r["fraction"] == 0 and r["region"] == "overall"]
             assert at_zero[0]["value"] == pytest.approx(at_zero[1]["value"])
@@ -84,6 +90,19 @@ def test_smoke_writes_results_json_lists(smoke_run):
         "ranked removal hurts more than random", "the damage is larger at the border than inside"
     }  # fmt: skip
     assert all(c["verdict"] in ("shown", "not shown", "inconclusive") for c in claims)
+    # Two draws at the claim fraction: no test against random is judged.
+    against = [c for c in claims if "random" in c["claim"]]
+    assert against and {c["verdict"] for c in against} == {"inconclusive"}
+    # The location models' ranked and magnitude records at the claim fraction carry their
+    # per-canvas hits (images x cells) for the paired magnitude claim, matching `value`.
+    paired = [r for r in sweep if "canvas_values" in r]
+    assert {(r["task"], r["selection"], r["fraction"], r["region"]) for r in paired} == {
+        ("location", s, 0.5, "overall") for s in ("ranked", "magnitude")
+    }
+    for r in paired:
+        hits = np.asarray(r["canvas_values"])
+        assert hits.shape == (PRESETS["smoke"]["location_test_examples"], 9)
+        assert hits.mean() == pytest.approx(r["value"])
 
 
 def test_circular_padding_has_no_border_artifacts_and_zero_padding_has(smoke_run):
@@ -226,18 +245,40 @@ def test_channels_are_ranked_on_training_canvases_and_judged_on_test_canvases(tm
         assert found >= len(canvases)
 
 
+def _draws(mean, sd, seed, n=19):
+    """`n` random-draw values with exactly this mean and population SD."""
+    z = np.random.default_rng(seed).normal(size=n)
+    return list(mean + sd * (z - z.mean()) / z.std())
+
+
+def _canvases(value, seed, images=40, cells=9):
+    """Per-canvas hits `(images, cells)` whose mean is `value` (to 1 / canvases)."""
+    order = np.random.default_rng(seed).permutation(images * cells) + 0.5
+    return (order / (images * cells) < value).astype(float).reshape(images, cells).tolist()
+
+
 def _records(task, unablated, ranked, random, sd, border_extra=0.0, magnitude=None):
     """Synthetic sweep records at fractions 0 and 0.2 for regions overall, border, inner:
-    `ranked` / `random` are the values at 0.2 (the border loses `border_extra` more)."""
+    `ranked` / `random` are the values at 0.2 (the border loses `border_extra` more); the
+    random records carry 19 draws' `values` (mean `random`, SD `sd`; other draws in each
+    region), the ranked and magnitude records at 0.2 their per-canvas hits."""
     rows = []
-    for region, shift in (("overall", 0.0), ("border", -border_extra), ("inner", 0.0)):
+    regions = (("overall", 0.0), ("border", -border_extra), ("inner", 0.0))
+    for seed, (region, shift) in enumerate(regions):
         for fraction, r_value, q_value in ((0.0, unablated, unablated), (0.2, ranked, random)):
             r_value = r_value + (shift if fraction else 0.0)
-            common = dict(padding="zero", task=task, fraction=fraction, region=region, metric="m")
-            rows.append(dict(common, selection="ranked", value=r_value, std=0.0))
-            rows.append(dict(common, selection="random", value=q_value, std=sd * (fraction > 0)))
             m_value = unablated if not fraction else (q_value if magnitude is None else magnitude)
-            rows.append(dict(common, selection="magnitude", value=m_value, std=0.0))
+            values = _draws(q_value, sd, seed) if fraction else [q_value]
+            common = dict(padding="zero", task=task, fraction=fraction, region=region, metric="m")
+            ranked_row = dict(common, selection="ranked", value=r_value, std=0.0)
+            magnitude_row = dict(common, selection="magnitude", value=m_value, std=0.0)
+            if fraction and region == "overall":
+                ranked_row["canvas_values"] = _canvases(r_value, 10)
+                magnitude_row["canvas_values"] = _canvases(m_value, 11)
+            rows.append(ranked_row)
+            rows.append(dict(common, selection="random", value=q_value, std=sd * (fraction > 0),
+                             values=values, draws=len(values)))  # fmt: skip
+            rows.append(magnitude_row)
     return rows
 
 
