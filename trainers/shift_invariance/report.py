@@ -80,8 +80,8 @@ def comparison_table(claims):
     seeds = ", ".join(map(str, claims[0]["seeds"]))
     return [
         "",
-        f"Paired differences (points, 95 % interval; a crossed bootstrap over seeds {seeds} "
-        "and test images, every row on the same views). Shown: the interval lies above "
+        f"Paired differences (points, 95 % t interval: the spread over seeds {seeds} plus "
+        "the sampling of the test images, every row on the same views). Shown: the interval lies above "
         "zero; not shown: below; inconclusive: it contains zero.",
         "",
         *reports.markdown_table(["comparison", "metric", "difference", "verdict"], table),
