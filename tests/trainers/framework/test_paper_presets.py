@@ -34,6 +34,7 @@ def test_channelwise_paper_preset_runs_end_to_end(tmp_path):
     argv = ["--grid-sizes", "3", "--padding-modes", "zero", "--networks", "permutenet"]
     argv += ["--tasks", "location", "--epochs", "1", "--train-examples", "4"]
     argv += ["--batch-size", "4", "--test-examples", "2", "--eval-batch-size", "18"]
+    argv += ["--validation-examples", "2"]  # the mock split holds 8 images
     summary = run_paper(channelwise_main, tmp_path, argv)
     assert summary["config"]["width"] == 64 and summary["config"]["dataset"] == "cifar10"
     (record,) = summary["results"]
