@@ -7,7 +7,6 @@ budget trips cheaply; every connection is loopback and every wait bounded.
 import base64
 import io
 import json
-import os
 import socket
 import threading
 import time
@@ -20,8 +19,8 @@ import tensorflow as tf
 from serving.batching import Batcher, BatchingOptions
 from serving.errors import RequestError
 from serving.rest import RestApi
-from tests.serving.savedmodels import Server, call, images, save, write_version
-from tests.serving.test_hardening import AnySize, raw_exchange
+from tests.serving.savedmodels import Server, call, images
+from tests.serving.test_hardening import raw_exchange, tiny_and_any
 
 MAX_BODY = 4_500_000
 IN_FLIGHT = 20_000_000
@@ -31,17 +30,7 @@ CONNECTIONS = 8
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     root = tmp_path_factory.mktemp("budgets")
-    write_version(str(root / "tiny"), 0)
-    os.makedirs(root / "any")
-    module = AnySize()
-    save(module, str(root / "any" / "1"), {"serving_default": module.serve, "ints": module.ints})
-    config = root / "models.config"
-    config.write_text(
-        "model_config_list {\n"
-        f'  config {{ name: "tiny" base_path: "{root / "tiny"}" }}\n'
-        f'  config {{ name: "any" base_path: "{root / "any"}" }}\n'
-        "}\n"
-    )
+    config = tiny_and_any(root)
     server = Server(
         "--model_config_file", str(config), "--rest_api_timeout_in_ms", "5000",
         "--max_request_bytes", str(MAX_BODY), "--max_in_flight_bytes", str(IN_FLIGHT),

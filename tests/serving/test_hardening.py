@@ -55,9 +55,9 @@ def png_declaring(width, height):
     return png_bytes(width, height, zlib.compress(b"\x00" * (8 << 20), 9)[: 64 << 10])
 
 
-@pytest.fixture(scope="module")
-def hardened(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hardening")
+def tiny_and_any(root):
+    """Writes the fixed-size "tiny" and the any-size "any" models under `root` and the
+    model config file that serves both; returns the config's path."""
     write_version(str(root / "tiny"), 0)
     os.makedirs(root / "any")
     module = AnySize()
@@ -69,6 +69,13 @@ def hardened(tmp_path_factory):
         f'  config {{ name: "any" base_path: "{root / "any"}" }}\n'
         "}\n"
     )
+    return config
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hardening")
+    config = tiny_and_any(root)
     server = Server(
         "--model_config_file", str(config), "--rest_api_timeout_in_ms", "1500",
         "--rest_api_num_threads", "2", "--max_images_per_request", "4",
