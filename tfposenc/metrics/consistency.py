@@ -106,13 +106,8 @@ def per_image_agreement(
     """
     check_positive_int(passes, "passes")
     check_shift_args(max_shift, shift_mode, padding_mode, per)
-    rows = []
-    for index in range(passes):
-        found = _pass(
-            model, dataset, max_shift, shift_mode, padding_mode, per, seed + index, crop_size
-        )
-        rows.append(np.concatenate([same for same, _ in found]))
-    return np.stack(rows)
+    args = (max_shift, shift_mode, padding_mode, per)
+    return _per_pass(model, dataset, args, passes, seed, crop_size, part=0)
 
 
 def view_offsets(dataset, max_shift=8, shift_mode="centred", passes=5, per="image", seed=0):
@@ -123,10 +118,17 @@ def view_offsets(dataset, max_shift=8, shift_mode="centred", passes=5, per="imag
     """
     check_positive_int(passes, "passes")
     check_shift_args(max_shift, shift_mode, per=per)
+    args = (max_shift, shift_mode, "zero", per)
+    return _per_pass(None, dataset, args, passes, seed, None, part=1)
+
+
+def _per_pass(model, dataset, args, passes, seed, crop_size, part):
+    """`[passes, images, ...]`: part 0 (agreement) or 1 (offsets) of every image's
+    outcome, pass `i` seeded `seed + i`."""
     rows = []
     for index in range(passes):
-        found = _pass(None, dataset, max_shift, shift_mode, "zero", per, seed + index, None)
-        rows.append(np.concatenate([offsets for _, offsets in found]))
+        found = _pass(model, dataset, *args, seed + index, crop_size)
+        rows.append(np.concatenate([outcome[part] for outcome in found]))
     return np.stack(rows)
 
 
