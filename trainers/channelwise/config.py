@@ -45,7 +45,7 @@ from tfposenc.vocabulary import (
     READOUT_INITS,
     STEMS,
 )
-from trainers.framework.config import TrainConfig, option
+from trainers.framework.config import TrainConfig, option, seeded_name
 
 NETWORKS = ("gapnet", "gapnet1x1", "classifier", "permutenet", "sortnet", "sumnet")
 # Networks whose read-out cannot see the channel order (their own budget with `order_free_*`).
@@ -233,7 +233,7 @@ class Combination:
 
     @property
     def name(self):
-        return self.group + (f"-s{self.seed}" if self.seed else "")
+        return seeded_name(self.group, self.seed)
 
 
 __all__ = [

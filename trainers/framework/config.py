@@ -140,6 +140,12 @@ def to_dict(config):
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+def seeded_name(group, seed):
+    """The one combination name format of every experiment: `<group>-seed<seed>`, the
+    group being the name shared by every seed of the combination."""
+    return f"{group}-seed{seed}"
+
+
 def flag(name):
     return "--" + name.replace("_", "-")
 
@@ -192,6 +198,7 @@ def write_config(config, experiment):
 
 
 __all__ = [
+    "seeded_name",
     "COLLECTIVES",
     "PRECISIONS",
     "STRATEGIES",

@@ -5,7 +5,7 @@ import dataclasses
 import json
 
 from tfposenc.vocabulary import DOWNSAMPLING, PADDING_MODES, PROBE_READOUTS
-from trainers.framework.config import TrainConfig, option
+from trainers.framework.config import TrainConfig, option, seeded_name
 
 # The digits' test split: the images the probe places on its canvases.
 DIGIT_TEST_IMAGES = 360
@@ -157,7 +157,7 @@ class Combination:
 
     @property
     def name(self):
-        return f"{self.variant}-seed{self.seed}"
+        return seeded_name(self.variant, self.seed)
 
     @property
     def conversion(self):

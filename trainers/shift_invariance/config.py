@@ -3,7 +3,7 @@
 import dataclasses
 
 from tfposenc.vocabulary import DATASETS, PADDING_MODES
-from trainers.framework.config import TrainConfig, option
+from trainers.framework.config import TrainConfig, option, seeded_name
 
 METHODS = ("baseline", "shift_aug", "augshift", "blurpool", "blurpool_augshift", "aps")
 OPTIMIZERS = ("adam", "sgd")
@@ -130,7 +130,7 @@ class Combination:
 
     @property
     def name(self):
-        return f"{self.dataset}-{self.method}-seed{self.seed}"
+        return seeded_name(f"{self.dataset}-{self.method}", self.seed)
 
 
 __all__ = [

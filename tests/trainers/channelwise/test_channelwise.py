@@ -185,12 +185,13 @@ def test_combinations_per_seed_network_and_border_row():
     )
     names = [c.name for c in EXPERIMENT.combinations(config)]
     assert len(names) == len(set(names)) == 2 * (4 + 3)  # k=4 zero gapnet is not repeated
-    assert "k3-zero-gapnet-location" in names and "k3-zero-gapnet-location-s1" in names
-    assert "k4-circular-aps-gapnet-location-s1" in names
-    assert "k4-circular-blur-gapnet-location" in names and "k4-circular-gapnet-location" in names
+    assert "k3-zero-gapnet-location-seed0" in names and "k3-zero-gapnet-location-seed1" in names
+    assert "k4-circular-aps-gapnet-location-seed1" in names
+    assert "k4-circular-blur-gapnet-location-seed0" in names
+    assert "k4-circular-gapnet-location-seed0" in names
     none = dataclasses.replace(config, border_grid_size=None, seeds=(), seed=5)
     assert [c.name for c in EXPERIMENT.combinations(none)] == [
-        f"k{k}-zero-{n}-location-s5" for k in (3, 4) for n in ("gapnet", "classifier")
+        f"k{k}-zero-{n}-location-seed5" for k in (3, 4) for n in ("gapnet", "classifier")
     ]
 
 
