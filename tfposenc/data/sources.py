@@ -63,7 +63,7 @@ _INFOS = {
         (0.37571, 0.37571, 0.37571),
         "embedded",
     ),
-    # The authors' CIFAR normalisation (PAPER.md section 2).
+    # The authors' CIFAR normalisation (the paper, section 2).
     "cifar10": DatasetInfo(
         "cifar10",
         (32, 32),
