@@ -62,7 +62,7 @@ def position_probe(
     - `"gapnet"`: a 3x3 conv to the classes on the feature map (padded with
       `padding_mode`, as `GAPNet` pads with its backbone's mode), globally pooled (no
       dense layer). A zero-padded head on a map of 3x3 or less reads position by
-      itself (the paper, section 7).
+      itself (measured on the digits at width 16: README, channel-wise experiment).
 
     With `frozen=True` the backbone runs once in inference mode and the read-outs train
     on its standardised features (per channel, by the training canvases' statistics);

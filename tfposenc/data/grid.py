@@ -1,6 +1,6 @@
 """Grid canvases: one image pasted into one cell of a `grid_size x grid_size` canvas.
 
-The authors' protocol (the paper, section 2): normalise the image, paste it into one cell
+The authors' Table 1 protocol: normalise the image, paste it into one cell
 of a canvas of zeros (empty cells are 0 *after* normalisation), draw the cell uniformly
 at random every time an example is drawn, and label it `row * grid_size + col`
 (location) or with the image's own class.

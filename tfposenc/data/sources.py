@@ -63,7 +63,7 @@ _INFOS = {
         (0.37571, 0.37571, 0.37571),
         "embedded",
     ),
-    # The authors' CIFAR normalisation (the paper, section 2).
+    # The authors' CIFAR normalisation (their Table 1 code).
     "cifar10": DatasetInfo(
         "cifar10",
         (32, 32),
