@@ -64,7 +64,7 @@ def test_long_preset_is_k3_three_seeds_matched_until_flat():
     assert config.grid_sizes == (3,) and config.seeds == (0, 1, 2)
     assert set(config.networks) == {"classifier", "permutenet", "sumnet"}
     assert set(config.tasks) == {"location", "class"} and config.matched
-    assert config.stop_when_flat == 1.0 and config.epochs * 60 == 6000
+    assert config.stop_when_flat == 1.0 and config.epochs * 60 == 3000
 
 
 def test_report_says_rows_stopped_when_flat_trained_up_to_the_cap():
