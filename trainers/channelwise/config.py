@@ -44,6 +44,7 @@ from tfposenc.vocabulary import (
     PLACEMENTS,
     READOUT_INITS,
     STEMS,
+    TARGETS,
 )
 from trainers.framework.config import TrainConfig, option, seeded_name
 
@@ -74,7 +75,7 @@ ISOLATES = {
     "so PermuteNet is a one-scalar classifier plus zero-mean noise from the spread of each "
     "weight row",
 }
-TASKS = ("location", "class")
+TASKS = TARGETS
 # The border rows: (padding mode, downsampling) of GAPNet location at the border grid size.
 BORDER_ROWS = (
     ("zero", "stride"),
@@ -191,7 +192,7 @@ PRESETS = {
         "grid_sizes": (3,),
         "seeds": (0, 1, 2),
         "networks": ("classifier", "permutenet", "sumnet"),
-        "tasks": ("location", "class"),
+        "tasks": TARGETS,
         "epochs": 100,  # the cap: 6,000 steps of batch 48
         "stop_when_flat": 1.0,
         "border_grid_size": None,
