@@ -9,13 +9,14 @@ with the stubs of `tensorflow-serving-api`) are the library calls; server errors
 back as `ServingError` with the HTTP status (or gRPC code name) and the server's message.
 """
 
-import argparse
 import json
 import sys
 import urllib.error
 import urllib.request
 
 import numpy as np
+
+from serving.one_line_parser import OneLineParser
 
 
 class ServingError(Exception):
@@ -160,13 +161,9 @@ def _input_size(meta):
     return None if height < 0 or width < 0 else (height, width)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"error: {message}\n")
-
-
 def build_parser():
-    parser = _OneLineParser(
+    parser = OneLineParser(
+        prog="python -m serving.client",
         description="Prints the top classes a TF Serving model (REST or gRPC) gives image files.",
         epilog="Classes are the indices of the model's `probabilities` output (0 to classes - 1), "
         "in the order of the labels it was trained with; for a tfposenc location model, class "

@@ -19,19 +19,14 @@ import signal
 import sys
 import threading
 
+from serving.one_line_parser import OneLineParser
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: quiet start-up
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An `ArgumentParser` whose errors are one line, `error: ...` naming the flag, exit 2
-    (argparse prints the whole usage first: 10-20 lines before the one that matters)."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message}\n")
 
 
 def build_parser():
     parser = OneLineParser(
+        prog="python -m serving.server",
         description="Model server with TF Serving's REST and gRPC APIs",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -325,7 +325,9 @@ BAD_FLAGS = [
 @pytest.mark.parametrize("module, args, flag", BAD_FLAGS, ids=[" ".join(b[1]) for b in BAD_FLAGS])
 def test_a_bad_flag_gets_one_error_line_naming_it(module, args, flag):
     done = run_module(module, *args)
-    assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
+    assert done.returncode == 2 and done.stderr.startswith(f"python -m {module}: error: "), (
+        done.stderr
+    )
     assert done.stderr.count("\n") == 1 and flag in done.stderr, done.stderr
 
 
@@ -348,8 +350,8 @@ def test_labels_must_point_at_served_versions(tmp_path, base_path):
     assert done.returncode == 2, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last == (
-        "error: --model_config_file: version label 'canary' of model 'm' points at version 5, "
-        "which is not served (served: [1])"
+        "python -m serving.server: error: --model_config_file: version label 'canary' of model "
+        "'m' points at version 5, which is not served (served: [1]) (see --help)"
     ), done.stderr
 
 

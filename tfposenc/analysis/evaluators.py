@@ -8,6 +8,7 @@ import numpy as np
 
 from tfposenc.analysis._batches import iterate_batches, logits
 from tfposenc.analysis.region_metrics import RegionConfusion, grid_region_accuracy
+from tfposenc.metrics.accuracy import top1_hits
 from tfposenc.validation import check_positive_int
 
 
@@ -21,9 +22,9 @@ def accuracy(model, dataset):
     for images, labels, _ in iterate_batches(dataset):
         if labels is None:
             raise ValueError("`dataset` must yield (images, labels) to measure accuracy.")
-        predicted = logits(model, images).argmax(axis=-1)
-        correct += int((predicted == labels.reshape(predicted.shape)).sum())
-        count += predicted.size
+        hits = top1_hits(logits(model, images), labels)
+        correct += int(hits.sum())
+        count += hits.size
     if count == 0:
         raise ValueError("`dataset` must hold at least one example. Received: an empty dataset")
     return correct / count
@@ -56,8 +57,7 @@ class GridRegionAccuracy:
         for images, labels, extra in iterate_batches(dataset):
             if labels is None:
                 raise ValueError("`dataset` must yield (images, labels[, cells]).")
-            predicted = logits(model, images).argmax(axis=-1)
-            correct.append(predicted == labels.reshape(predicted.shape))
+            correct.append(top1_hits(logits(model, images), labels))
             cells.append(labels if extra is None else extra)
         if not cells:
             raise ValueError("`dataset` must hold at least one example. Received: an empty dataset")

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfposenc.convert import convert_model
 from tfposenc.layers import ChannelShuffle, PaddedConv2D
+from tfposenc.metrics.accuracy import top1
 from tfposenc.models import Classifier, GAPNet, PermuteNet
 from tfposenc.vocabulary import PROBE_READOUTS
 
@@ -45,11 +46,6 @@ def fit_readout(model, inputs, labels, settings, verbose=0):
         .batch(settings["batch_size"])
     )
     model.fit(dataset, steps_per_epoch=settings["steps"], epochs=1, verbose=verbose, shuffle=False)
-
-
-def top1(logits, labels):
-    """The share of rows whose largest logit is at the label."""
-    return float(np.mean(np.argmax(np.asarray(logits), axis=-1) == np.asarray(labels)))
 
 
 def predict(model, inputs, batch_size, count=None):

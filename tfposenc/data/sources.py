@@ -20,6 +20,7 @@ from tfposenc.data import glyphs
 
 GLYPH_CLASSES = glyphs.CLASSES
 GLYPH_SPLITS = {"train": (60, 0), "test": (20, 1)}  # (per class, seed)
+_GLYPH_SPLIT_SIZES = {split: n * len(GLYPH_CLASSES) for split, (n, _) in GLYPH_SPLITS.items()}
 
 CIFAR10_CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
 CIFAR100_CLASSES = tuple(
@@ -51,71 +52,79 @@ class DatasetInfo:
         return dataclasses.asdict(self)
 
 
+def _grey(value):
+    """Per-channel statistics of a grey dataset: the same value in every channel."""
+    return (value, value, value)
+
+
 _INFOS = {
-    # mean/std of the 1,437 training images after scaling to [0, 1] (tested).
-    "digits": DatasetInfo(
-        "digits",
-        (8, 8),
-        10,
-        tuple(str(i) for i in range(10)),
-        {"train": 1437, "test": 360},
-        (0.30493, 0.30493, 0.30493),
-        (0.37571, 0.37571, 0.37571),
-        "embedded",
-    ),
-    # The authors' CIFAR normalisation (their Table 1 code).
-    "cifar10": DatasetInfo(
-        "cifar10",
-        (32, 32),
-        10,
-        tuple(CIFAR10_CLASSES),
-        {"train": 50000, "test": 10000},
-        (0.4914, 0.4822, 0.4465),
-        (0.2023, 0.1994, 0.2010),
-        "tensorflow-datasets",
-    ),
-    "cifar100": DatasetInfo(
-        "cifar100",
-        (32, 32),
-        100,
-        CIFAR100_CLASSES,
-        {"train": 50000, "test": 10000},
-        (0.5071, 0.4865, 0.4409),
-        (0.2673, 0.2564, 0.2762),
-        "tensorflow-datasets",
-    ),
-    # Variable-size images; class names come from tfds once the dataset is prepared.
-    "imagenet2012": DatasetInfo(
-        "imagenet2012",
-        (None, None),
-        1000,
-        (),
-        {"train": 1281167, "validation": 50000},
-        (0.485, 0.456, 0.406),
-        (0.229, 0.224, 0.225),
-        "tensorflow-datasets",
-    ),
-    # Generated (GLYPHS.md): 60 / 20 per class, seeds 0 / 1; mean/std of train (tested).
-    "glyphs": DatasetInfo(
-        "glyphs",
-        (16, 16),
-        36,
-        GLYPH_CLASSES,
-        {"train": 2160, "test": 720},
-        (0.17133, 0.17133, 0.17133),
-        (0.33676, 0.33676, 0.33676),
-        "generated",
-    ),
-    "textured_glyphs": DatasetInfo(
-        "textured_glyphs",
-        (48, 48),
-        36,
-        GLYPH_CLASSES,
-        {"train": 2160, "test": 720},
-        (0.32432, 0.32432, 0.32432),
-        (0.14138, 0.14138, 0.14138),
-        "generated",
-    ),
+    info.name: info
+    for info in (
+        # mean/std of the 1,437 training images after scaling to [0, 1] (tested).
+        DatasetInfo(
+            "digits",
+            (8, 8),
+            10,
+            tuple(str(i) for i in range(10)),
+            {"train": 1437, "test": 360},
+            _grey(0.30493),
+            _grey(0.37571),
+            "embedded",
+        ),
+        # The authors' CIFAR normalisation (their Table 1 code).
+        DatasetInfo(
+            "cifar10",
+            (32, 32),
+            10,
+            tuple(CIFAR10_CLASSES),
+            {"train": 50000, "test": 10000},
+            (0.4914, 0.4822, 0.4465),
+            (0.2023, 0.1994, 0.2010),
+            "tensorflow-datasets",
+        ),
+        DatasetInfo(
+            "cifar100",
+            (32, 32),
+            100,
+            CIFAR100_CLASSES,
+            {"train": 50000, "test": 10000},
+            (0.5071, 0.4865, 0.4409),
+            (0.2673, 0.2564, 0.2762),
+            "tensorflow-datasets",
+        ),
+        # Variable-size images; class names come from tfds once the dataset is prepared.
+        DatasetInfo(
+            "imagenet2012",
+            (None, None),
+            1000,
+            (),
+            {"train": 1281167, "validation": 50000},
+            (0.485, 0.456, 0.406),
+            (0.229, 0.224, 0.225),
+            "tensorflow-datasets",
+        ),
+        # Generated (GLYPHS.md): 60 / 20 per class, seeds 0 / 1; mean/std of train (tested).
+        DatasetInfo(
+            "glyphs",
+            (16, 16),
+            36,
+            GLYPH_CLASSES,
+            _GLYPH_SPLIT_SIZES,
+            _grey(0.17133),
+            _grey(0.33676),
+            "generated",
+        ),
+        DatasetInfo(
+            "textured_glyphs",
+            (48, 48),
+            36,
+            GLYPH_CLASSES,
+            _GLYPH_SPLIT_SIZES,
+            _grey(0.32432),
+            _grey(0.14138),
+            "generated",
+        ),
+    )
 }
 
 DATASETS = tuple(_INFOS)  # tfposenc.vocabulary.DATASETS lists the same (tested)

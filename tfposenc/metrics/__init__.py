@@ -1,22 +1,29 @@
-"""Shift consistency and per-cell location accuracy.
+"""Top-1 and per-cell accuracy, shift consistency.
+
+On arrays: `top1_hits`, `top1` and `accuracy_per_cell` (`tfposenc.metrics.accuracy`,
+the one home of both computations); as a Keras metric: `PerCellAccuracy`.
 
 The shifted views themselves are augmentation: `tfposenc.augment` (re-exported here for
 code written against earlier versions).
 """
 
 from tfposenc.augment import apply_shift, sample_offsets, shift_views
+from tfposenc.metrics.accuracy import accuracy_per_cell, top1, top1_hits
 from tfposenc.metrics.per_cell_accuracy import PerCellAccuracy
 
 __all__ = [
     "PerCellAccuracy",
     "apply_shift",
+    "accuracy_per_cell",
     "consistency_pass",
     "per_image_agreement",
     "sample_offsets",
     "shift_agreement",
     "shift_consistency",
     "shift_views",
+    "top1",
     "top1_accuracy",
+    "top1_hits",
     "TracedModel",
     "traced",
     "view_offsets",

@@ -21,6 +21,7 @@ models, and `view_offsets` the offsets themselves.
 import numpy as np
 
 from tfposenc.augment.shift import apply_shift, check_shift_args, resolve_shift_mode, sample_offsets
+from tfposenc.metrics.accuracy import top1_hits
 from tfposenc.metrics.traced import traced
 from tfposenc.validation import check_positive_int
 
@@ -157,9 +158,9 @@ def top1_accuracy(model, dataset):
     predict = traced(model)
     correct = total = 0
     for images, labels in dataset:
-        top1 = np.argmax(np.asarray(predict(images)), axis=-1)
-        correct += int(np.sum(top1 == np.reshape(np.asarray(labels), [-1])))
-        total += len(top1)
+        hits = top1_hits(predict(images), labels)
+        correct += int(np.sum(hits))
+        total += hits.size
     return 100.0 * correct / max(total, 1)
 
 

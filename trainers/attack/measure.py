@@ -8,6 +8,7 @@ and TensorBoard).
 
 import numpy as np
 
+from tfposenc.metrics.accuracy import top1_hits
 from tfposenc.metrics.traced import traced
 from trainers.framework import reports
 
@@ -127,9 +128,9 @@ def canvas_hits(model, dataset, channels):
     try:
         model.ablate([int(c) for c in channels])
         for images, labels, _ in iterate_batches(dataset):
-            predicted = logits(model, images).argmax(axis=-1)
-            correct.append(predicted == labels.reshape(predicted.shape))
-            cells.append(labels.reshape(predicted.shape))
+            hits = top1_hits(logits(model, images), labels)
+            correct.append(hits)
+            cells.append(labels.reshape(hits.shape))
     finally:
         model.ablate(previous)
     cells, correct = np.concatenate(cells), np.concatenate(correct).astype("float64")

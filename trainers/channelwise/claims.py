@@ -36,6 +36,7 @@ import math
 import numpy as np
 
 from tfposenc.stats import combined_interval, equivalence_test, proportion_variance
+from tfposenc.vocabulary import TARGETS
 
 LEVEL = 0.95
 MARGIN = 5.0  # points: "tracks" means the true difference is within this
@@ -165,11 +166,11 @@ def check(records, matched=True, margin=MARGIN):
             claims.append(_above_chance(record, above))
     for k in grids:
         rows = {(n, t): by_key.get((n, t, k)) for n in ("permutenet", "classifier")
-                for t in ("location", "class")}  # fmt: skip
+                for t in TARGETS}  # fmt: skip
         if None not in rows.values():
             claims.append(_costs_location(rows, k, matched, above.get(k)))
     for k in grids:
-        for task in ("location", "class"):
+        for task in TARGETS:
             mine, scalar = by_key.get(("permutenet", task, k)), by_key.get(("sumnet", task, k))
             if mine is not None and scalar is not None:
                 claims.append(_tracks(mine, scalar, task, k, margin))
@@ -190,8 +191,8 @@ def _above_chance(record, above):
 
 
 def _costs_location(rows, k, matched, class_above):
-    mine = {t: rows["permutenet", t] for t in ("location", "class")}
-    control = {t: rows["classifier", t] for t in ("location", "class")}
+    mine = {t: rows["permutenet", t] for t in TARGETS}
+    control = {t: rows["classifier", t] for t in TARGETS}
     gains = {id(r): gain(r) for r in rows.values()}
     difference = retention_difference(mine, control, gains)
     verdict = "inconclusive"

@@ -41,6 +41,7 @@ from tfposenc.vocabulary import (
     PLACEMENTS,
     READOUT_INITS,
     STEMS,
+    TARGETS,
 )
 from trainers.framework.config import TrainConfig, option, seeded_name
 
@@ -71,7 +72,7 @@ ISOLATES = {
     "so PermuteNet is a one-scalar classifier plus zero-mean noise from the spread of each "
     "weight row",
 }
-TASKS = ("location", "class")
+TASKS = TARGETS
 # The border rows: (padding mode, downsampling) of GAPNet location at the border grid size.
 BORDER_ROWS = (
     ("zero", "stride"),
@@ -188,7 +189,7 @@ PRESETS = {
         "grid_sizes": (3,),
         "seeds": (0, 1, 2),
         "networks": ("classifier", "permutenet", "sumnet"),
-        "tasks": ("location", "class"),
+        "tasks": TARGETS,
         "epochs": 50,  # the cap: 3,000 steps of batch 48 (see the docstring)
         "stop_when_flat": 1.0,
         "border_grid_size": None,

@@ -8,6 +8,7 @@ steps, from `metrics.jsonl`) and per-cell heat maps. Nothing here imports Tensor
 
 import os
 
+from tfposenc.vocabulary import TARGETS
 from trainers.channelwise.cells import cells_section
 from trainers.channelwise.config import ISOLATES
 from trainers.channelwise.curves import curve_verdict, curves_figure, learning_curves
@@ -28,7 +29,7 @@ def _cell(result, poster=True):
 
 def main_table(config, table):
     by_key = {(r["padding_mode"], r["network"], r["task"], r["grid_size"]): r for r in table}
-    tasks = [t for t in ("location", "class") if t in config.tasks]
+    tasks = [t for t in TARGETS if t in config.tasks]
     names = {"location": "location", "class": "image class"}
     header = ["padding", "network"] + [
         f"{names[t]} {k}x{k}" for t in tasks for k in config.grid_sizes

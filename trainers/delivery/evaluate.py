@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfposenc.metrics.accuracy import top1_hits
 from tfposenc.vocabulary import PUSH_METRICS
 from trainers.framework import registry, test_sets
 from trainers.framework.experiment import TestSet
@@ -50,11 +51,11 @@ def evaluate(paths, dataset):
                 results[key] = {"error": f"{type(error).__name__}: {error}"}
                 del signatures[key]
                 continue
-            if "classes" in outputs:
-                classes = outputs["classes"].numpy()
+            if "classes" in outputs:  # the served argmax
+                hits = outputs["classes"].numpy() == labels
             else:
-                classes = np.argmax(outputs.get("logits", outputs.get("probabilities")), -1)
-            counts[key][0] += int(np.sum((classes == labels) & scored))
+                hits = top1_hits(outputs.get("logits", outputs.get("probabilities")), labels)
+            counts[key][0] += int(np.sum(hits & scored))
             counts[key][1] += int(np.sum(scored))
             counts[key][2] += int(labels.shape[0])
     for key in signatures:

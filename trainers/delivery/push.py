@@ -41,6 +41,7 @@ import shutil
 import uuid
 
 from tfposenc.export import next_version
+from tfposenc.vocabulary import TARGETS
 from trainers.delivery.evaluate import METRICS, evaluate, grid_test_set, run_test_data
 from trainers.delivery.evaluate import checks as threshold_checks
 from trainers.delivery.signatures import differences, signature_spec
@@ -112,9 +113,9 @@ def _check_args(export_dir, metric, min_value, max_regression, keep, eval_data, 
         )
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
         raise ValueError(f"`keep` must be an int >= 1. Received: keep={keep!r}")
-    if eval_data is not None and (grid_size is None or task not in ("location", "class")):
+    if eval_data is not None and (grid_size is None or task not in TARGETS):
         raise ValueError(
-            "`eval_data` needs `grid_size` and `task` ('location' or 'class'). "
+            f"`eval_data` needs `grid_size` and `task` ({' or '.join(map(repr, TARGETS))}). "
             f"Received: grid_size={grid_size!r}, task={task!r}"
         )
 

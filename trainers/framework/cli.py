@@ -15,30 +15,13 @@ import os
 import sys
 import time
 
+from serving.one_line_parser import OneLineParser
 from trainers.framework import artifacts
 from trainers.framework.config import field_kind, flag
 
-
-class Parser(argparse.ArgumentParser):
-    """An `ArgumentParser` whose errors are one line (and exit code 2)."""
-
-    def error(self, message):
-        message = " ".join(str(message).split())
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-    def parse_args(self, args=None, namespace=None):
-        """argparse's, but an unknown flag is named first (argparse would first
-        complain about missing required flags and never name the unknown one)."""
-        args = sys.argv[1:] if args is None else list(args)
-        known = tuple(self._option_string_actions)
-        for token in args:
-            if token == "--":
-                break
-            name = token.split("=", 1)[0]
-            flag_like = token.startswith("-") and len(token) > 1 and not token[1].isdigit()
-            if flag_like and not any(option.startswith(name) for option in known):
-                self.error(f"unrecognized arguments: {token}")
-        return super().parse_args(args, namespace)
+# The one-line-error parser (exit 2, one line naming the flag): one home for every
+# command line, serving's included (serving imports nothing of trainers).
+Parser = OneLineParser
 
 
 def _converter(kind, optional):

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfposenc.metrics import PerCellAccuracy
+from tfposenc.metrics import PerCellAccuracy, top1_hits
 from tfposenc.metrics.traced import traced
 
 
@@ -33,7 +33,7 @@ def classification(model, dataset, verbose=0, title=None):
     """Yields `accuracy` (top-1, %) and `examples` (how many were evaluated)."""
     correct = total = 0
     for logits, labels in predictions(model, dataset, verbose, title):
-        correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
+        correct += int(np.sum(top1_hits(logits, labels)))
         total += len(labels)
     yield "accuracy", 100.0 * correct / max(total, 1)
     yield "examples", total
@@ -46,7 +46,7 @@ def grid_location(model, dataset, grid_size, verbose=0, title=None):
     metric = PerCellAccuracy(grid_size)
     correct = total = 0
     for logits, labels in predictions(model, dataset, verbose, title):
-        correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
+        correct += int(np.sum(top1_hits(logits, labels)))
         total += len(labels)
         metric.update_state(labels, logits)
     per_cell = keras.ops.convert_to_numpy(metric.result())

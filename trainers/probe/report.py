@@ -3,6 +3,7 @@
 import math
 import os
 
+from tfposenc.vocabulary import TARGETS
 from trainers.framework.reports import format_mean_std, markdown_table, new_figure, save_figure
 
 # The read-out accuracies are shares of the test canvases: a 95 % interval each.
@@ -88,7 +89,7 @@ def section(config, records, run_dir):
                     format_mean_std([r[f"{name}_{t}"] for r in group])
                     if group[0].get(f"{name}_{t}") is not None
                     else "-"
-                    for t in ("location", "class")
+                    for t in TARGETS
                 ]
                 summary.append((variant, name, *cells))
         lines += markdown_table(("model", "read-out", "location %", "digit %"), summary)
