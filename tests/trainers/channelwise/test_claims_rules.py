@@ -47,7 +47,9 @@ def test_interval_parts_by_hand():
     assert found["permutations"] == pytest.approx((25.0 / 300, 99))
     ci = stats.binomtest(54, 180).proportion_ci(0.95, "wilson")  # 30% of 180 images
     assert found["test images"][0] == pytest.approx((100 * (ci.high - ci.low) / 3.919928) ** 2)
-    assert found["cells"] == pytest.approx((np.var(cells, ddof=1) / 9, 8))
+    # Cells resampled whole: for equal cells, the analytic variance of their mean (the
+    # bootstrap's Monte Carlo error at 10,000 resamples is about 2%).
+    assert found["cells"] == pytest.approx((np.var(cells, ddof=1) / 9, 8), rel=0.05)
     total = sum(v for v, _ in found.values())
     df = total**2 / sum(v * v / d for v, d in found.values() if math.isfinite(d))
     low, high = claims.interval(record)
