@@ -177,9 +177,9 @@ def test_costs_location_calibrated_by_simulation(location, expect):
     assert shown <= 0.05 if expect == "null" else shown >= 0.8
 
 
-def untrained_records(tmp_path, seeds):
+def untrained_records(tmp_path, seeds, k=3):
     """Records of untrained networks (initialisations `seeds`), scored by the trainer's
-    own `evaluate` on k = 3 digit canvases and aggregated by its own `aggregate`."""
+    own `evaluate` on k x k digit canvases and aggregated by its own `aggregate`."""
     import dataclasses
 
     import keras
@@ -188,7 +188,7 @@ def untrained_records(tmp_path, seeds):
     from trainers.channelwise import EXPERIMENT
 
     config = smoke_config(
-        EXPERIMENT, tmp_path, grid_sizes=(3,), tasks=("location", "class"), seeds=seeds,
+        EXPERIMENT, tmp_path, grid_sizes=(k,), tasks=("location", "class"), seeds=seeds,
         networks=("classifier", "permutenet", "sumnet"), test_examples=40, permutations=20,
     )  # fmt: skip
     per_seed, data = [], {}
