@@ -8,8 +8,9 @@ variance adds the parts the record holds (`parts`; points^2):
 - permutations (PermuteNet): `permutation_std^2 / (permutations x seeds)`;
 - test images: the binomial variance Wilson's interval implies, over the *distinct*
   test images (the k^2 placement passes reuse them) and not divided by the seeds or the
-  cells (every seed and every cell is scored on the same images); never zero, also at
-  100%;
+  cells (every seed and every cell is scored on the same images): the largest variance
+  the images can add (a per-image hit rate in [0, 1] with mean p varies by at most
+  p (1 - p)), as the records hold no per-image hits; never zero, also at 100%;
 - cells: errors cluster by cell, so canvases that share a cell are not independent
   trials: the cells are resampled whole, one draw shared by every seed, from each seed's
   `per_cell_accuracy` x `per_cell_examples` (`tfposenc.stats.clustered_parts`; cells - 1

@@ -184,3 +184,28 @@ def test_real_untrained_networks_show_nothing_with_grouped_location(tmp_path):
     costs = next(c for c in found if c["claim"].startswith("(a)"))
     assert "grouped into 10 labels" in costs["evidence"]
     assert "shown" not in {c["verdict"] for c in found}, found
+
+
+def seeded_records(rng, runs, accuracy, seeds=3, images=180, cell_sd=4.0, seed_sd=2.0):
+    """PermuteNet class records of `seeds` seeds, each seed's per-cell grid drawn around
+    `accuracy` (%) with cell, seed and seed-by-cell effects and scored on `images`."""
+    p = (accuracy + rng.normal(0, cell_sd, (runs, 1, 9)) + rng.normal(0, seed_sd, (runs, seeds, 1))
+         + rng.normal(0, cell_sd / 2, (runs, seeds, 9)))  # fmt: skip
+    grids = rng.binomial(images, np.clip(p, 0, 100) / 100) / images * 100
+    for grid in grids:
+        record = make("permutenet", "class", float(grid.mean()), seeds=grid.mean(1), std=1.0)
+        for seed, cells_of_seed in zip(record["seeds"], grid):
+            seed.update(per_cell_accuracy=cells_of_seed.reshape(3, 3).tolist(),
+                        per_cell_examples=[[images] * 3] * 3)  # fmt: skip
+        yield record
+
+
+def test_above_chance_with_three_seeds_calibrated_by_simulation():
+    """Three seeds read per seed (the cells resampled once for all of them, the seed
+    spread with 2 df): at chance shown at most 5% of 2,000 runs; 20% against 10% shown
+    in at least 80% of 500."""
+    rng = np.random.default_rng(6)
+    found = [claims._above_chance(r, {})["verdict"] for r in seeded_records(rng, 2000, 10.0)]
+    assert rates(found)["shown"] <= 0.05
+    found = [claims._above_chance(r, {})["verdict"] for r in seeded_records(rng, 500, 20.0)]
+    assert rates(found)["shown"] >= 0.8
