@@ -8,6 +8,8 @@ wholly on its side, so under the claim's null it is wrongly shown at most `(1 - 
 - `proportion_interval`: Wilson's or the exact interval of a proportion.
 - `combined_interval`: an interval from independent variance parts (seeds, test
   images, cells, permutations), Student's t with Welch-Satterthwaite's df.
+- `clustered_parts`: the seed and cell parts of a grid accuracy from per-seed, per-cell
+  results, cells resampled whole (one draw shared by the seeds).
 - `paired_difference_interval`: a paired difference on the same canvases, bootstrapped
   by clusters (seeds x permutations x test images x cells).
 - `equivalence_test`: two one-sided tests against a declared margin.
@@ -18,6 +20,7 @@ wholly on its side, so under the claim's null it is wrongly shown at most `(1 - 
 from tfposenc.stats._checks import INCONCLUSIVE, NOT_SHOWN, SHOWN, VERDICTS
 from tfposenc.stats.beyond_random import beyond_random
 from tfposenc.stats.bootstrap import paired_difference_interval
+from tfposenc.stats.clustered import clustered_parts
 from tfposenc.stats.components import combined_interval
 from tfposenc.stats.equivalence import equivalence_test
 from tfposenc.stats.proportion import proportion_interval, proportion_variance
@@ -28,6 +31,7 @@ __all__ = [
     "SHOWN",
     "VERDICTS",
     "beyond_random",
+    "clustered_parts",
     "combined_interval",
     "equivalence_test",
     "paired_difference_interval",

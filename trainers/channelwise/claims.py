@@ -7,10 +7,16 @@ variance adds the parts the record holds (`parts`; points^2):
   there are two seeds or more;
 - permutations (PermuteNet): `permutation_std^2 / (permutations x seeds)`;
 - test images: the binomial variance Wilson's interval implies, over the *distinct*
-  test images (the k^2 placement passes reuse them) and not divided by the seeds (every
-  seed is scored on the same images); never zero, also at 100%;
-- cells: the variance of the per-cell accuracies / cells (cells - 1 df): errors
-  cluster by cell, so canvases that share a cell are not independent trials.
+  test images (the k^2 placement passes reuse them) and not divided by the seeds or the
+  cells (every seed and every cell is scored on the same images): the largest variance
+  the images can add (a per-image hit rate in [0, 1] with mean p varies by at most
+  p (1 - p)), as the records hold no per-image hits; never zero, also at 100%;
+- cells: errors cluster by cell, so canvases that share a cell are not independent
+  trials: the cells are resampled whole, one draw shared by every seed, from each seed's
+  `per_cell_accuracy` x `per_cell_examples` (`tfposenc.stats.clustered_parts`; cells - 1
+  df; `RESAMPLES` resamples from a generator seeded with `RESAMPLE_SEED`, so the same
+  records always get the same verdicts). Records whose seeds hold no grid fall back to
+  the record's own (seed-averaged) grid.
 
 Verdicts are "shown", "not shown" or "inconclusive"; a one-sided claim is shown when
 its 95% interval lies wholly on its side (wrongly shown at most 2.5% of the time under
@@ -21,10 +27,11 @@ its null), and nothing is passed by a network that learned nothing.
   of its gain over chance lies above 0).
 - (a) the shuffle costs location more than class: one interval of the difference of
   the two retentions (PermuteNet's gain over chance / the matched classifier's; delta
-  method), shown when it lies below 0. Judged only at equal label cardinality (k = 3:
-  9 cells against 10 classes; at k = 5, 7 the 25 or 49 cells would need grouping into
-  at most 10 labels), with matched budgets, the classifier above chance on both tasks
-  and (b) shown.
+  method), shown when it lies below 0. Judged at equal label cardinality: at k = 3 the
+  9 cells against the 10 classes; at k >= 4 location is scored with the cells grouped
+  into at most 10 labels, with the grouped chance (`trainers.channelwise.cells.
+  grouped_record`; records without grouped scores stay inconclusive). Only with matched
+  budgets, the classifier above chance on both tasks and (b) shown.
 - (c) PermuteNet tracks SumNet: an equivalence test (TOST) of their difference
   against a declared margin (`MARGIN` points), both networks above chance; shown only
   when the interval of the difference lies inside the margin, never by failing to
@@ -35,18 +42,51 @@ import math
 
 import numpy as np
 
-from tfposenc.stats import combined_interval, equivalence_test, proportion_variance
+from tfposenc.stats import (
+    clustered_parts,
+    combined_interval,
+    equivalence_test,
+    proportion_variance,
+)
 from tfposenc.vocabulary import TARGETS
+from trainers.channelwise.cells import GROUPED_LABELS, grouped_record
 
 LEVEL = 0.95
 MARGIN = 5.0  # points: "tracks" means the true difference is within this
-FAIR_GRIDS = (3,)  # k^2 location labels as many as the 10 classes (give or take one)
+FAIR_GRIDS = (3,)  # k^2 location labels as many as the 10 classes without grouping
+# (larger grids are judged with their cells grouped into GROUPED_LABELS labels)
+RESAMPLES = 10000  # cell resamples per interval (Monte Carlo error of the part ~2%)
+RESAMPLE_SEED = 0
 
 
 def test_images(record):
     """Distinct test images behind a record (its examples over the k^2 passes)."""
     examples = record.get("examples")
     return examples // record["grid_size"] ** 2 if examples else None
+
+
+def _grid(values):
+    return np.array([np.nan if v is None else v for row in values for v in row], float)
+
+
+def cell_results(record):
+    """`(hits, examples)`, `(seeds, cells)` arrays: each seed's `per_cell_accuracy` x
+    `per_cell_examples` (the record's counts when a seed has none; equal counts when
+    neither has), or one row from the record's own grid when a seed has no grid; None
+    without any grid."""
+    seeds = record.get("seeds") or []
+    sources = seeds if seeds and all(s.get("per_cell_accuracy") for s in seeds) else [record]
+    if not sources[0].get("per_cell_accuracy"):
+        return None
+    hits, examples = [], []
+    for source in sources:
+        accuracy = _grid(source["per_cell_accuracy"])
+        counts = source.get("per_cell_examples") or record.get("per_cell_examples")
+        counts = np.ones_like(accuracy) if counts is None else _grid(counts)
+        counts = np.where(np.isnan(accuracy), 0.0, counts)
+        hits.append(np.clip(np.nan_to_num(accuracy) / 100.0, 0.0, 1.0) * counts)
+        examples.append(counts)
+    return np.array(hits), np.array(examples)
 
 
 def parts(record):
@@ -63,10 +103,13 @@ def parts(record):
     if images:
         fraction = min(max(record["accuracy"] / 100.0, 0.0), 1.0)
         found.append(("test images", 1e4 * float(proportion_variance(fraction, images)), math.inf))
-    grid = record.get("per_cell_accuracy") or []
-    cells = [v for row in grid for v in row if v is not None]
-    if len(cells) > 1:
-        found.append(("cells", float(np.var(cells, ddof=1)) / len(cells), len(cells) - 1))
+    results = cell_results(record)
+    if results is not None:
+        found += [
+            (name, 1e4 * variance, df)
+            for name, variance, df in clustered_parts(*results, RESAMPLES, RESAMPLE_SEED)
+            if name == "cells"
+        ]
     return found
 
 
@@ -117,13 +160,16 @@ def retention_difference(mine, control, gains=None):
 def holds(record):
     """What a record's interval holds, in words."""
     words = {
-        "seeds": lambda: f"{len(record['seeds'])} seeds",
-        "permutations": lambda: f"{record['permutations']} permutations",
-        "test images": lambda: f"{test_images(record)} test images (Wilson, shared by the seeds)",
-        "cells": lambda: "cells as clusters",
+        "seeds": lambda df: f"the spread of {len(record['seeds'])} seeds",
+        "permutations": lambda df: f"{record['permutations']} permutations",
+        "test images": lambda df: (
+            f"{test_images(record)} test images (Wilson, shared by the seeds and the cells)"
+        ),
+        "cells": lambda df: f"{df + 1} cells resampled whole ({RESAMPLES} resamples)",
     }
-    names = [name for name, _, _ in parts(record)]
-    text = ", ".join(words[name]() for name in names) or "nothing"
+    found = parts(record)
+    names = [name for name, _, _ in found]
+    text = ", ".join(words[name](df) for name, _, df in found) or "nothing"
     if "seeds" not in names:
         text += "; one seed: no training noise"
     return text
@@ -191,6 +237,13 @@ def _above_chance(record, above):
 
 
 def _costs_location(rows, k, matched, class_above):
+    rows, grouped, labels = dict(rows), k * k > GROUPED_LABELS, ""
+    if grouped:
+        views = {n: grouped_record(rows[n, "location"]) for n in ("permutenet", "classifier")}
+        if None not in views.values():
+            rows.update({(n, "location"): view for n, view in views.items()})
+            labels = (f"location scored with the {k * k} cells grouped into "
+                      f"{views['permutenet']['labels']} labels (grouped chance); ")  # fmt: skip
     mine = {t: rows["permutenet", t] for t in TARGETS}
     control = {t: rows["classifier", t] for t in TARGETS}
     gains = {id(r): gain(r) for r in rows.values()}
@@ -198,9 +251,10 @@ def _costs_location(rows, k, matched, class_above):
     verdict = "inconclusive"
     if not matched:
         why = "the budgets are not matched: the rows are no control. "
-    elif k not in FAIR_GRIDS:
-        why = (f"{k * k} location labels against 10 classes: retentions at unequal label "
-               "cardinality are not comparable (judged at k = 3 only). ")  # fmt: skip
+    elif grouped and not labels:
+        why = (f"{k * k} location labels against 10 classes and no grouped location scores "
+               "in the records: retentions at unequal label cardinality are not "
+               "comparable. ")  # fmt: skip
     elif difference is None:
         why = "the classifier is not above chance on both tasks. "
     elif not class_above:
@@ -217,7 +271,7 @@ def _costs_location(rows, k, matched, class_above):
         f"(a) the shuffle costs location more than class, k = {k} (retention = permutenet's "
         "gain over chance / the matched classifier's)",
         verdict,
-        why + f"retention location {shown['location']}, class {shown['class']}; location - "
+        why + labels + f"retention location {shown['location']}, class {shown['class']}; location - "
         f"class {interval_text} (95%, delta method; each accuracy's interval holds "
         f"{holds(mine['location'])}); "
         + "; ".join(f"{n} {t} {_acc(r)}" for (n, t), r in rows.items()) + ".",
@@ -250,4 +304,14 @@ def _tracks(mine, scalar, task, k, margin):
     )
 
 
-__all__ = ["FAIR_GRIDS", "MARGIN", "check", "estimate", "gain", "interval", "parts"]
+__all__ = [
+    "FAIR_GRIDS",
+    "MARGIN",
+    "RESAMPLES",
+    "cell_results",
+    "check",
+    "estimate",
+    "gain",
+    "interval",
+    "parts",
+]

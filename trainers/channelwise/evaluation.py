@@ -12,6 +12,11 @@ and `expected_logit_accuracy` a diagnostic: the accuracy of the expected logits
 (`tfposenc.models.permute_net.expected_logits`, the weights replaced by their row
 means: a SumNet).
 Networks without a shuffle are scored once (`permutations` 0, `permutation_std` 0).
+
+Location with more cells than `GROUPED_LABELS` (k >= 4) is also scored with the cells
+grouped into that many labels (`trainers.channelwise.cells`): `grouped_accuracy`,
+`grouped_chance`, `grouped_labels`, `per_cell_grouped_accuracy` and
+`grouped_permutation_std`, what claim (a) compares with the 10 image classes.
 """
 
 import math
@@ -21,6 +26,7 @@ import numpy as np
 
 from tfposenc.metrics.traced import traced
 from tfposenc.models.permute_net import expected_logits, permuted_logits
+from trainers.channelwise.cells import GROUPED_LABELS, grouped_chance, grouped_hits
 from trainers.channelwise.config import SHUFFLED
 
 
@@ -46,14 +52,18 @@ def readout(model):
     return tuple(keras.ops.convert_to_numpy(w).astype("float32") for w in model.dense.weights)
 
 
-def permuted_hits(pooled, kernel, bias, permutations, targets):
-    """`(permutations, n)` booleans: `argmax(permuted_logits) == targets` per permutation
+def permuted_predictions(pooled, kernel, bias, permutations):
+    """`(permutations, n)` ints: `argmax(permuted_logits)` per permutation
     (`tfposenc.models.permute_net.permuted_logits`)."""
     return np.stack([
         np.argmax(keras.ops.convert_to_numpy(permuted_logits(pooled, kernel, bias, p)), -1)
-        == targets
         for p in permutations
     ])  # fmt: skip
+
+
+def permuted_hits(pooled, kernel, bias, permutations, targets):
+    """`(permutations, n)` booleans: `argmax(permuted_logits) == targets` per permutation."""
+    return permuted_predictions(pooled, kernel, bias, permutations) == targets
 
 
 def collect(model, dataset, pooled=False):
@@ -90,18 +100,38 @@ def summarise(hits, cells, grid_size):
     yield "permutation_std", float(per_permutation.std(ddof=1)) if len(hits) > 1 else 0.0
 
 
+def grouped_values(predicted, cells, grid_size):
+    """The grouped location values (module docstring) of `(permutations, n)` predicted
+    cells against the true `cells`."""
+    values = dict(summarise(grouped_hits(predicted, cells, grid_size), cells, grid_size))
+    yield "grouped_accuracy", values["accuracy"]
+    yield "grouped_chance", grouped_chance(grid_size, values["per_cell_examples"])
+    yield "grouped_labels", int(min(GROUPED_LABELS, grid_size * grid_size))
+    yield "per_cell_grouped_accuracy", values["per_cell_accuracy"]
+    yield "grouped_permutation_std", values["permutation_std"]
+
+
 def score(model, dataset, network, grid_size, permutations, seed):
-    """Yields the record's values (see the module docstring) for `network`'s `model`."""
+    """Yields the record's values (see the module docstring) for `network`'s `model`; a
+    dataset of `(canvas, cell)` batches is the location task."""
+    spec = getattr(dataset, "element_spec", None)
+    location = spec is not None and len(spec) == 2 and grid_size * grid_size > GROUPED_LABELS
     if network not in SHUFFLED:
         logits, targets, cells = collect(model, dataset)
-        yield from summarise((np.argmax(logits, -1) == targets)[None], cells, grid_size)
+        predicted = np.argmax(logits, -1)[None]
+        yield from summarise(predicted == targets, cells, grid_size)
         yield "permutations", 0
+        if location:
+            yield from grouped_values(predicted, cells, grid_size)
         return
     pooled, targets, cells = collect(model, dataset, pooled=True)
     kernel, bias = readout(model)
     drawn = draw_permutations(pooled.shape[1], permutations, seed)
-    yield from summarise(permuted_hits(pooled, kernel, bias, drawn, targets), cells, grid_size)
+    predicted = permuted_predictions(pooled, kernel, bias, drawn)
+    yield from summarise(predicted == targets, cells, grid_size)
     yield "permutations", len(drawn)
+    if location:
+        yield from grouped_values(predicted, cells, grid_size)
     expected = expected_logits(pooled, kernel, bias)
     expected = np.argmax(keras.ops.convert_to_numpy(expected), -1) == targets
     yield "expected_logit_accuracy", float(100.0 * expected.mean())
@@ -123,7 +153,9 @@ __all__ = [
     "collect",
     "draw_permutations",
     "expected_logits",
+    "grouped_values",
     "permuted_hits",
+    "permuted_predictions",
     "permuted_logits",
     "readout",
     "score",

@@ -39,6 +39,7 @@ A run killed at any point resumes when started again with the same command and `
 """
 
 import dataclasses
+import os
 
 from trainers.channelwise.config import (
     BORDER_ROWS,
@@ -192,7 +193,8 @@ class Channelwise(Experiment):
             ),
         ]
         if config.stop_when_flat is not None:  # after PermutedValidation: reads its value
-            found.append(StopWhenFlat(config.stop_when_flat))
+            history = os.path.join(config.out, "metrics.jsonl")  # a resume's earlier epochs
+            found.append(StopWhenFlat(config.stop_when_flat, history, combination.name))
         return found
 
     def evaluate(self, config, combination, model, data):

@@ -121,8 +121,11 @@ def claims_section(claims):
         "## What this run shows",
         "",
         "Each accuracy carries a 95% interval from seeds (when there are several), "
-        "permutations (PermuteNet), test images (Wilson, over the distinct images) and "
-        "cells (errors cluster by cell). Accuracies enter as gains over chance, so a "
+        "permutations (PermuteNet), test images (Wilson, over the distinct images, shared "
+        "by the seeds and the cells) and cells (errors cluster by cell: the cells are "
+        "resampled whole, one draw for every seed). Location at k >= 4 enters claim (a) "
+        "with its cells grouped into at most 10 labels (the grouped chance), as many as "
+        "the classes. Accuracies enter as gains over chance, so a "
         'network that learned nothing shows nothing; "tracks" is shown only by an '
         "equivalence test within a declared margin, never by overlapping intervals "
         "(`results.json`: `claims`).",

@@ -1,6 +1,9 @@
 """TensorBoard images for grid experiments (sample canvases, a per-cell heat map) and the
 learning-curve point of every epoch (`PermutedValidation`)."""
 
+import json
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -92,16 +95,46 @@ class StopWhenFlat(keras.callbacks.Callback):
     `val_permuted_accuracy`, which `PermutedValidation`, placed before it, adds to the
     epoch's logs): the slope of accuracy against log2(step) over the last 40% of the
     steps lies within +-`tolerance` points per doubling. The epoch cap stays the
-    budget's; a resumed run judges the epochs it saw since the resume."""
+    budget's. A resumed run judges its whole history: at its first epoch it reads the
+    earlier epochs' values back from `history` (the run's `metrics.jsonl`, the records
+    of `combination`; an epoch logged twice counts once, its last try), so a run split
+    by a resume stops where the unsplit run would.
 
-    def __init__(self, tolerance):
+    Args:
+        tolerance: float, points per doubling of the steps.
+        history: str or None, the run's `metrics.jsonl`; None: no earlier epochs.
+        combination: str or None, the combination name its records carry.
+    """
+
+    def __init__(self, tolerance, history=None, combination=None):
         super().__init__()
         self.tolerance = tolerance
+        self.history = history
+        self.combination = combination
         self.points = []
+        self._read = False
+
+    def earlier(self, epochs):
+        """`[(step, value)]` of the first `epochs` epochs logged in `history`."""
+        if not self.history or not os.path.exists(self.history):
+            return []
+        last = {}
+        with open(self.history) as f:
+            for line in f:
+                record = json.loads(line)
+                if (record.get("combination") == self.combination
+                        and "val_permuted_accuracy" in record
+                        and record.get("epoch", 0) <= epochs):  # fmt: skip
+                    last[record["epoch"]] = record
+        return [(epoch * int(r["steps_per_epoch"]), float(r["val_permuted_accuracy"]))
+                for epoch, r in sorted(last.items())]  # fmt: skip
 
     def on_epoch_end(self, epoch, logs=None):
         from trainers.channelwise.curves import flatness
 
+        if not self._read:
+            self._read = True
+            self.points = self.earlier(epoch) + self.points
         if not logs or "val_permuted_accuracy" not in logs:
             return
         self.points.append(((epoch + 1) * int(self.params.get("steps") or 1),

@@ -47,7 +47,9 @@ def test_interval_parts_by_hand():
     assert found["permutations"] == pytest.approx((25.0 / 300, 99))
     ci = stats.binomtest(54, 180).proportion_ci(0.95, "wilson")  # 30% of 180 images
     assert found["test images"][0] == pytest.approx((100 * (ci.high - ci.low) / 3.919928) ** 2)
-    assert found["cells"] == pytest.approx((np.var(cells, ddof=1) / 9, 8))
+    # Cells resampled whole: for equal cells, the analytic variance of their mean (the
+    # bootstrap's Monte Carlo error at 10,000 resamples is about 2%).
+    assert found["cells"] == pytest.approx((np.var(cells, ddof=1) / 9, 8), rel=0.05)
     total = sum(v for v, _ in found.values())
     df = total**2 / sum(v * v / d for v, d in found.values() if math.isfinite(d))
     low, high = claims.interval(record)
@@ -175,9 +177,9 @@ def test_costs_location_calibrated_by_simulation(location, expect):
     assert shown <= 0.05 if expect == "null" else shown >= 0.8
 
 
-def untrained_records(tmp_path, seeds):
+def untrained_records(tmp_path, seeds, k=3):
     """Records of untrained networks (initialisations `seeds`), scored by the trainer's
-    own `evaluate` on k = 3 digit canvases and aggregated by its own `aggregate`."""
+    own `evaluate` on k x k digit canvases and aggregated by its own `aggregate`."""
     import dataclasses
 
     import keras
@@ -186,7 +188,7 @@ def untrained_records(tmp_path, seeds):
     from trainers.channelwise import EXPERIMENT
 
     config = smoke_config(
-        EXPERIMENT, tmp_path, grid_sizes=(3,), tasks=("location", "class"), seeds=seeds,
+        EXPERIMENT, tmp_path, grid_sizes=(k,), tasks=("location", "class"), seeds=seeds,
         networks=("classifier", "permutenet", "sumnet"), test_examples=40, permutations=20,
     )  # fmt: skip
     per_seed, data = [], {}

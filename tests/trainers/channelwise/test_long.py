@@ -59,6 +59,50 @@ def test_stop_when_flat_stops_at_the_first_epoch_the_rule_holds():
     assert len(history.history["loss"]) == 8
 
 
+def scripted_fit(callbacks, epochs, initial_epoch=0):
+    """Epochs trained by a tiny model whose `val_permuted_accuracy` follows a script:
+    rising 12 points per doubling for 12 epochs, then flat within +-0.3 points."""
+    import keras
+
+    class Scripted(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            top = 20 + 12 * np.log2(13)
+            logs["val_permuted_accuracy"] = (
+                20 + 12 * np.log2(epoch + 1) if epoch < 12 else top + 0.3 * (-1) ** epoch
+            )
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.zeros((4, 2), "float32")
+    history = model.fit(x, x[:, :1], epochs=epochs, batch_size=4, verbose=0,
+                        initial_epoch=initial_epoch, callbacks=[Scripted(), *callbacks])  # fmt: skip
+    return initial_epoch + len(history.history["loss"])
+
+
+def test_stop_when_flat_after_a_resume_judges_the_whole_history(tmp_path):
+    """A run split by a resume at epoch 18 stops where the unsplit run does (25), its
+    earlier epochs read back from `metrics.jsonl`; judged on the epochs since the resume
+    alone (the old callback) it ran on to 31."""
+    from trainers.channelwise.summaries import StopWhenFlat
+    from trainers.framework.callbacks import JsonLinesLogger
+
+    def run(path, epochs, initial_epoch=0, history=True):
+        stop = StopWhenFlat(1.0, str(path) if history else None, "k3-permutenet")
+        logger = JsonLinesLogger(str(path), {"combination": "k3-permutenet", "steps_per_epoch": 1})
+        return scripted_fit([stop, logger], epochs, initial_epoch)
+
+    assert run(tmp_path / "whole.jsonl", 40) == 25
+    split = tmp_path / "split.jsonl"
+    assert run(split, 18) == 18
+    with open(split, "a") as f:  # another combination, and epoch 19 logged before a kill
+        f.write('{"epoch": 5, "combination": "k3-classifier", "steps_per_epoch": 1, '
+                '"val_permuted_accuracy": 0.0}\n')  # fmt: skip
+        f.write('{"epoch": 19, "combination": "k3-permutenet", "steps_per_epoch": 1, '
+                '"val_permuted_accuracy": 0.0}\n')  # fmt: skip
+    assert run(split, 40, initial_epoch=18) == 25
+    assert run(tmp_path / "alone.jsonl", 40, initial_epoch=18, history=False) == 31
+
+
 def test_long_preset_is_k3_three_seeds_matched_until_flat():
     config = ChannelwiseConfig(**PRESETS["long"])
     assert config.grid_sizes == (3,) and config.seeds == (0, 1, 2)
