@@ -132,7 +132,7 @@ class TrainConfig:
                 elif kind == "str" and not isinstance(item, str):
                     raise ValueError(f"`{label}` must be a string. Received: {label}={item!r}")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"`seeds` must not repeat a seed. Received: seeds={self.seeds!r}")
+            raise ValueError(f"`seeds` must not repeat a value. Received: seeds={self.seeds!r}")
         if self.push_to is not None and not self.export:
             raise ValueError(
                 "`push_to` pushes the run's exports: it needs `export` (--export). "

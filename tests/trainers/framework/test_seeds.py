@@ -94,7 +94,7 @@ def test_every_experiment_has_the_framework_seeds_and_name_format(name, tmp_path
     groups = {c.group for c in combinations}
     assert len(combinations) == 2 * len(groups)
     with pytest.raises(
-        ValueError, match="`seeds` must not repeat a seed. Received: seeds=\\(1, 1\\)"
+        ValueError, match="`seeds` must not repeat a value. Received: seeds=\\(1, 1\\)"
     ):
         dataclasses.replace(config, seeds=(1, 1))
 
