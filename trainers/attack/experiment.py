@@ -38,10 +38,14 @@ Commands and cost (measured on the 2-core CPU machine this project is developed 
     python -m trainers.attack --preset paper     # Cityscapes, DeepLabv3-style ResNet-50 (GPU)
     python -m trainers.attack --models runs/channelwise --location-grid-size 5
 
-`--models` reuses the location models `models/k<k>-<padding>-classifier-location.keras`
-(and `...-gapnet-location.keras` for `location_gapnet`) of a channel-wise run (its
+`--models` reuses the location models
+`models/k<k>-<padding>-classifier-location-seed<seed>.keras` (and
+`...-gapnet-location-seed<seed>.keras` for `location_gapnet`) of a channel-wise run (its
 dataset and cell size must match) and any segmenter of an earlier attack run in that
-directory; the rest is trained.
+directory; the rest is trained. `--seeds 0 1 2` attacks every model once per seed (its
+data, ranking canvases and random draws seeded by it); `results.json` then holds one
+record per model with the mean and `_std` of its unablated metrics and the per-seed
+records under `seeds`.
 """
 
 import dataclasses
