@@ -4,7 +4,7 @@ import dataclasses
 import os
 
 from tfposenc.vocabulary import BACKBONES, DATASETS, PADDING_MODES, RANKING_METHODS, STEMS
-from trainers.framework.config import TrainConfig, option
+from trainers.framework.config import TrainConfig, option, seeded_name
 
 # `location`: a pooled dense read-out (`Classifier`), which can only locate through the
 # channels; `location_gapnet`: the paper's GAPNet, whose 3x3 head on a small final map
@@ -151,12 +151,21 @@ PRESETS = {
 
 @dataclasses.dataclass(frozen=True)
 class Combination:
+    """One attacked model: its padding mode, task and seed (its data, ranking canvases,
+    random draws and initial weights)."""
+
     padding_mode: str
     task: str
+    seed: int = 0
+
+    @property
+    def group(self):
+        """The name shared by every seed of this combination."""
+        return f"{self.padding_mode}-{self.task}"
 
     @property
     def name(self):
-        return f"{self.padding_mode}-{self.task}"
+        return seeded_name(self.group, self.seed)
 
 
 __all__ = ["FRACTIONS", "LOCATION_NETWORKS", "PRESETS", "TASKS", "AttackConfig", "Combination"]

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfposenc.data import DatasetNotFoundError, info, load, make_grid, make_segmentation
 from tfposenc.data.segmentation import flip_pair
 from trainers.attack.config import LOCATION_NETWORKS
+from trainers.framework.config import seeded_name
 
 # Cityscapes label ids (0..33, -1) -> the 19 train ids; 255 is ignored (cityscapesScripts).
 CITYSCAPES_TRAIN_IDS = {
@@ -94,37 +95,39 @@ def _segmentation_source(config, split, seed, flip=False):
     )
 
 
-def segmentation_data(config):
+def segmentation_data(config, seed=0):
     """`(train, test, ranking, samples)` pipelines of `(images, label maps)`; only the
-    training canvases are flipped (`config.flip`)."""
+    training canvases are flipped (`config.flip`). `seed`: the combination's (training
+    canvases `seed`, test `seed + 1`, ranking `seed + 3`). Defaults to 0."""
     batch = config.batch_size
-    train = _segmentation_source(config, "train", config.seed, flip=config.flip)
+    train = _segmentation_source(config, "train", seed, flip=config.flip)
     train = train.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    test = _segmentation_source(config, "test", config.seed + 1)
+    test = _segmentation_source(config, "test", seed + 1)
     test = test.take(config.test_examples) if config.test_examples else test
     test = test.batch(config.eval_batch_size).cache()
-    ranking = _segmentation_source(config, "train", config.seed + 3).take(config.rank_examples)
+    ranking = _segmentation_source(config, "train", seed + 3).take(config.rank_examples)
     ranking = ranking.batch(config.eval_batch_size).cache()
     samples = test.unbatch().take(config.figure_examples).batch(config.figure_examples)
     return train, test, ranking, samples
 
 
-def location_data(config):
+def location_data(config, seed=0):
     """`(train, test, ranking, samples)` pipelines of `(canvases, cells)`: test
     canvases put each of `location_test_examples` test images in every cell; training
     digits are mirrored in their cell with probability 1/2 (`config.flip`: the label,
-    the cell, is kept)."""
+    the cell, is kept). `seed`: the combination's (training `seed`, ranking `seed + 3`,
+    figure samples `seed + 1`). Defaults to 0."""
     name, k = config.location_dataset, config.location_grid_size
     grid = dict(grid_size=k, cell_size=config.location_cell_size, mean=info(name).mean)
     size = info(name).splits["train"]
     source = load(name, "train", config.data_dir).cache()
-    shuffled = source.shuffle(size, seed=config.seed, reshuffle_each_iteration=True)
-    train = make_grid(shuffled.repeat(), seed=config.seed, flip=config.flip, **grid)
+    shuffled = source.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+    train = make_grid(shuffled.repeat(), seed=seed, flip=config.flip, **grid)
     train = train.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     test_source = load(name, "test", config.data_dir).take(config.location_test_examples)
     test = make_grid(test_source, placement="all_cells", **grid).batch(config.eval_batch_size)
-    ranking = make_grid(source.repeat(), seed=config.seed + 3, **grid).take(config.rank_examples)
-    samples = make_grid(test_source, seed=config.seed + 1, **grid).take(config.figure_examples)
+    ranking = make_grid(source.repeat(), seed=seed + 3, **grid).take(config.rank_examples)
+    samples = make_grid(test_source, seed=seed + 1, **grid).take(config.figure_examples)
     return (
         train,
         test.cache(),
@@ -133,20 +136,22 @@ def location_data(config):
     )
 
 
-# The file name a channel-wise run gives a location model (`models/<name>.keras`): part
-# of that run's output format, read from its files, never from its code.
+# The file name a channel-wise run gives a location model (`models/<name>.keras`, the
+# group with `-seed<seed>`, `seeded_name`): part of that run's output format, read from
+# its files, never from its code.
 CHANNELWISE_MODEL = "k{grid_size}-{padding_mode}-{network}-location"
 
 
 def channelwise_name(config, combination):
-    """The channel-wise run's name of the location model for `combination`
+    """The channel-wise run's name of the location model for `combination` at its seed
     (`classifier` for `location`, `gapnet` for `location_gapnet`)."""
     network = LOCATION_NETWORKS.get(combination.task, "gapnet")
-    return CHANNELWISE_MODEL.format(
+    group = CHANNELWISE_MODEL.format(
         grid_size=config.location_grid_size,
         padding_mode=combination.padding_mode,
         network=network,
     )
+    return seeded_name(group, combination.seed)
 
 
 def saved_model_path(config, combination):

@@ -38,10 +38,14 @@ Commands and cost (measured on the 2-core CPU machine this project is developed 
     python -m trainers.attack --preset paper     # Cityscapes, DeepLabv3-style ResNet-50 (GPU)
     python -m trainers.attack --models runs/channelwise --location-grid-size 5
 
-`--models` reuses the location models `models/k<k>-<padding>-classifier-location.keras`
-(and `...-gapnet-location.keras` for `location_gapnet`) of a channel-wise run (its
+`--models` reuses the location models
+`models/k<k>-<padding>-classifier-location-seed<seed>.keras` (and
+`...-gapnet-location-seed<seed>.keras` for `location_gapnet`) of a channel-wise run (its
 dataset and cell size must match) and any segmenter of an earlier attack run in that
-directory; the rest is trained.
+directory; the rest is trained. `--seeds 0 1 2` attacks every model once per seed (its
+data, ranking canvases and random draws seeded by it); `results.json` then holds one
+record per model with the mean and `_std` of its unablated metrics and the per-seed
+records under `seeds`.
 """
 
 import dataclasses
@@ -55,6 +59,7 @@ from trainers.framework.experiment import (
     TestSet,
     steps_for,
 )
+from trainers.framework.seeds import aggregate as aggregate_seeds
 
 
 class Attack(Experiment):
@@ -69,7 +74,12 @@ class Attack(Experiment):
 
         if config.models is not None:
             data.check_channelwise_run(config)
-        return [Combination(m, t) for m in config.padding_modes for t in config.tasks]
+        return [
+            Combination(m, t, s)
+            for m in config.padding_modes
+            for t in config.tasks
+            for s in config.seed_list
+        ]
 
     def input_shape(self, config, combination):
         from tfposenc.data import info
@@ -107,7 +117,7 @@ class Attack(Experiment):
         from trainers.attack import data
 
         make = data.segmentation_data if combination.task == "segmentation" else data.location_data
-        train, test, ranking, samples = make(config)
+        train, test, ranking, samples = make(config, self.seed(config, combination))
         return Data(train, None, test, extra={"ranking": ranking, "samples": samples})
 
     def evaluation_data(self, config, combination):
@@ -179,6 +189,17 @@ class Attack(Experiment):
             config, combination, model, data, self.input_shape(config, combination)
         )
 
+    def aggregate(self, config, records):
+        """One record per model over its seeds (`trainers.framework.seeds.aggregate`): the
+        lowest seed's values (its `sweep`, `artifacts` and `ranking`, which the claims and
+        the report read), the mean and `_std` of the unablated metric per region, `chance`
+        and `flip_magnitude_spearman`, and the per-seed records under `seeds`."""
+        from tfposenc.analysis.regions import COLUMN_REGIONS, GRID_REGIONS
+
+        regions = dict.fromkeys((*GRID_REGIONS, *COLUMN_REGIONS))
+        averaged = [f"{m}_{r}" for m in ("accuracy", "miou") for r in regions]
+        return aggregate_seeds(records, (*averaged, "chance", "flip_magnitude_spearman"))
+
     def summarize(self, config, records, run_dir):
         """`results.md`'s section and figures, and `results.json`'s `sweep` and
         `artifacts` (every combination's records in one flat list each),
@@ -208,7 +229,7 @@ class Attack(Experiment):
         `sweep/random_sd/<region>`."""
         from trainers.attack.report import sweep_series
 
-        return {r["combination"]: sweep_series(r["sweep"]) for r in records}
+        return {r["combination"]: sweep_series(r["sweep"]) for row in records for r in row["seeds"]}
 
 
 EXPERIMENT = Attack()

@@ -54,7 +54,7 @@ def attack(config, combination, model, data, input_shape):
     judged = claim_fractions(config)
     records = analysis.ablation_sweep(
         fast, data.test, order, config.fractions, config.random_draws, evaluate,
-        seed=config.seed, controls=controls, claim_fractions=judged,
+        seed=combination.seed, controls=controls, claim_fractions=judged,
         claim_draws=config.claim_draws, magnitudes=rankings["magnitude"][1],
     )  # fmt: skip
     for record in records:
@@ -85,7 +85,7 @@ def attack(config, combination, model, data, input_shape):
     yield "sweep", records
     artifacts = analysis.border_artifact_scores(
         model, input_shape, value=config.constant_value,
-        random_inputs=config.artifact_inputs, seed=config.seed,
+        random_inputs=config.artifact_inputs, seed=combination.seed,
     )  # fmt: skip
     yield "artifacts", [{"padding": padding, "task": task, **a} for a in artifacts]
     figures = {}
@@ -102,7 +102,7 @@ def attack(config, combination, model, data, input_shape):
         )
     if task == "segmentation":
         figures[f"qualitative-{padding}"] = qualitative_figure(
-            config, model, images, samples[1].numpy(), order
+            config, model, images, samples[1].numpy(), order, combination.seed
         )
     yield "figures", figures  # the runner writes them: PNG files and TensorBoard images
 
@@ -169,13 +169,14 @@ def architecture_artifacts(config, input_shape):
     return rows
 
 
-def qualitative_figure(config, model, images, labels, order):
-    """The poster's Figure 5: canvas, ground truth, prediction after random removal and
-    after ranked removal of `config.figure_fraction` of the channels (one row each)."""
+def qualitative_figure(config, model, images, labels, order, seed=0):
+    """The poster's Figure 5: canvas, ground truth, prediction after random removal (a
+    draw of `seed`, the combination's) and after ranked removal of
+    `config.figure_fraction` of the channels (one row each)."""
     from tfposenc.analysis.ablation_sweep import count_for, random_draws_for
 
     count = count_for(config.figure_fraction, len(order))
-    random_set = random_draws_for(len(order), count, 1, config.seed)[0]
+    random_set = random_draws_for(len(order), count, 1, seed)[0]
     predictions = {}
     previous = list(model.ablated_channels)
     try:

@@ -98,9 +98,6 @@ class ChannelwiseConfig(TrainConfig):
         ("gapnet", "classifier", "permutenet", "sumnet"), "networks", choices=NETWORKS
     )
     tasks: tuple[str, ...] = option(TASKS, "targets: the cell or the image class", choices=TASKS)
-    seeds: tuple[int, ...] = option(
-        (), "run every combination once per seed, report mean +/- std (): --seed)", minimum=0
-    )
     epochs: int = option(3, "epochs of every network (matched budgets)")
     learning_rate: float = option(3e-3, "Adam learning rate of every network (> 0)", minimum=0.0)
     beta_1: float = option(0.9, "Adam beta_1 of every network in [0, 1)", minimum=0.0)
@@ -162,10 +159,6 @@ class ChannelwiseConfig(TrainConfig):
             and self.order_free_learning_rate in (None, self.learning_rate)
             and self.order_free_beta_1 in (None, self.beta_1)
         )
-
-    @property
-    def seed_list(self):
-        return self.seeds or (self.seed,)
 
 
 PRESETS = {

@@ -1,7 +1,8 @@
 """The channel-wise experiment's records: seeds aggregated, the poster's numbers.
 
-`aggregate` turns the runner's per-seed records into one record per combination: the
-mean and sample standard deviation of the accuracy over seeds, the per-cell accuracy
+`aggregate` turns the runner's per-seed records into one record per combination
+(`trainers.framework.seeds.aggregate`, every experiment's): the mean and sample standard
+deviation of the accuracy over seeds, then the channel-wise extras: the per-cell accuracy
 averaged, PermuteNet's `permutations` per test pass, `permutation_std` (root mean square
 over seeds) and `expected_logit_accuracy` (mean), what it trained with (`steps`,
 `learning_rate`, `beta_1`, `batch_size`, ...), and the per-seed records under `seeds`. Nothing here imports TensorFlow.
@@ -12,7 +13,7 @@ import math
 import statistics
 
 from trainers.channelwise.config import Combination
-from trainers.framework.reports import mean_std
+from trainers.framework import seeds
 
 # The poster's Table 1 (ResNet-18 on CIFAR-10, 20 epochs, width 64, batch 48).
 POSTER = {
@@ -43,35 +44,27 @@ def _mean_grid(grids):
     ]
 
 
-def _mean_or_none(values):
-    values = [v for v in values if v is not None]
-    return statistics.fmean(values) if values else None
-
-
 def aggregate(per_seed):
     """One record per combination (its `group`) over the per-seed records, in first-seen
-    order: `accuracy` is the mean over seeds, `accuracy_std` the sample standard deviation
-    (0 for one seed), `seeds` the per-seed records."""
-    groups = {}
-    for record in per_seed:
-        fields = {f.name: record[f.name] for f in dataclasses.fields(Combination)}
-        groups.setdefault(Combination(**fields).group, []).append(record)
-    records = []
-    for group, runs in groups.items():
-        runs = sorted(runs, key=lambda r: r.get("seed", 0))
-        accuracy, accuracy_std = mean_std([r["accuracy"] for r in runs])
-        first = runs[0]
-        records.append(
+    order (`trainers.framework.seeds.aggregate`): `accuracy` is the mean over seeds,
+    `accuracy_std` the sample standard deviation (0 for one seed), `seeds` the per-seed
+    records; then the channel-wise extras (module docstring)."""
+    names = [f.name for f in dataclasses.fields(Combination)]
+    records = seeds.aggregate(
+        per_seed,
+        ("accuracy", "expected_logit_accuracy"),
+        group=lambda r: Combination(**{n: r[n] for n in names}).group,
+        keep=False,
+    )
+    for record in records:
+        runs, first = record["seeds"], record["seeds"][0]
+        record.update(
             {
-                "combination": group,
                 "network": first["network"],
                 "task": first["task"],
                 "grid_size": first["grid_size"],
                 "padding_mode": first["padding_mode"],
                 "downsampling": first.get("downsampling", "stride"),
-                "accuracy": accuracy,
-                "accuracy_std": accuracy_std,
-                "seeds": runs,
                 "chance": first["chance"],
                 "examples": first.get("examples"),
                 "feature_map_size": first.get("feature_map_size"),
@@ -83,9 +76,7 @@ def aggregate(per_seed):
                 "permutation_std": math.sqrt(
                     statistics.fmean((r.get("permutation_std") or 0.0) ** 2 for r in runs)
                 ),
-                "expected_logit_accuracy": _mean_or_none(
-                    [r.get("expected_logit_accuracy") for r in runs]
-                ),
+                "expected_logit_accuracy": record.get("expected_logit_accuracy"),
                 "epochs_trained": first["epochs_trained"],
                 "train_seconds": round(sum(r["train_seconds"] for r in runs), 1),
                 "test_seconds": round(sum(r["test_seconds"] for r in runs), 1),

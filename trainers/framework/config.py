@@ -5,7 +5,7 @@ A field's default, help, allowed values and bounds live in the field itself:
     grid_sizes: tuple[int, ...] = option((3, 5, 7), "grid sizes k")
     backbone: str = option("resnet18", "backbone", choices=BACKBONES)
 
-`TrainConfig` holds the knobs every trainer shares (data, optimiser, seed, strategy,
+`TrainConfig` holds the knobs every trainer shares (data, optimiser, seeds, strategy,
 precision, export, run directory); an experiment subclasses it. Fields are validated from
 their metadata when the config is made (`validate`, which an experiment may extend). A
 preset is a dict of overrides; command-line flags override the preset. `main` is the
@@ -39,6 +39,17 @@ def option(default, help, choices=None, minimum=None, aliases=()):
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def seeds_option(default=()):
+    """The `seeds` field of every config (`TrainConfig.seeds`); an experiment whose default
+    is several seeds redeclares the field with this and its own `default`."""
+    return option(
+        default,
+        "run every combination once per seed, named <group>-seed<seed>, and report the mean "
+        "and sample SD over them (() means --seed alone)",
+        minimum=0,
+    )
+
+
 def field_kind(field):
     """`(kind, optional)`: kind is int|float|str|bool or ("tuple", element kind)."""
     annotation, optional = field.type, False
@@ -63,6 +74,7 @@ class TrainConfig:
     beta_1: float = option(0.5, "Adam beta_1 in [0, 1)", minimum=0.0)
     beta_2: float = option(0.999, "Adam beta_2 in [0, 1)", minimum=0.0)
     seed: int = option(0, "random seed", minimum=0)
+    seeds: tuple[int, ...] = seeds_option()
     strategy: str = option(
         "auto",
         "tf.distribute strategy (multi_worker: from TF_CONFIG)",
@@ -119,6 +131,8 @@ class TrainConfig:
                     raise ValueError(f"`{label}` must be True or False. Received: {label}={item!r}")
                 elif kind == "str" and not isinstance(item, str):
                     raise ValueError(f"`{label}` must be a string. Received: {label}={item!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"`seeds` must not repeat a value. Received: seeds={self.seeds!r}")
         if self.push_to is not None and not self.export:
             raise ValueError(
                 "`push_to` pushes the run's exports: it needs `export` (--export). "
@@ -129,6 +143,11 @@ class TrainConfig:
             if not 0 <= value < limit or (name == "learning_rate" and value == 0):
                 bounds = "> 0" if name == "learning_rate" else "in [0, 1)"
                 raise ValueError(f"`{name}` must be {bounds}. Received: {name}={value!r}")
+
+    @property
+    def seed_list(self):
+        """The seeds every combination runs with: `seeds`, or `(seed,)` when it is empty."""
+        return self.seeds or (self.seed,)
 
 
 def _minimum(meta, fallback):
@@ -208,6 +227,7 @@ __all__ = [
     "field_kind",
     "flag",
     "option",
+    "seeds_option",
     "to_dict",
     "write_config",
 ]

@@ -21,7 +21,7 @@ the hooks in this order, for every combination `c` of `combinations(config)`:
         model_to_save(config, c, model) -> models/<name>.keras
         model_to_export(config, c, model) -> exports/<name>/<version>/
     at the end (the writing process only, `trainers.framework.summary`):
-        aggregate(config, records)      e.g. one record per combination over seeds
+        aggregate(config, records)      one record per combination over its seeds
         summarize(config, records, run_dir), once: a `Summary` (the section of
             results.md and its figures, extra keys of results.json, TensorBoard
             series); by default report(...), finalize(...) and series(...)
@@ -56,6 +56,7 @@ import dataclasses
 import typing
 
 from trainers.framework.config import TrainConfig
+from trainers.framework.seeds import aggregate as aggregate_seeds
 
 
 @dataclasses.dataclass
@@ -156,6 +157,8 @@ class Experiment:
     # (`epoch/<label>_accuracy`): "validation" for data disjoint from the test set,
     # "test_set" for an experiment that validates on its test set.
     validation_label = "validation"
+    # The numeric record fields averaged over seeds by `aggregate` (mean and `_std`).
+    averaged = ("accuracy",)
 
     # === Required ===
 
@@ -255,9 +258,11 @@ class Experiment:
         return self.model_to_save(config, combination, model)
 
     def aggregate(self, config, records):
-        """The records of `results.json` from the per-combination ones (e.g. one per
-        combination over seeds); returns a new list, by default `records`."""
-        return list(records)
+        """The records of `results.json` from the per-combination ones: by default one per
+        combination over its seeds (`trainers.framework.seeds.aggregate`: the lowest
+        seed's values, the mean and `_std` of the `averaged` fields, the per-seed records
+        under `seeds`; a record without a seed as it is). Returns a new list."""
+        return aggregate_seeds(records, self.averaged)
 
     def summarize(self, config, records, run_dir):
         """The run's `Summary`, called once per run with the aggregated records: claims,

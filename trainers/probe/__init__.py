@@ -16,8 +16,10 @@ of a `--grid-size` grid at `--input-size` pixels and trains the classifier, Perm
 and GAPNet read-outs for the cell and the digit on the frozen features (`--fine-tune`
 trains the backbone too). The run directory (`--out`, default `runs/probe`) is the
 framework's (`trainers.framework.runner`): `config.json`, `metrics.jsonl` (pretraining),
-`results/<combination>.json`, `results.json`, `results.md` (accuracies with their test
-count and 95 % intervals), `probe.png`, `models/` and `tensorboard/` (a run per
+`results/<combination>.json` (named `<variant>-seed<seed>`), `results.json` (one record
+per model over its seeds: the mean and `_std` of each read-out's accuracies and the
+per-seed records under `seeds`, `trainers.framework.seeds`), `results.md` (accuracies
+with their test count and 95 % intervals), `probe.png`, `models/` and `tensorboard/` (a run per
 combination with `test/` values and hparams, `report/` with the figure). Killed and
 started again with the same command, finished combinations are kept ("resuming ...").
 

@@ -70,9 +70,6 @@ class ProbeConfig(TrainConfig):
         "also probe the model converted to these downsamplings (alone: with zero padding)",
         choices=DOWNSAMPLING,
     )
-    seeds: tuple[int, ...] = option(
-        (), "probe every model once per seed (() means --seed alone)", minimum=0
-    )
     export: bool = option(False, "export a SavedModel of each pretrained model")
     out: str = option("runs/probe", "run directory (resumed when it exists)")
 
@@ -116,7 +113,7 @@ class ProbeConfig(TrainConfig):
                 f"`images` must be at most {DIGIT_TEST_IMAGES} (the digits' test split). "
                 f"Received: images={self.images}"
             )
-        for name in ("readouts", "seeds", "convert_padding_mode", "convert_downsampling"):
+        for name in ("readouts", "convert_padding_mode", "convert_downsampling"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"`{name}` must not repeat a value. Received: {name}={values!r}")
@@ -156,8 +153,13 @@ class Combination:
     seed: int
 
     @property
+    def group(self):
+        """The name shared by every seed of this combination: its variant."""
+        return self.variant
+
+    @property
     def name(self):
-        return seeded_name(self.variant, self.seed)
+        return seeded_name(self.group, self.seed)
 
     @property
     def conversion(self):
@@ -166,9 +168,8 @@ class Combination:
 
 
 def combinations(config):
-    seeds = config.seeds or (config.seed,)
     variants = ["original", *(f"{m}-{d}" for m, d in config.conversions())]
-    return [Combination(v, s) for v in variants for s in seeds]
+    return [Combination(v, s) for v in variants for s in config.seed_list]
 
 
 __all__ = ["DIGIT_TEST_IMAGES", "PRESETS", "Combination", "ProbeConfig", "combinations"]

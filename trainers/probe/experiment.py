@@ -5,6 +5,7 @@ hooks that need it run `trainers.probe.hooks`, imported once, on first use.
 """
 
 from trainers.framework.experiment import Budget, Experiment
+from trainers.framework.seeds import aggregate as aggregate_seeds
 from trainers.probe.config import PRESETS, ProbeConfig, combinations
 
 
@@ -57,6 +58,13 @@ class Probe(Experiment):
         changes = self.changes.get(combination.name, [])
         yield from _hooks().evaluate(config, combination, model, data, changes)
 
+    def aggregate(self, config, records):
+        """One record per model over its seeds (`trainers.framework.seeds.aggregate`): the
+        lowest seed's values, the mean and `_std` of every read-out's location and digit
+        accuracy, and the per-seed records under `seeds`."""
+        readouts = [f"{n}_{t}" for n in config.readouts for t in ("location", "class")]
+        return aggregate_seeds(records, readouts)
+
     def report(self, config, records, run_dir):
         from trainers.probe.report import section  # noqa: PLC0415 - matplotlib at the end only
 
@@ -71,7 +79,8 @@ class Probe(Experiment):
                     (a["num_channels"], a["location"]) for a in r["ablation"]
                 ]
             }
-            for r in records
+            for row in records
+            for r in row["seeds"]
         }
 
 

@@ -4,7 +4,7 @@ import math
 import os
 
 from tfposenc.vocabulary import TARGETS
-from trainers.framework.reports import format_mean_std, markdown_table, new_figure, save_figure
+from trainers.framework.reports import markdown_table, new_figure, save_figure
 
 # The read-out accuracies are shares of the test canvases: a 95 % interval each.
 Z_95 = 1.959963984540054
@@ -36,6 +36,13 @@ def _cell(record, key):
     return f"{value:.1f} [{low:.1f}, {high:.1f}]"
 
 
+def _mean_std(row, key):
+    """`mean ± sample SD` over the seeds of an aggregated record, `-` when not measured."""
+    if row.get(key) is None:
+        return "-"
+    return f"{row[key]:.1f} ± {row[f'{key}_std']:.1f}"
+
+
 def _percent(value):
     return "-" if value is None else f"{value:.1f}"
 
@@ -63,9 +70,11 @@ def _setup(config, record):
     )
 
 
-def section(config, records, run_dir):
-    """The markdown lines of the probe's results; draws `run_dir/probe.png`."""
+def section(config, aggregated, run_dir):
+    """The markdown lines of the probe's results from the aggregated records (one per
+    model, its seeds under `seeds`); draws `run_dir/probe.png`."""
     readouts = list(config.readouts)
+    records = [r for row in aggregated for r in row["seeds"]]
     lines = [f"# Position probe: {config.model} (weights {config.weights})", ""]
     lines += [_setup(config, records[0]), ""]
     rows = [
@@ -80,18 +89,11 @@ def section(config, records, run_dir):
     seeds = sorted({r["seed"] for r in records})
     if len(seeds) > 1:
         lines += ["", f"Over the {len(seeds)} seeds (mean ± sample SD):", ""]
-        variants = list(dict.fromkeys(r["variant"] for r in records))
-        summary = []
-        for variant in variants:
-            group = [r for r in records if r["variant"] == variant]
-            for name in readouts:
-                cells = [
-                    format_mean_std([r[f"{name}_{t}"] for r in group])
-                    if group[0].get(f"{name}_{t}") is not None
-                    else "-"
-                    for t in TARGETS
-                ]
-                summary.append((variant, name, *cells))
+        summary = [
+            (row["variant"], name, *(_mean_std(row, f"{name}_{t}") for t in TARGETS))
+            for row in aggregated
+            for name in readouts
+        ]
         lines += markdown_table(("model", "read-out", "location %", "digit %"), summary)
     lines += [""]
     header = ("model", "seed", "channels", "top-ranked channels", "removed to halve location")

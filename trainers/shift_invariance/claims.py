@@ -16,6 +16,7 @@ import statistics
 import numpy as np
 
 from tfposenc.stats import combined_interval, proportion_variance
+from trainers.framework.seeds import aggregate as aggregate_seeds
 
 COMPARISONS = (
     ("augshift", "shift_aug", "AugShift's consistency term raises Cons.{m} over shift_aug"),
@@ -38,27 +39,23 @@ def row_interval(values, trials, level=0.95):
 
 
 def aggregate(per_seed, passes):
-    """One record per (dataset, method), in first-seen order (see the module docstring)."""
-    groups = {}
-    for record in per_seed:
-        groups.setdefault((record["dataset"], record["method"]), []).append(record)
-    rows = []
-    for (dataset, method), runs in groups.items():
-        runs = sorted(runs, key=lambda r: r["seed"])
-        row = {"combination": f"{dataset}-{method}", "dataset": dataset, "method": method}
+    """One record per (dataset, method), in first-seen order (see the module docstring):
+    the means and `_std` over seeds and `seeds` from `trainers.framework.seeds.aggregate`,
+    then each metric's `_interval` and the row's shared values."""
+    rows = aggregate_seeds(
+        per_seed, METRICS, group=lambda r: f"{r['dataset']}-{r['method']}", keep=False
+    )
+    for row in rows:
+        runs = row["seeds"]
+        row.update(dataset=runs[0]["dataset"], method=runs[0]["method"])
         for key in METRICS:
-            values = [r[key] for r in runs]
             trials = runs[0]["examples"] * (1 if key == "top1" else passes)
-            row[key] = statistics.fmean(values)
-            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-            row[f"{key}_interval"] = list(row_interval(values, trials))
+            row[f"{key}_interval"] = list(row_interval([r[key] for r in runs], trials))
         row["step_seconds"] = statistics.fmean(r["step_seconds"] for r in runs)
         row["examples"] = runs[0]["examples"]
         row["test_digest"] = runs[0]["test_digest"]
         row["export"] = [r["export"] for r in runs if r.get("export")]  # one per seed
         row["curve"] = {m: statistics.fmean(r["curve"][m] for r in runs) for m in runs[0]["curve"]}
-        row["seeds"] = runs
-        rows.append(row)
     return rows
 
 

@@ -3,7 +3,7 @@
 import dataclasses
 
 from tfposenc.vocabulary import DATASETS, PADDING_MODES
-from trainers.framework.config import TrainConfig, option, seeded_name
+from trainers.framework.config import TrainConfig, option, seeded_name, seeds_option
 
 METHODS = ("baseline", "shift_aug", "augshift", "blurpool", "blurpool_augshift", "aps")
 OPTIMIZERS = ("adam", "sgd")
@@ -20,11 +20,8 @@ class ShiftInvarianceConfig(TrainConfig):
         ("digits",), "image sources, one table each", choices=(*DATASETS[:3], *DATASETS[4:])
     )
     methods: tuple[str, ...] = option(METHODS, "rows of the table", choices=METHODS)
-    seeds: tuple[int, ...] = option(
-        (0, 1, 2),
-        "train every row once per seed (paired intervals over them); --seed: the evaluation views",
-        minimum=0,
-    )
+    # Three seeds by default (paired intervals over them); `--seed`: the evaluation views.
+    seeds: tuple[int, ...] = seeds_option((0, 1, 2))
     width: int = option(16, "ResNet-18 (cifar stem) first-stage width, 64 = paper")
     image_size: int = option(16, "the network's input size (glyphs: 32, as CIFAR)")
     content_size: int | None = option(
@@ -56,7 +53,7 @@ class ShiftInvarianceConfig(TrainConfig):
 
     def validate(self):
         super().validate()
-        for name in ("dataset", "methods", "seeds"):
+        for name in ("dataset", "methods"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"`{name}` must not repeat a value. Received: {name}={values!r}")
@@ -129,8 +126,13 @@ class Combination:
     seed: int
 
     @property
+    def group(self):
+        """The name shared by every seed of this row: `<dataset>-<method>`."""
+        return f"{self.dataset}-{self.method}"
+
+    @property
     def name(self):
-        return seeded_name(f"{self.dataset}-{self.method}", self.seed)
+        return seeded_name(self.group, self.seed)
 
 
 __all__ = [

@@ -70,7 +70,7 @@ class ShiftInvariance(Experiment):
     prog = "python -m trainers.shift_invariance"
 
     def combinations(self, config):
-        seeds = config.seeds or (config.seed,)
+        seeds = config.seed_list
         return [Combination(d, m, s) for d in config.dataset for m in config.methods for s in seeds]
 
     def input_shape(self, config, combination):

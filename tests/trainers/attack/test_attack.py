@@ -43,8 +43,11 @@ def test_smoke_writes_results_json_lists(smoke_run):
     print(f"smoke: {cpu_seconds:.0f} CPU seconds")
     assert cpu_seconds < 90
     assert [r["combination"] for r in results] == [
-        "zero-segmentation", "zero-location", "circular-segmentation", "circular-location"
-    ]  # fmt: skip
+        "zero-segmentation-seed0",
+        "zero-location-seed0",
+        "circular-segmentation-seed0",
+        "circular-location-seed0",
+    ]  # fmt: skip: the runner's per-seed records
     summary = json.load(open(out / "results.json"))
     sweep, fractions = summary["sweep"], PRESETS["smoke"]["fractions"]
     keys = {"padding", "task", "selection", "fraction", "region", "metric", "value", "std"}
@@ -62,10 +65,10 @@ def test_smoke_writes_results_json_lists(smoke_run):
             assert {r["selection"] for r in mine} == selections
             assert len(mine) == 4 * len(fractions) * len(regions[task])
             assert {r["ranking"] for r in mine} == {"flip_2d"}  # sees rows and columns
-            record = next(r for r in results if r["combination"] == f"{padding}-{task}")
+            record = next(r for r in results if r["combination"] == f"{padding}-{task}-seed0")
             for region in regions[task]:  # the headline numbers are top-level floats (%)
                 assert isinstance(record[f"{metric}_{region}"], float)
-            assert -1 <= summary["flip_magnitude_spearman"][record["combination"]] <= 1
+            assert -1 <= summary["flip_magnitude_spearman"][f"{padding}-{task}"] <= 1  # group
             for r in mine:
                 assert 0 <= r["value"] <= 1 or np.isnan(r["value"])
                 if not r["selection"].startswith("random"):
@@ -138,8 +141,8 @@ def test_figures_markdown_and_tensorboard_runs(smoke_run):
     out, results, _ = smoke_run
     for name in (
         "sweep-zero-segmentation", "sweep-circular-location", "qualitative-zero",
-        "qualitative-circular", "feature-maps-zero-segmentation-constant",
-        "feature-maps-circular-location-sample",
+        "qualitative-circular", "feature-maps-zero-segmentation-seed0-constant",
+        "feature-maps-circular-location-seed0-sample",
     ):  # fmt: skip
         assert (out / f"{name}.png").stat().st_size > 1000, name
     table = open(out / "results.md").read()
@@ -151,13 +154,13 @@ def test_figures_markdown_and_tensorboard_runs(smoke_run):
     board = out / "tensorboard"
     assert not [p for p in board.iterdir() if not p.is_dir()]  # no run "."; config in report
     assert sorted(p.name for p in board.iterdir() if p.is_dir()) == [
-        "circular-location",
-        "circular-segmentation",
+        "circular-location-seed0",
+        "circular-segmentation-seed0",
         "report",
-        "zero-location",
-        "zero-segmentation",
+        "zero-location-seed0",
+        "zero-segmentation-seed0",
     ]  # fmt: skip: one run per combination, no sub-runs, and the report
-    for combination in ("zero-segmentation", "circular-location"):
+    for combination in ("zero-segmentation-seed0", "circular-location-seed0"):
         assert not [p for p in (board / combination).iterdir() if p.is_dir()]
         tags = _tags(board / combination)["tensors"]
         metric, region = (
@@ -169,14 +172,14 @@ def test_figures_markdown_and_tensorboard_runs(smoke_run):
                 "test/flip_magnitude_spearman", "_hparams_/session_start_info"} <= tags  # fmt: skip
         training = "epoch/pixel_accuracy" if "segmentation" in combination else "epoch/accuracy"
         assert training in tags
-    assert {"qualitative-zero", "feature-maps-zero-segmentation-sample"} <= _tags(
-        board / "zero-segmentation"
+    assert {"qualitative-zero", "feature-maps-zero-segmentation-seed0-sample"} <= _tags(
+        board / "zero-segmentation-seed0"
     )["tensors"]
     report_tags = _tags(board / "report")["tensors"]
     assert {"sweep-zero-segmentation.png", "qualitative-circular.png"} <= report_tags
     # The sweep's x axis is the percentage removed; the values are the records' (in %).
     accumulator = event_accumulator.EventAccumulator(
-        str(board / "zero-location"), size_guidance={"tensors": 0}
+        str(board / "zero-location-seed0"), size_guidance={"tensors": 0}
     )
     accumulator.Reload()
     points = {
@@ -204,7 +207,7 @@ def _confusion_miou(truth, predicted, classes):
 def test_unablated_sweep_value_is_the_test_miou_of_the_saved_model(smoke_run):
     out, results, _ = smoke_run
     config = smoke(out)
-    model = keras.saving.load_model(out / "models" / "zero-segmentation.keras")
+    model = keras.saving.load_model(out / "models" / "zero-segmentation-seed0.keras")
     _, test, _, _ = attack_data.segmentation_data(config)
     truth, predicted = [], []
     for images, labels in test:
@@ -349,7 +352,7 @@ def _channelwise_run(folder, cell_size=None):
     backbone = build_backbone("resnet18", width=4, input_shape=(24, 24, 3))
     os.makedirs(folder / "models")
     GAPNet(backbone, 9, mean=meta.mean, std=meta.std).save(
-        folder / "models" / "k3-zero-gapnet-location.keras"
+        folder / "models" / "k3-zero-gapnet-location-seed0.keras"
     )
     with open(folder / "config.json", "w") as f:
         json.dump({"experiment": "channelwise", "dataset": "digits", "cell_size": cell_size}, f)
@@ -360,7 +363,7 @@ def test_models_of_a_channelwise_run_are_loaded_not_trained(tmp_path):
     config = smoke(tmp_path / "out", tasks=("location_gapnet",), padding_modes=("zero",),
                    models=str(tmp_path / "cw"))  # fmt: skip
     (result,) = runner.run(EXPERIMENT, config)
-    assert result["source"].endswith("k3-zero-gapnet-location.keras")
+    assert result["source"].endswith("k3-zero-gapnet-location-seed0.keras")
     assert result["epochs_trained"] == 0
     assert json.load(open(tmp_path / "out" / "results.json"))["sweep"]
 
@@ -371,7 +374,7 @@ def test_models_flag_errors_name_the_problem(tmp_path):
         cli.main(EXPERIMENT, ["--preset", "smoke", "--out", str(tmp_path / "a"),
                               "--models", str(tmp_path / "cw")])  # fmt: skip
     assert error.value.code == 2
-    with pytest.raises(ValueError, match="holds no k3-circular-classifier-location.keras"):
+    with pytest.raises(ValueError, match="holds no k3-circular-classifier-location-seed0.keras"):
         config = smoke(tmp_path / "b", models=str(tmp_path / "cw"), location_cell_size=16)
         EXPERIMENT.load_path(config, Combination("circular", "location"))
     with pytest.raises(ValueError, match="`models` must be a run directory"):

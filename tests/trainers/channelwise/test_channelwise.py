@@ -16,6 +16,7 @@ from tests.trainers.smoke import smoke_config, smoke_fixture
 from trainers.channelwise import EXPERIMENT, claims, evaluation
 from trainers.channelwise.config import ChannelwiseConfig, Combination
 from trainers.framework import artifacts, runner
+from trainers.framework.seeds import group_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -106,7 +107,8 @@ def test_tensorboard_runs_read_by_tensorboards_own_reader(smoke_run):
     metrics = {m.name.tag for m in experiment.metric_infos}
     assert "test/accuracy" in metrics and not [m for m in metrics if m.startswith("epoch/")]
     assert "combination" in {h.name for h in experiment.hparam_infos}
-    assert {f"heatmaps/{name}.png" for name in combinations} <= report
+    # the heatmaps are drawn per group (over its seeds): the name without `-seed<n>`
+    assert {f"heatmaps/{group_of(r)}.png" for r in results} <= report
 
 
 def record(network, accuracy, seed=0, k=3, task="location", mode="zero", sampling="stride"):
@@ -306,7 +308,7 @@ def test_killed_run_resumes_without_losing_or_repeating_epochs(tmp_path):
         "--no-export",
     ]
     metrics = tmp_path / "metrics.jsonl"
-    backup = tmp_path / "checkpoints" / "k2-zero-gapnet-location" / "backup" / "state"
+    backup = tmp_path / "checkpoints" / "k2-zero-gapnet-location-seed0" / "backup" / "state"
     proc = run_cli(args)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -366,12 +368,15 @@ def test_mirrored_strategy_over_two_cpus(tmp_path):
 def test_a_failed_preflight_leaves_nothing_and_the_fix_runs(tmp_path):
     # 16x16 canvases (k=2, 8-px digits) shrink to 1x1 in stage 4: no reflect pad fits.
     config = smoke(tmp_path / "run", padding_modes=("zero", "reflect"), networks=("gapnet",))
-    with pytest.raises(ValueError, match="k2-reflect-gapnet-location: .*reflect"):
+    with pytest.raises(ValueError, match="k2-reflect-gapnet-location-seed0: .*reflect"):
         runner.run(EXPERIMENT, config)
     assert not (tmp_path / "run").exists()
     fixed = dataclasses.replace(config, padding_modes=("reflect",), grid_sizes=(4,), epochs=1)
     (result,) = runner.run(EXPERIMENT, fixed)
-    assert result["combination"] == "k4-reflect-gapnet-location" and result["examples"] == 24 * 16
+    assert (
+        result["combination"] == "k4-reflect-gapnet-location-seed0"
+        and result["examples"] == 24 * 16
+    )
 
 
 @pytest.mark.parametrize("grid_size, mode", [(4, "zero"), (3, "circular"), (5, "replicate")])
@@ -379,7 +384,7 @@ def test_any_grid_size_and_padding_mode_passes_the_preflight(grid_size, mode, tm
     config = smoke(tmp_path / "run", grid_sizes=(grid_size,), padding_modes=(mode,))
     plan = runner.prepare(EXPERIMENT, config)
     assert [c.name for c in plan.combinations] == [
-        f"k{grid_size}-{mode}-{n}-location" for n in ("classifier", "permutenet")
+        f"k{grid_size}-{mode}-{n}-location-seed0" for n in ("classifier", "permutenet")
     ]
 
 
@@ -387,11 +392,11 @@ def test_border_rows_pass_the_preflight(tmp_path):
     config = smoke(tmp_path / "run", grid_sizes=(3,), networks=("gapnet",), border_grid_size=4)
     plan = runner.prepare(EXPERIMENT, config)
     assert [c.name for c in plan.combinations] == [
-        "k3-zero-gapnet-location",
-        "k4-zero-gapnet-location",
-        "k4-circular-gapnet-location",
-        "k4-circular-blur-gapnet-location",
-        "k4-circular-aps-gapnet-location",
+        "k3-zero-gapnet-location-seed0",
+        "k4-zero-gapnet-location-seed0",
+        "k4-circular-gapnet-location-seed0",
+        "k4-circular-blur-gapnet-location-seed0",
+        "k4-circular-aps-gapnet-location-seed0",
     ]
     assert not (tmp_path / "run").exists()
     assert not (tmp_path / "run").exists()

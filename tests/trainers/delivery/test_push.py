@@ -27,7 +27,7 @@ from trainers.delivery import cli, push, store, validate
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CELL, K = 8, 2  # digits are 8 x 8: 2 x 2 canvases of 16 x 16 pixels
 EVAL = dict(eval_data="digits", grid_size=K, task="location", eval_examples=5)
-COMBINATION = "k2-zero-gapnet-location"
+COMBINATION = "k2-zero-gapnet-location-seed0"  # a channel-wise run's per-seed name
 
 
 def cell_detector(sign):

@@ -147,9 +147,9 @@ def test_two_workers_run_the_channelwise_smoke_preset_and_only_the_chief_writes(
         ), output
     assert "[worker 0] done in" in output and "[worker 1] done in" in output
     assert "[worker 1] done in" in output and "the chief wrote the results" in output
-    assert "[worker 1]    k2-zero-gapnet-location:" not in output  # no result line there
+    assert "[worker 1]    k2-zero-gapnet-location-seed0:" not in output  # no result line there
     assert "[worker 0] | zero |" in output  # the chief prints results.md
-    name = "k2-zero-gapnet-location"
+    name = "k2-zero-gapnet-location-seed0"
     summary = json.load(open(out / "results.json"))
     assert summary["distribution"] == {
         "strategy": "CollectiveAllReduceStrategy", "replicas_in_sync": 2, "workers": 2,

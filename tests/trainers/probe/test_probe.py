@@ -61,11 +61,9 @@ def test_a_model_and_its_conversion_on_the_framework(tmp_path, capsys):
         assert (out / name).exists(), name
     results = json.loads((out / "results.json").read_text())
     assert results["experiment"] == "probe" and results["config"]["model"] == model
-    original, converted = results["results"]
-    assert [original["combination"], converted["combination"]] == [
-        "original-seed0",
-        "circular-aps-seed0",
-    ]
+    original, converted = results["results"]  # one record per model over its seeds
+    assert [original["combination"], converted["combination"]] == ["original", "circular-aps"]
+    assert [r["combination"] for r in converted["seeds"]] == ["circular-aps-seed0"]
     assert original["conversion"] == [] and converted["conversion"]
     assert original["epochs_trained"] == 1 and original["steps"] == 2
     for record in results["results"]:
@@ -143,11 +141,15 @@ def test_seeds_are_combinations_and_the_report_averages_them(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["--model", tiny_model(tmp_path), *FAST, "--pretrain-steps", "0"]
     assert main([*argv, "--seeds", "1", "2", "--readouts", "classifier", "--out", str(out)]) == 0
-    records = json.loads((out / "results.json").read_text())["results"]
+    (row,) = json.loads((out / "results.json").read_text())["results"]
+    records = row["seeds"]
+    assert row["combination"] == "original"
     assert [r["combination"] for r in records] == ["original-seed1", "original-seed2"]
     values = [r["classifier_location"] for r in records]
     mean = sum(values) / 2
     std = math.sqrt(sum((v - mean) ** 2 for v in values))  # n - 1 = 1
+    assert row["classifier_location"] == pytest.approx(mean)
+    assert row["classifier_location_std"] == pytest.approx(std)
     assert f"| original | classifier | {mean:.1f} ± {std:.1f} |" in (out / "results.md").read_text()
 
 
