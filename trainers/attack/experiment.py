@@ -46,7 +46,16 @@ directory; the rest is trained.
 
 import dataclasses
 
-from trainers.attack.config import LOCATION_NETWORKS, PRESETS, AttackConfig, Combination
+import keras
+
+from tfposenc.data import info
+from tfposenc.models import Classifier, GAPNet, Segmenter, build_backbone
+from trainers.attack import data, measure
+from trainers.attack.claims import claims
+from trainers.attack.config import LOCATION_NETWORKS, SPEC, Combination
+from trainers.attack.data import saved_model_path, segmentation_classes
+from trainers.attack.measure import architecture_artifacts
+from trainers.attack.report import report, sweep_series
 from trainers.framework.experiment import (
     Budget,
     Data,
@@ -57,23 +66,13 @@ from trainers.framework.experiment import (
 )
 
 
-class Attack(Experiment):
-    name = "attack"
-    config_class = AttackConfig
-    presets = PRESETS
-    description = __doc__.splitlines()[0]
-    prog = "python -m trainers.attack"
-
+class Attack(Experiment, spec=SPEC):
     def combinations(self, config):
-        from trainers.attack import data
-
         if config.models is not None:
             data.check_channelwise_run(config)
         return [Combination(m, t) for m in config.padding_modes for t in config.tasks]
 
     def input_shape(self, config, combination):
-        from tfposenc.data import info
-
         if combination.task in LOCATION_NETWORKS:
             meta = info(config.location_dataset)
             size = (config.location_cell_size or meta.image_size[0]) * config.location_grid_size
@@ -83,10 +82,6 @@ class Attack(Experiment):
         return (config.cell_size * config.grid_size,) * 2 + (3,)
 
     def build_model(self, config, combination):
-        from tfposenc.data import info
-        from tfposenc.models import Classifier, GAPNet, Segmenter, build_backbone
-        from trainers.attack import data
-
         options = dict(
             stem=config.stem,
             width=config.width,
@@ -104,8 +99,6 @@ class Attack(Experiment):
         return Segmenter(backbone, classes, config.head_channels, mean=mean, std=std)
 
     def data(self, config, combination):
-        from trainers.attack import data
-
         make = data.segmentation_data if combination.task == "segmentation" else data.location_data
         train, test, ranking, samples = make(config)
         return Data(train, None, test, extra={"ranking": ranking, "samples": samples})
@@ -113,8 +106,6 @@ class Attack(Experiment):
     def evaluation_data(self, config, combination):
         """The test set of `data` (`(images, labels)`; label maps for segmentation,
         Cityscapes' ignored label not scored)."""
-        from trainers.attack import data
-
         ignore = None
         if combination.task not in LOCATION_NETWORKS:
             ignore = data.segmentation_classes(config)[1]
@@ -122,13 +113,9 @@ class Attack(Experiment):
 
     def load_path(self, config, combination):
         """`--models`: the `.keras` file of the combination's model, evaluated as it is."""
-        from trainers.attack import data
-
         return data.saved_model_path(config, combination)
 
     def budget(self, config, combination):
-        from tfposenc.data import info
-
         if combination.task in LOCATION_NETWORKS:
             examples = config.location_train_examples
             examples = examples or info(config.location_dataset).splits["train"]
@@ -138,17 +125,11 @@ class Attack(Experiment):
         return Budget(epochs, steps_for(examples, config.batch_size))
 
     def optimizer(self, config, combination, budget):
-        import keras
-
         if combination.task in LOCATION_NETWORKS:
             return super().optimizer(config, combination, budget)
         return keras.optimizers.Adam(config.segmentation_learning_rate, beta_1=0.9)
 
     def loss(self, config, combination):
-        import keras
-
-        from trainers.attack.data import segmentation_classes
-
         if combination.task in LOCATION_NETWORKS:
             return super().loss(config, combination)
         return keras.losses.SparseCategoricalCrossentropy(
@@ -157,8 +138,6 @@ class Attack(Experiment):
 
     def metrics(self, config, combination):
         """Location: accuracy; segmentation: `pixel_accuracy` (not the mIoU it is judged by)."""
-        import keras
-
         if combination.task in LOCATION_NETWORKS:
             return super().metrics(config, combination)
         return [keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy")]
@@ -171,9 +150,6 @@ class Attack(Experiment):
         }
 
     def evaluate(self, config, combination, model, data):
-        from trainers.attack import measure
-        from trainers.attack.data import saved_model_path
-
         yield "source", saved_model_path(config, combination) or "trained"
         yield from measure.attack(
             config, combination, model, data, self.input_shape(config, combination)
@@ -185,10 +161,6 @@ class Attack(Experiment):
         `architecture_artifacts` (untrained backbones, all four padding modes, computed
         once here), `flip_magnitude_spearman` per model and `claims`
         (`trainers.attack.claims`)."""
-        from trainers.attack.claims import claims
-        from trainers.attack.measure import architecture_artifacts
-        from trainers.attack.report import report
-
         untrained = architecture_artifacts(config, self.input_shape)
         extra = {
             "sweep": [x for r in records for x in r["sweep"]],
@@ -206,8 +178,6 @@ class Attack(Experiment):
         """Per combination, the sweep against the percentage of channels removed:
         `sweep/<selection>/<region>` (%; ranked, random, magnitude, ...) and
         `sweep/random_sd/<region>`."""
-        from trainers.attack.report import sweep_series
-
         return {r["combination"]: sweep_series(r["sweep"]) for r in records}
 
 

@@ -5,6 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from trainers.channelwise.curves import flatness
+from trainers.channelwise.evaluation import validation_accuracy
 from trainers.framework import evaluators, reports
 
 
@@ -72,8 +74,6 @@ class PermutedValidation(keras.callbacks.Callback):
         self.seed = seed
 
     def on_epoch_end(self, epoch, logs=None):
-        from trainers.channelwise.evaluation import validation_accuracy
-
         accuracy, spread = validation_accuracy(
             self.model, self.validation, self.network, self.permutations, self.seed
         )
@@ -100,8 +100,6 @@ class StopWhenFlat(keras.callbacks.Callback):
         self.points = []
 
     def on_epoch_end(self, epoch, logs=None):
-        from trainers.channelwise.curves import flatness
-
         if not logs or "val_permuted_accuracy" not in logs:
             return
         self.points.append(((epoch + 1) * int(self.params.get("steps") or 1),

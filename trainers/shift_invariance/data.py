@@ -17,7 +17,9 @@ Two kinds of data (`training_shift`):
 import hashlib
 
 import numpy as np
+import tensorflow as tf
 
+from tfposenc.data import centre_crop, load, on_black_canvas, training_crop
 from trainers.framework.experiment import Data
 
 CROP_MODE_DATASETS = ("textured_glyphs",)
@@ -71,10 +73,6 @@ def pipelines(config, combination, model=None):
     (the test set itself; for crop-mode data the full 48-px images, the test set being
     their centred `image_size` windows).
     """
-    import tensorflow as tf
-
-    from tfposenc.data import centre_crop, load, on_black_canvas, training_crop
-
     size, seed = config.image_size, combination.seed
     max_shift, shift_mode, crop_size = training_shift(config, combination.dataset)
     windows = crop_mode(combination.dataset)
