@@ -5,13 +5,21 @@ knob, presets, combinations), `data` (segmentation and grid canvases, Cityscapes
 `measure` (ranking, sweep, artifacts, figures of one model) and `report`.
 """
 
-from trainers.attack.experiment import EXPERIMENT
+from trainers.attack.config import SPEC
 from trainers.framework import cli
 
 
 def main(argv=None):
     """`python -m trainers.attack` and the `tfposenc-attack` console script."""
-    return cli.main(EXPERIMENT, argv)
+    return cli.main(SPEC, argv)
 
 
-__all__ = ["EXPERIMENT", "main"]
+def __getattr__(name):
+    """`EXPERIMENT`, the experiment's hooks, imported on first use: they import
+    TensorFlow, and the command line parses its flags (`SPEC`) without it."""
+    if name == "EXPERIMENT":
+        return SPEC.load()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["EXPERIMENT", "SPEC", "main"]

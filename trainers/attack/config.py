@@ -5,6 +5,7 @@ import os
 
 from tfposenc.vocabulary import BACKBONES, DATASETS, PADDING_MODES, RANKING_METHODS, STEMS
 from trainers.framework.config import TrainConfig, option, seeded_name
+from trainers.framework.registry import Spec
 
 # `location`: a pooled dense read-out (`Classifier`), which can only locate through the
 # channels; `location_gapnet`: the paper's GAPNet, whose 3x3 head on a small final map
@@ -169,3 +170,16 @@ class Combination:
 
 
 __all__ = ["FRACTIONS", "LOCATION_NETWORKS", "PRESETS", "TASKS", "AttackConfig", "Combination"]
+
+# What the command line needs (`trainers.framework.cli.main` parses with it, then imports
+# the experiment): importing this module does not import TensorFlow.
+SPEC = Spec(
+    name="attack",
+    config_class=AttackConfig,
+    presets=PRESETS,
+    description=(
+        "The position attack: rank the position-encoding channels, remove them, measure by region."
+    ),
+    prog="python -m trainers.attack",
+    experiment="trainers.attack.experiment:EXPERIMENT",
+)

@@ -41,7 +41,7 @@ def load_cityscapes(split, data_dir=None, image_size=(512, 1024)):
     """Cityscapes fine annotations as `(float32 image [h, w, 3] 0..255, int64 train ids)`,
     resized to `image_size` (bilinear / nearest); raises `DatasetNotFoundError` with the
     manual-download instructions when tensorflow-datasets has not prepared it."""
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # noqa: PLC0415 (seconds to import; only Cityscapes)
 
     data_dir = os.path.expanduser(
         data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")

@@ -50,7 +50,17 @@ records under `seeds`.
 
 import dataclasses
 
-from trainers.attack.config import LOCATION_NETWORKS, PRESETS, AttackConfig, Combination
+import keras
+
+from tfposenc.analysis.regions import COLUMN_REGIONS, GRID_REGIONS
+from tfposenc.data import info
+from tfposenc.models import Classifier, GAPNet, Segmenter, build_backbone
+from trainers.attack import data, measure
+from trainers.attack.claims import claims
+from trainers.attack.config import LOCATION_NETWORKS, SPEC, Combination
+from trainers.attack.data import saved_model_path, segmentation_classes
+from trainers.attack.measure import architecture_artifacts
+from trainers.attack.report import report, sweep_series
 from trainers.framework.experiment import (
     Budget,
     Data,
@@ -62,16 +72,8 @@ from trainers.framework.experiment import (
 from trainers.framework.seeds import aggregate as aggregate_seeds
 
 
-class Attack(Experiment):
-    name = "attack"
-    config_class = AttackConfig
-    presets = PRESETS
-    description = __doc__.splitlines()[0]
-    prog = "python -m trainers.attack"
-
+class Attack(Experiment, spec=SPEC):
     def combinations(self, config):
-        from trainers.attack import data
-
         if config.models is not None:
             data.check_channelwise_run(config)
         return [
@@ -82,8 +84,6 @@ class Attack(Experiment):
         ]
 
     def input_shape(self, config, combination):
-        from tfposenc.data import info
-
         if combination.task in LOCATION_NETWORKS:
             meta = info(config.location_dataset)
             size = (config.location_cell_size or meta.image_size[0]) * config.location_grid_size
@@ -93,10 +93,6 @@ class Attack(Experiment):
         return (config.cell_size * config.grid_size,) * 2 + (3,)
 
     def build_model(self, config, combination):
-        from tfposenc.data import info
-        from tfposenc.models import Classifier, GAPNet, Segmenter, build_backbone
-        from trainers.attack import data
-
         options = dict(
             stem=config.stem,
             width=config.width,
@@ -114,8 +110,6 @@ class Attack(Experiment):
         return Segmenter(backbone, classes, config.head_channels, mean=mean, std=std)
 
     def data(self, config, combination):
-        from trainers.attack import data
-
         make = data.segmentation_data if combination.task == "segmentation" else data.location_data
         train, test, ranking, samples = make(config, self.seed(config, combination))
         return Data(train, None, test, extra={"ranking": ranking, "samples": samples})
@@ -123,8 +117,6 @@ class Attack(Experiment):
     def evaluation_data(self, config, combination):
         """The test set of `data` (`(images, labels)`; label maps for segmentation,
         Cityscapes' ignored label not scored)."""
-        from trainers.attack import data
-
         ignore = None
         if combination.task not in LOCATION_NETWORKS:
             ignore = data.segmentation_classes(config)[1]
@@ -132,13 +124,9 @@ class Attack(Experiment):
 
     def load_path(self, config, combination):
         """`--models`: the `.keras` file of the combination's model, evaluated as it is."""
-        from trainers.attack import data
-
         return data.saved_model_path(config, combination)
 
     def budget(self, config, combination):
-        from tfposenc.data import info
-
         if combination.task in LOCATION_NETWORKS:
             examples = config.location_train_examples
             examples = examples or info(config.location_dataset).splits["train"]
@@ -148,17 +136,11 @@ class Attack(Experiment):
         return Budget(epochs, steps_for(examples, config.batch_size))
 
     def optimizer(self, config, combination, budget):
-        import keras
-
         if combination.task in LOCATION_NETWORKS:
             return super().optimizer(config, combination, budget)
         return keras.optimizers.Adam(config.segmentation_learning_rate, beta_1=0.9)
 
     def loss(self, config, combination):
-        import keras
-
-        from trainers.attack.data import segmentation_classes
-
         if combination.task in LOCATION_NETWORKS:
             return super().loss(config, combination)
         return keras.losses.SparseCategoricalCrossentropy(
@@ -167,8 +149,6 @@ class Attack(Experiment):
 
     def metrics(self, config, combination):
         """Location: accuracy; segmentation: `pixel_accuracy` (not the mIoU it is judged by)."""
-        import keras
-
         if combination.task in LOCATION_NETWORKS:
             return super().metrics(config, combination)
         return [keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy")]
@@ -181,9 +161,6 @@ class Attack(Experiment):
         }
 
     def evaluate(self, config, combination, model, data):
-        from trainers.attack import measure
-        from trainers.attack.data import saved_model_path
-
         yield "source", saved_model_path(config, combination) or "trained"
         yield from measure.attack(
             config, combination, model, data, self.input_shape(config, combination)
@@ -194,8 +171,6 @@ class Attack(Experiment):
         lowest seed's values (its `sweep`, `artifacts` and `ranking`, which the claims and
         the report read), the mean and `_std` of the unablated metric per region, `chance`
         and `flip_magnitude_spearman`, and the per-seed records under `seeds`."""
-        from tfposenc.analysis.regions import COLUMN_REGIONS, GRID_REGIONS
-
         regions = dict.fromkeys((*GRID_REGIONS, *COLUMN_REGIONS))
         averaged = [f"{m}_{r}" for m in ("accuracy", "miou") for r in regions]
         return aggregate_seeds(records, (*averaged, "chance", "flip_magnitude_spearman"))
@@ -206,10 +181,6 @@ class Attack(Experiment):
         `architecture_artifacts` (untrained backbones, all four padding modes, computed
         once here), `flip_magnitude_spearman` per model and `claims`
         (`trainers.attack.claims`)."""
-        from trainers.attack.claims import claims
-        from trainers.attack.measure import architecture_artifacts
-        from trainers.attack.report import report
-
         untrained = architecture_artifacts(config, self.input_shape)
         extra = {
             "sweep": [x for r in records for x in r["sweep"]],
@@ -227,8 +198,6 @@ class Attack(Experiment):
         """Per combination, the sweep against the percentage of channels removed:
         `sweep/<selection>/<region>` (%; ranked, random, magnitude, ...) and
         `sweep/random_sd/<region>`."""
-        from trainers.attack.report import sweep_series
-
         return {r["combination"]: sweep_series(r["sweep"]) for row in records for r in row["seeds"]}
 
 

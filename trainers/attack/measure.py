@@ -6,10 +6,18 @@ and TensorBoard).
 `trainers.attack.report` renders the tables and sweep curves from the records alone.
 """
 
+import keras
 import numpy as np
 
+from tfposenc import analysis
+from tfposenc.analysis._batches import iterate_batches, logits
+from tfposenc.analysis.ablation_sweep import count_for, random_draws_for
 from tfposenc.metrics.accuracy import top1_hits
 from tfposenc.metrics.traced import traced
+from tfposenc.models import build_backbone
+from tfposenc.vocabulary import PADDING_MODES
+from trainers.attack.config import Combination
+from trainers.attack.data import segmentation_classes
 from trainers.framework import reports
 
 PERCENT = 100.0
@@ -17,9 +25,6 @@ PERCENT = 100.0
 
 def evaluator(config, combination):
     """The region evaluator of `combination`'s task and its chance level (0..1)."""
-    from tfposenc import analysis
-    from trainers.attack.data import segmentation_classes
-
     if combination.task != "segmentation":
         k = config.location_grid_size
         return analysis.GridRegionAccuracy(k), 1.0 / k**2
@@ -34,8 +39,6 @@ def attack(config, combination, model, data, input_shape):
     channels of every ranking; the signed left / right flip rankings for segmentation),
     `flip_magnitude_spearman`, `sweep` records, `artifacts` per stage, and the figure
     files written."""
-    from tfposenc import analysis
-
     padding, task = combination.padding_mode, combination.task
     evaluate, chance = evaluator(config, combination)
     fast = traced(model)
@@ -121,8 +124,6 @@ def canvas_hits(model, dataset, channels):
     """Per-canvas hits `(images, cells)` (0/1) of a location model with `channels`
     removed: column `c` holds the test canvases of cell `c` in the dataset's order (each
     test image is placed once in every cell). The model's previous ablation is restored."""
-    from tfposenc.analysis._batches import iterate_batches, logits
-
     previous = list(model.ablated_channels)
     cells, correct = [], []
     try:
@@ -144,13 +145,6 @@ def architecture_artifacts(config, input_shape):
     both tasks in every padding mode: what the padding alone does to a constant input and
     to random ones. `input_shape(config, combination)` is the experiment's (its
     `summarize` computes this once per run, for the report and `results.json`)."""
-    import keras
-
-    from tfposenc import analysis
-    from tfposenc.models import build_backbone
-    from tfposenc.vocabulary import PADDING_MODES
-    from trainers.attack.config import Combination
-
     rows = []
     for task in ("segmentation", "location"):
         shape = input_shape(config, Combination("zero", task))
@@ -173,8 +167,6 @@ def qualitative_figure(config, model, images, labels, order, seed=0):
     """The poster's Figure 5: canvas, ground truth, prediction after random removal (a
     draw of `seed`, the combination's) and after ranked removal of
     `config.figure_fraction` of the channels (one row each)."""
-    from tfposenc.analysis.ablation_sweep import count_for, random_draws_for
-
     count = count_for(config.figure_fraction, len(order))
     random_set = random_draws_for(len(order), count, 1, seed)[0]
     predictions = {}
@@ -185,7 +177,6 @@ def qualitative_figure(config, model, images, labels, order, seed=0):
             predictions[name] = np.asarray(model(images, training=False)).argmax(-1)
     finally:
         model.ablate(previous)
-    from trainers.attack.data import segmentation_classes
 
     classes, ignore = segmentation_classes(config)
     labels = np.ma.masked_equal(labels, -1 if ignore is None else ignore)

@@ -7,13 +7,21 @@ under many permutations), `results` (seeds aggregated, the poster's numbers), `c
 and `summaries` (TensorBoard images, the per-epoch permuted accuracy).
 """
 
-from trainers.channelwise.experiment import EXPERIMENT
+from trainers.channelwise.config import SPEC
 from trainers.framework import cli
 
 
 def main(argv=None):
     """`python -m trainers.channelwise` and the `tfposenc-channelwise` console script."""
-    return cli.main(EXPERIMENT, argv)
+    return cli.main(SPEC, argv)
 
 
-__all__ = ["EXPERIMENT", "main"]
+def __getattr__(name):
+    """`EXPERIMENT`, the experiment's hooks, imported on first use: they import
+    TensorFlow, and the command line parses its flags (`SPEC`) without it."""
+    if name == "EXPERIMENT":
+        return SPEC.load()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["EXPERIMENT", "SPEC", "main"]

@@ -44,6 +44,7 @@ from tfposenc.vocabulary import (
     TARGETS,
 )
 from trainers.framework.config import TrainConfig, option, seeded_name
+from trainers.framework.registry import Spec
 
 NETWORKS = ("gapnet", "gapnet1x1", "classifier", "permutenet", "sortnet", "sumnet")
 # Networks whose read-out cannot see the channel order (their own budget with `order_free_*`).
@@ -238,3 +239,16 @@ __all__ = [
     "ChannelwiseConfig",
     "Combination",
 ]
+
+# What the command line needs (`trainers.framework.cli.main` parses with it, then imports
+# the experiment): importing this module does not import TensorFlow.
+SPEC = Spec(
+    name="channelwise",
+    config_class=ChannelwiseConfig,
+    presets=PRESETS,
+    description=(
+        "The channel-wise experiment, the paper's Table 1: is position encoded channel-wise?"
+    ),
+    prog="python -m trainers.channelwise",
+    experiment="trainers.channelwise.experiment:EXPERIMENT",
+)

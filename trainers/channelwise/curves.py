@@ -14,6 +14,7 @@ import os
 import statistics
 
 import numpy as np
+from scipy import stats
 
 from trainers.framework import reports
 
@@ -68,8 +69,6 @@ def flatness(steps, values, window=0.4, tolerance=1.0, level=0.95):
     `flat` is False and `slope` None.
 
     Returns `{"flat", "slope", "low", "high", "points"}`."""
-    from scipy import stats
-
     steps, values = np.asarray(steps, "float64"), np.asarray(values, "float64")
     if steps.shape != values.shape or steps.ndim != 1 or np.any(steps <= 0):
         raise ValueError(f"`steps` must be positive, one per value. Received: {steps!r}")

@@ -1,6 +1,9 @@
 """The channel-wise experiment's TensorFlow side: the grid pipelines (scoring is in
 `trainers.channelwise.evaluation`)."""
 
+import tensorflow as tf
+
+from tfposenc.data import info, load, make_grid
 from trainers.framework.experiment import Data
 from trainers.framework.test_sets import grid_test_set
 
@@ -9,8 +12,6 @@ def sources(config):
     """`(train, validation, test)` image datasets: the validation images are the first
     `config.validation_examples` of the train split, held out of training; the test
     images the first `config.test_examples` of the test split (all when None)."""
-    from tfposenc.data import load
-
     full = load(config.dataset, "train", config.data_dir)
     held_out = full.take(config.validation_examples).cache()
     train = full.skip(config.validation_examples).cache()
@@ -26,10 +27,6 @@ def canvases(config, combination):
     (k^2 passes with fresh placements, or every cell), in pixels with mean-colour empty
     cells.
     Class-task test batches also carry each canvas's cell: `(canvas, class, cell)`."""
-    import tensorflow as tf
-
-    from tfposenc.data import info, make_grid
-
     meta, k, seed = info(config.dataset), combination.grid_size, combination.seed
     grid = dict(grid_size=k, cell_size=config.cell_size, mean=meta.mean)
     task = dict(grid, target=combination.task)

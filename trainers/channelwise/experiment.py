@@ -41,24 +41,27 @@ A run killed at any point resumes when started again with the same command and `
 import dataclasses
 import os
 
+import keras
+
+from tfposenc.data import info
+from tfposenc.models import Classifier, GAPNet, PermuteNet, SortNet, SumNet, build_backbone
+from trainers.channelwise.claims import check
 from trainers.channelwise.config import (
     BORDER_ROWS,
     ORDER_FREE,
-    PRESETS,
     READOUT,
-    ChannelwiseConfig,
+    SPEC,
     Combination,
 )
+from trainers.channelwise.data import canvases
+from trainers.channelwise.evaluation import score
+from trainers.channelwise.report import report
+from trainers.channelwise.results import aggregate
+from trainers.channelwise.summaries import GridSummaries, PermutedValidation, StopWhenFlat
 from trainers.framework.experiment import Budget, Experiment, Summary, steps_for
 
 
-class Channelwise(Experiment):
-    name = "channelwise"
-    config_class = ChannelwiseConfig
-    presets = PRESETS
-    description = __doc__.splitlines()[0]
-    prog = "python -m trainers.channelwise"
-
+class Channelwise(Experiment, spec=SPEC):
     def combinations(self, config):
         table = [
             Combination(k, mode, network, task, seed=seed)
@@ -78,29 +81,15 @@ class Channelwise(Experiment):
         return table + [c for c in border if c not in table]
 
     def input_shape(self, config, combination):
-        from tfposenc.data import info
-
         size = (config.cell_size or info(config.dataset).image_size[0]) * combination.grid_size
         return (size, size, 3)
 
     def num_outputs(self, config, combination):
-        from tfposenc.data import info
-
         if combination.task == "location":
             return combination.grid_size**2
         return info(config.dataset).num_classes
 
     def build_model(self, config, combination):
-        from tfposenc.data import info
-        from tfposenc.models import (
-            Classifier,
-            GAPNet,
-            PermuteNet,
-            SortNet,
-            SumNet,
-            build_backbone,
-        )
-
         options = dict(
             padding_mode=combination.padding_mode,
             downsampling=combination.downsampling,
@@ -132,8 +121,6 @@ class Channelwise(Experiment):
     def budget(self, config, combination):
         """`epochs` for every network (matched; `order_free_epochs` when set), one pass
         over `train_examples` canvases per epoch."""
-        from tfposenc.data import info
-
         epochs = config.epochs
         if combination.network in ORDER_FREE and config.order_free_epochs is not None:
             epochs = config.order_free_epochs
@@ -141,8 +128,6 @@ class Channelwise(Experiment):
         return Budget(epochs, steps_for(examples, config.batch_size))
 
     def optimizer(self, config, combination, budget):
-        import keras
-
         rate, beta = config.learning_rate, config.beta_1
         if combination.network in ORDER_FREE:
             if config.order_free_learning_rate is not None:
@@ -152,8 +137,6 @@ class Channelwise(Experiment):
         return keras.optimizers.Adam(rate, beta_1=beta, beta_2=config.beta_2)
 
     def data(self, config, combination):
-        from trainers.channelwise.data import canvases
-
         return canvases(config, combination)
 
     def test_element(self, config, combination):
@@ -172,12 +155,6 @@ class Channelwise(Experiment):
         }
 
     def callbacks(self, config, combination, data, log_dir):
-        from trainers.channelwise.summaries import (
-            GridSummaries,
-            PermutedValidation,
-            StopWhenFlat,
-        )
-
         # Per-epoch heat maps cost a validation pass each; the order-free networks train
         # many epochs, so theirs is only the final one (`heatmaps/` in the report).
         heatmap = combination.task == "location" and combination.network not in ORDER_FREE
@@ -200,8 +177,6 @@ class Channelwise(Experiment):
     def evaluate(self, config, combination, model, data):
         """Test accuracy over k^2 placement passes; PermuteNet under `permutations`
         distinct permutations of the pooled channels (`trainers.channelwise.evaluation`)."""
-        from trainers.channelwise.evaluation import score
-
         k = combination.grid_size
         if config.verbose != "0":
             print(f"   {combination.name}: test ({k * k} passes)", flush=True)
@@ -213,17 +188,12 @@ class Channelwise(Experiment):
 
     def aggregate(self, config, records):
         """One record per combination over its seeds (`trainers.channelwise.results`)."""
-        from trainers.channelwise.results import aggregate
-
         return aggregate(records)
 
     def summarize(self, config, records, run_dir):
         """`results.md`'s section and figures (`trainers.channelwise.report`) and
         `claims` in `results.json`: each `{"claim", "verdict", "evidence"}`
         (`trainers.channelwise.claims`), checked once for both."""
-        from trainers.channelwise.claims import check
-        from trainers.channelwise.report import report
-
         claims = check(records, config.matched)
         return Summary(report(config, records, run_dir, claims), {"claims": claims})
 

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from trainers.channelwise.curves import flatness
+from trainers.channelwise.evaluation import validation_accuracy
 from trainers.framework import evaluators, reports
 
 
@@ -75,8 +77,6 @@ class PermutedValidation(keras.callbacks.Callback):
         self.seed = seed
 
     def on_epoch_end(self, epoch, logs=None):
-        from trainers.channelwise.evaluation import validation_accuracy
-
         accuracy, spread = validation_accuracy(
             self.model, self.validation, self.network, self.permutations, self.seed
         )
@@ -130,8 +130,6 @@ class StopWhenFlat(keras.callbacks.Callback):
                 for epoch, r in sorted(last.items())]  # fmt: skip
 
     def on_epoch_end(self, epoch, logs=None):
-        from trainers.channelwise.curves import flatness
-
         if not self._read:
             self._read = True
             self.points = self.earlier(epoch) + self.points

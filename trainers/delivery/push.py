@@ -40,7 +40,7 @@ import os
 import shutil
 import uuid
 
-from tfposenc.export import next_version
+from tfposenc.export import next_version, write_warmup_requests
 from tfposenc.vocabulary import TARGETS
 from trainers.delivery.evaluate import METRICS, evaluate, grid_test_set, run_test_data
 from trainers.delivery.evaluate import checks as threshold_checks
@@ -223,8 +223,6 @@ def push(
             copy_export(export_dir, staging, max_export_bytes)
             added_warmup = not os.path.exists(os.path.join(staging, WARMUP_FILE))
             if added_warmup:
-                from tfposenc.export import write_warmup_requests
-
                 write_warmup_requests(staging)
                 say("   the export has no warm-up records: writing them into the copy")
             say(f"infra validation of {export_dir} (separate process)")

@@ -8,14 +8,14 @@ gone, a dtype or a shape changed (with the image size in words for image inputs)
 The push refuses a candidate with differences unless told `allow_signature_change`.
 """
 
+from tensorflow.python.framework import dtypes
+
 from tfposenc.export import signature_defs
 
 INTERNAL = ("__saved_model_init_op",)
 
 
 def _tensor(info):
-    from tensorflow.python.framework import dtypes
-
     shape = None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim]
     return dtypes.as_dtype(info.dtype).name, shape
 

@@ -15,7 +15,15 @@ import shutil
 import stat
 import uuid
 
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import fingerprint_pb2
+
 from tfposenc.export import versions
+
+try:  # TensorFlow's private API: checked only where this TensorFlow has it
+    from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+except ImportError:
+    fingerprinting = None
 
 LINEAGE_FILE = os.path.join("assets.extra", "tfposenc_lineage.json")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -119,17 +127,12 @@ def _fingerprint_problem(export_dir):
     path = os.path.join(export_dir, "fingerprint.pb")
     if not os.path.isfile(path) or os.path.islink(path):
         return None
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import fingerprint_pb2
-
     try:
         with open(path, "rb") as f:
             stored = fingerprint_pb2.FingerprintDef.FromString(f.read())
     except DecodeError:
         return "fingerprint.pb is not a FingerprintDef (corrupt)"
-    try:
-        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
-    except ImportError:
+    if fingerprinting is None:
         return None
     try:
         actual = fingerprint_pb2.FingerprintDef.FromString(

@@ -8,12 +8,25 @@ shaped as the signature says, and times load, warm-up and canaries; `infra_check
 turns that report into the push's `infra` check.
 """
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tfposenc.export import example_input, signature_defs
+
+try:  # the server's own loader
+    from serving.servable import Servable
+except ImportError:
+    Servable = None
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 CANARY_BATCH = 2
@@ -34,10 +47,6 @@ def infra_check(path):
     `warmup_records`, `warmup_seconds` and per signature the canary's `latency_ms`
     (median of `CANARY_REPEATS` calls of batch `CANARY_BATCH`).
     """
-    import numpy as np
-
-    from tfposenc.export import example_input, signature_defs
-
     report = {"path": path, "failures": []}
     failures = report["failures"]
     try:
@@ -78,9 +87,6 @@ def infra_check(path):
 
 
 def _output_failures(name, definition, outputs):
-    import numpy as np
-    import tensorflow as tf
-
     failures = []
     if set(outputs) != set(definition.outputs):
         failures.append(
@@ -111,17 +117,11 @@ class _Loaded:
 
     def __init__(self, path):
         self.path = path
-        try:  # the server's own loader
-            from serving.servable import Servable
-        except ImportError:
-            Servable = None
         if Servable is not None:
             self.servable = Servable(0, path, warmup=False)
             self.signatures = self.servable.signatures
             self.loader = "serving.servable.Servable"
         else:
-            import tensorflow as tf
-
             self.servable = None
             self.module = tf.saved_model.load(path, tags=["serve"])
             self.signatures = dict(self.module.signatures)
@@ -130,9 +130,6 @@ class _Loaded:
     def warm_up(self):
         if self.servable is not None:
             return self.servable.warm_up()
-        import tensorflow as tf
-        from tensorflow_serving.apis import prediction_log_pb2
-
         file, count = os.path.join(self.path, WARMUP_FILE), 0
         if os.path.exists(file):
             for record in tf.data.TFRecordDataset(file):
@@ -147,8 +144,6 @@ class _Loaded:
     def predict(self, name, inputs):
         if self.servable is not None:
             return self.servable.run(name, inputs, batched=False)[1]
-        import tensorflow as tf
-
         outputs = self.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
 
@@ -157,9 +152,6 @@ def _die_with_parent():
     """In the child, before exec: ask Linux to SIGKILL it when its parent dies, so a
     killed push never leaves its validation process running (no-op elsewhere)."""
     try:
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):

@@ -67,29 +67,35 @@ def result_path(out, combination):
     return os.path.join(out, "results", f"{combination.name}.json")
 
 
+def _exporting():
+    """`tfposenc.export`, imported on first use: it imports TensorFlow, and this module
+    does not (the configs and the command line write and read JSON with it)."""
+    from tfposenc import export as library  # noqa: PLC0415 (TensorFlow; see above)
+
+    return library
+
+
 def exported(base):
     """True when `base` holds a complete version (a `saved_model.pb` in it)."""
-    from tfposenc.export import versions
-
-    return bool(versions(base))
+    return bool(_exporting().versions(base))
 
 
 def export(model, base, input_shape):
     """Exports `model` to `base/<version>/` unless a complete version exists; first
     removes what a killed export left: hidden staging directories and version
     directories without `saved_model.pb`. Returns `base`."""
-    from tfposenc.export import export_saved_model, is_version_name
-
+    library = _exporting()
     if os.path.isdir(base):
         for entry in os.listdir(base):
             path = os.path.join(base, entry)
             stale = entry.startswith(".") or (
-                is_version_name(entry) and not os.path.isfile(os.path.join(path, "saved_model.pb"))
+                library.is_version_name(entry)
+                and not os.path.isfile(os.path.join(path, "saved_model.pb"))
             )
             if stale:
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     if not exported(base):
-        export_saved_model(model, base, image_shape=tuple(input_shape[:2]))
+        library.export_saved_model(model, base, image_shape=tuple(input_shape[:2]))
     return base
 
 

@@ -15,6 +15,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
 
 
 class NonFiniteLossError(RuntimeError):
@@ -197,8 +198,6 @@ def hparam_value(value):
 
 
 def write_hparams(log_dir, hparams):
-    from tensorboard.plugins.hparams import api as hp
-
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
         # The trial is named after the combination (TensorBoard would show a hash).
@@ -215,8 +214,6 @@ def write_hparams_config(log_dir, hparams, metrics):
     columns and `test/<metric>` for each of `metrics` as its metrics, so the HParams page
     shows every combination's final test values (without a config it would guess the
     metrics from every scalar tag and show the first five)."""
-    from tensorboard.plugins.hparams import api as hp
-
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
         hp.hparams_config(

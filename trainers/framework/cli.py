@@ -1,7 +1,7 @@
 """The command line of every trainer: flags from the config's fields, presets, `main`.
 
-`main(experiment, argv)` parses before importing TensorFlow (so `--help` is instant and
-quiet), silences TensorFlow's C++ start-up chatter unless `TF_CPP_MIN_LOG_LEVEL` is set,
+`main(spec, argv)` parses with the experiment's TensorFlow-free `registry.Spec` (so
+`--help` is instant and quiet), then imports TensorFlow and the experiment, silences TensorFlow's C++ start-up chatter unless `TF_CPP_MIN_LOG_LEVEL` is set,
 and answers a bad flag, an unusable `--out`, a model that cannot be built or a missing
 dataset with one line naming the flag and exit code 2, leaving no run directory behind.
 Each field becomes `--field-name` (plus its `aliases`); its help shows the default once
@@ -16,7 +16,7 @@ import sys
 import time
 
 from serving.one_line_parser import OneLineParser
-from trainers.framework import artifacts
+from trainers.framework import artifacts, registry
 from trainers.framework.config import field_kind, flag
 
 # The one-line-error parser (exit 2, one line naming the flag): one home for every
@@ -107,26 +107,28 @@ def import_tensorflow_quietly():
     the process's stderr (file descriptor 2) is pointed at /dev/null meanwhile; Python
     errors raised by the import still surface, after stderr is restored.
     """
-    if os.environ.get("TFPOSENC_USER_TF_LOG_LEVEL") == "1" or "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        return tf
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
+    quiet = os.environ.get("TFPOSENC_USER_TF_LOG_LEVEL") != "1" and "tensorflow" not in sys.modules
+    if quiet:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
-        import keras  # noqa: F401  (its TensorFlow backend logs on import too)
-        import tensorflow as tf
+    try:
+        # Imported here, not at the top: the command line imports this module and must
+        # not import TensorFlow, and its start-up lines need stderr redirected first.
+        import keras  # noqa: F401, PLC0415 (its TensorFlow backend logs on import too)
+        import tensorflow as tf  # noqa: PLC0415 (after the redirect; see above)
 
-        tf.config.list_physical_devices()
-        if "TF_CONFIG" not in os.environ:
-            # The first op initialises (and probes for) CUDA; under a multi-worker
-            # cluster the collectives must be configured before any op runs.
-            (tf.zeros([1]) + 1).numpy()
+        if quiet:
+            tf.config.list_physical_devices()
+            if "TF_CONFIG" not in os.environ:
+                # The first op initialises (and probes for) CUDA; under a multi-worker
+                # cluster the collectives must be configured before any op runs.
+                (tf.zeros([1]) + 1).numpy()
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        if quiet:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
     return tf
 
 
@@ -142,6 +144,9 @@ class _ExpectedRetracing:
 def main(experiment, argv=None):
     """Parses `argv`, runs (or resumes) `experiment`, prints its results; returns 0.
 
+    `experiment` is a `registry.Spec` (its experiment module is imported once the flags
+    parse, after TensorFlow) or an `Experiment` itself.
+
     Usage errors exit with code 2 before anything is written; a diverged training
     (non-finite loss) returns 1 with one line naming the combination; a `--push-to` push
     that fails returns 1 with one line per failed push, after the results are written.
@@ -154,18 +159,20 @@ def main(experiment, argv=None):
     args = parser.parse_args(argv)
     tf = import_tensorflow_quietly()
     tf.get_logger().addFilter(_ExpectedRetracing())
+    # TensorFlow from here on: imported after parsing and `import_tensorflow_quietly`.
+    from trainers.framework import callbacks, runner  # noqa: PLC0415 (TensorFlow; see above)
+
+    if isinstance(experiment, registry.Spec):
+        experiment = experiment.load()
     try:
         config = from_args(config_class, args, experiment.presets)
-        from trainers.framework import runner  # TensorFlow from here on
-        from trainers.framework.callbacks import NonFiniteLossError
-
         plan = runner.prepare(experiment, config)
     except (ValueError, OSError) as error:
         parser.error(_naming_the_flag(error, config_class))
     start = time.time()
     try:
         runner.execute(plan)
-    except NonFiniteLossError as error:
+    except callbacks.NonFiniteLossError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     if not plan.engine.writes:  # a worker that does not write has no results to show

@@ -104,7 +104,9 @@ class TrainConfig:
 
     def validate(self):
         """Checks every field against its type and metadata; extend for cross-field rules."""
-        from tfposenc.validation import check_choice, check_number, check_positive_int
+        # Imported here: tfposenc.validation imports Keras, and the command line parses
+        # its flags into these configs before TensorFlow is imported.
+        from tfposenc.validation import check_choice, check_number, check_positive_int  # noqa: PLC0415
 
         for field in dataclasses.fields(self):
             name, value = field.name, getattr(self, field.name)

@@ -47,13 +47,19 @@ Required: `combinations` (frozen dataclasses with a unique `name` property, used
 file names), `input_shape` (`(height, width, channels)`, the export's size),
 `build_model` (uncompiled), `data` (a `Data`), `budget` (a `Budget`), `evaluate`
 (yields `(name, value)` pairs of JSON-able values, see `trainers.framework.evaluators`).
-The others have defaults. Importing this module does not import TensorFlow; an
-experiment imports the library inside its hooks, so `--help` stays fast. A package's
-`main(argv)` is `trainers.framework.cli.main(EXPERIMENT, argv)`.
+The others have defaults. What the command line needs is the experiment's `Spec`
+(`trainers.framework.registry`), declared in its TensorFlow-free `config` module and
+given to the class (`class Channelwise(Experiment, spec=SPEC)` sets `name`,
+`config_class`, `presets`, `description` and `prog` from it). A package's `main(argv)` is
+`trainers.framework.cli.main(SPEC, argv)`: it parses the flags, then imports the
+experiment's module (and with it TensorFlow), so `--help` stays fast.
 """
 
 import dataclasses
 import typing
+
+import keras
+import numpy as np
 
 from trainers.framework.config import TrainConfig
 from trainers.framework.seeds import aggregate as aggregate_seeds
@@ -160,6 +166,14 @@ class Experiment:
     # The numeric record fields averaged over seeds by `aggregate` (mean and `_std`).
     averaged = ("accuracy",)
 
+    def __init_subclass__(cls, spec=None, **kwargs):
+        """`spec`: the experiment's `registry.Spec`, whose `name`, `config_class`,
+        `presets`, `description` and `prog` become the class's."""
+        super().__init_subclass__(**kwargs)
+        if spec is not None:
+            cls.name, cls.config_class, cls.presets = spec.name, spec.config_class, spec.presets
+            cls.description, cls.prog = spec.description, spec.prog
+
     # === Required ===
 
     def combinations(self, config):
@@ -202,20 +216,14 @@ class Experiment:
 
     def optimizer(self, config, combination, budget):
         """The combination's optimizer; Adam from the config by default."""
-        import keras
-
         return keras.optimizers.Adam(
             config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2
         )
 
     def loss(self, config, combination):
-        import keras
-
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def metrics(self, config, combination):
-        import keras
-
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def callbacks(self, config, combination, data, log_dir):
@@ -240,8 +248,6 @@ class Experiment:
 
     def check_model(self, config, combination, model):
         """Runs one zero input through `model`; raises ValueError on non-finite output."""
-        import numpy as np
-
         outputs = np.asarray(model(np.zeros((1, *self.input_shape(config, combination)))))
         if not np.all(np.isfinite(outputs)):
             raise ValueError(f"{combination.name}: the untrained model's output is not finite")

@@ -5,8 +5,14 @@ The framework imports no experiment and not `trainers.delivery` (the layering th
 and imported with `importlib` only when a run or a push asks for them. An experiment
 package exposes `EXPERIMENT` (its `trainers.framework.experiment.Experiment`); the push
 after a run (`--push-to`) is `trainers.delivery.run_exports.push_exports`.
+
+An experiment's command line needs only its `Spec` (config class, presets, description,
+usage name and where its `Experiment` lives), declared in its TensorFlow-free `config`
+module: `trainers.framework.cli.main` parses the flags with it, then imports the
+experiment's module once (`Spec.load`), after TensorFlow.
 """
 
+import dataclasses
 import importlib
 
 # name in `config.json` -> the package that holds its `EXPERIMENT`
@@ -18,6 +24,31 @@ EXPERIMENTS = {
 }
 # `--push-to`: `(experiment, config, combinations) -> [push record, ...]`
 PUSH_EXPORTS = "trainers.delivery.run_exports:push_exports"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spec:
+    """What an experiment's command line needs, importable without TensorFlow.
+
+    Attributes:
+        name: str. The experiment's tag in `config.json`, e.g. `"channelwise"`.
+        config_class: its config dataclass (a `trainers.framework.config.TrainConfig`).
+        presets: dict. `{preset name: field overrides}`, `"default"` among them.
+        description: str. The `--help` text's first line.
+        prog: str. The command in usage lines, e.g. `"python -m trainers.channelwise"`.
+        experiment: str. Where the `Experiment` is, `"package.module:NAME"`.
+    """
+
+    name: str
+    config_class: type
+    presets: dict
+    description: str
+    prog: str
+    experiment: str
+
+    def load(self):
+        """The experiment object (importing its module, which imports TensorFlow)."""
+        return resolve(self.experiment)
 
 
 def experiment(name):
@@ -42,4 +73,4 @@ def resolve(target):
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["EXPERIMENTS", "PUSH_EXPORTS", "experiment", "resolve"]
+__all__ = ["EXPERIMENTS", "PUSH_EXPORTS", "Spec", "experiment", "resolve"]

@@ -10,6 +10,9 @@ import math
 import os
 import statistics
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
 
 def markdown_table(header, rows):
     """Markdown lines of a table; cells are formatted with `str`."""
@@ -113,9 +116,6 @@ def with_opening(section, opening):
 
 def new_figure(size):
     """A `Figure` with an Agg canvas attached (no pyplot)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=size)
     FigureCanvasAgg(figure)
     return figure

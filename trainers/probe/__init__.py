@@ -40,10 +40,9 @@ import os
 
 from trainers.framework import cli
 from trainers.framework.config import check_resume
-from trainers.probe.config import PRESETS, Combination, ProbeConfig, combinations
-from trainers.probe.experiment import EXPERIMENT
+from trainers.probe.config import PRESETS, SPEC, Combination, ProbeConfig, combinations
 
-__all__ = ["EXPERIMENT", "PRESETS", "Combination", "ProbeConfig", "main"]
+__all__ = ["EXPERIMENT", "PRESETS", "SPEC", "Combination", "ProbeConfig", "main"]
 
 
 def resume_notice(argv):
@@ -51,7 +50,7 @@ def resume_notice(argv):
     run of this same config (the runner itself says so only for a combination killed
     during its training). None otherwise, and for a command line that does not parse
     (`cli.main` answers that)."""
-    parser = cli.make_parser(ProbeConfig, PRESETS, EXPERIMENT.description, EXPERIMENT.prog)
+    parser = cli.make_parser(ProbeConfig, PRESETS, SPEC.description, SPEC.prog)
     parser.error = parser.exit = _refuse  # silent: `cli.main` parses again and answers
     parser.print_help = lambda file=None: None
     try:
@@ -68,7 +67,7 @@ def resume_notice(argv):
     cli.import_tensorflow_quietly()
     try:
         config = cli.from_args(ProbeConfig, args, PRESETS)
-        check_resume(config, EXPERIMENT.name)
+        check_resume(config, SPEC.name)
     except (ValueError, OSError):
         return None
     done = [c.name for c in combinations(config) if os.path.exists(_result(config, c))]
@@ -91,4 +90,12 @@ def main(argv=None):
     notice = resume_notice(argv)
     if notice:
         print(notice, flush=True)
-    return cli.main(EXPERIMENT, argv)
+    return cli.main(SPEC, argv)
+
+
+def __getattr__(name):
+    """`EXPERIMENT`, the probe's hooks, imported on first use: they import TensorFlow,
+    and the command line parses its flags (`SPEC`) without it."""
+    if name == "EXPERIMENT":
+        return SPEC.load()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

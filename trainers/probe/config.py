@@ -6,6 +6,7 @@ import json
 
 from tfposenc.vocabulary import DOWNSAMPLING, PADDING_MODES, PROBE_READOUTS
 from trainers.framework.config import TrainConfig, option, seeded_name
+from trainers.framework.registry import Spec
 
 # The digits' test split: the images the probe places on its canvases.
 DIGIT_TEST_IMAGES = 360
@@ -173,3 +174,19 @@ def combinations(config):
 
 
 __all__ = ["DIGIT_TEST_IMAGES", "PRESETS", "Combination", "ProbeConfig", "combinations"]
+
+# What the command line needs (`trainers.framework.cli.main` parses with it, then imports
+# the experiment): importing this module does not import TensorFlow.
+SPEC = Spec(
+    name="probe",
+    config_class=ProbeConfig,
+    presets=PRESETS,
+    description=(
+        "How much position does a model encode, channel-wise? Probes a keras.applications "
+        "network, a .keras file or a keras-hub preset on digit grid canvases, beside the same "
+        "model converted to other border modes and downsamplings (--convert-padding-mode, "
+        "--convert-downsampling). A run killed midway resumes when started again."
+    ),
+    prog="python -m trainers.probe",
+    experiment="trainers.probe.experiment:EXPERIMENT",
+)

@@ -1,32 +1,17 @@
 """The probe's `Experiment`: the hooks `trainers.framework.runner` calls.
 
-Importing this module does not import TensorFlow (the command line parses first); the
-hooks that need it run `trainers.probe.hooks`, imported once, on first use.
+The hooks that need TensorFlow are `trainers.probe.hooks`; the command line parses its
+flags with `trainers.probe.config.SPEC` and imports this module after that.
 """
 
 from trainers.framework.experiment import Budget, Experiment
 from trainers.framework.seeds import aggregate as aggregate_seeds
-from trainers.probe.config import PRESETS, ProbeConfig, combinations
+from trainers.probe import hooks
+from trainers.probe.config import SPEC, combinations
+from trainers.probe.report import section
 
 
-def _hooks():
-    from trainers.probe import hooks  # noqa: PLC0415 - TensorFlow only after parsing the flags
-
-    return hooks
-
-
-class Probe(Experiment):
-    name = "probe"
-    config_class = ProbeConfig
-    presets = PRESETS
-    description = (
-        "How much position does a model encode, channel-wise? Probes a keras.applications "
-        "network, a .keras file or a keras-hub preset on digit grid canvases, beside the same "
-        "model converted to other border modes and downsamplings (--convert-padding-mode, "
-        "--convert-downsampling). A run killed midway resumes when started again."
-    )
-    prog = "python -m trainers.probe"
-
+class Probe(Experiment, spec=SPEC):
     def __init__(self):
         # Each combination's conversion report, recorded when its model is built (the
         # same on every build: it depends on the architecture alone).
@@ -39,11 +24,11 @@ class Probe(Experiment):
         return (config.input_size, config.input_size, 3)
 
     def build_model(self, config, combination):
-        model, self.changes[combination.name] = _hooks().build_model(config, combination)
+        model, self.changes[combination.name] = hooks.build_model(config, combination)
         return model
 
     def data(self, config, combination):
-        return _hooks().data(config, combination)
+        return hooks.data(config, combination)
 
     def budget(self, config, combination):
         """`--epochs` of `--pretrain-steps` steps; none (the model as loaded) for 0."""
@@ -56,7 +41,7 @@ class Probe(Experiment):
 
     def evaluate(self, config, combination, model, data):
         changes = self.changes.get(combination.name, [])
-        yield from _hooks().evaluate(config, combination, model, data, changes)
+        yield from hooks.evaluate(config, combination, model, data, changes)
 
     def aggregate(self, config, records):
         """One record per model over its seeds (`trainers.framework.seeds.aggregate`): the
@@ -66,8 +51,6 @@ class Probe(Experiment):
         return aggregate_seeds(records, readouts)
 
     def report(self, config, records, run_dir):
-        from trainers.probe.report import section  # noqa: PLC0415 - matplotlib at the end only
-
         return section(config, records, run_dir)
 
     def series(self, config, records):

@@ -6,12 +6,20 @@ the consistency measures of one model) and `report` (the table and the curve).
 """
 
 from trainers.framework import cli
-from trainers.shift_invariance.experiment import EXPERIMENT
+from trainers.shift_invariance.config import SPEC
 
 
 def main(argv=None):
     """`python -m trainers.shift_invariance` and the `tfposenc-shift-invariance` script."""
-    return cli.main(EXPERIMENT, argv)
+    return cli.main(SPEC, argv)
 
 
-__all__ = ["EXPERIMENT", "main"]
+def __getattr__(name):
+    """`EXPERIMENT`, the experiment's hooks, imported on first use: they import
+    TensorFlow, and the command line parses its flags (`SPEC`) without it."""
+    if name == "EXPERIMENT":
+        return SPEC.load()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["EXPERIMENT", "SPEC", "main"]

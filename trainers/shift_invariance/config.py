@@ -4,6 +4,7 @@ import dataclasses
 
 from tfposenc.vocabulary import DATASETS, PADDING_MODES
 from trainers.framework.config import TrainConfig, option, seeded_name, seeds_option
+from trainers.framework.registry import Spec
 
 METHODS = ("baseline", "shift_aug", "augshift", "blurpool", "blurpool_augshift", "aps")
 OPTIMIZERS = ("adam", "sgd")
@@ -144,3 +145,16 @@ __all__ = [
     "Combination",
     "ShiftInvarianceConfig",
 ]
+
+# What the command line needs (`trainers.framework.cli.main` parses with it, then imports
+# the experiment): importing this module does not import TensorFlow.
+SPEC = Spec(
+    name="shift_invariance",
+    config_class=ShiftInvarianceConfig,
+    presets=PRESETS,
+    description=(
+        "The shift-invariance experiment, the paper's Table 2: AugShift vs BlurPool vs APS."
+    ),
+    prog="python -m trainers.shift_invariance",
+    experiment="trainers.shift_invariance.experiment:EXPERIMENT",
+)

@@ -17,7 +17,10 @@ Two kinds of data (`training_shift`):
 import hashlib
 
 import numpy as np
+import tensorflow as tf
 
+import tfposenc.data
+from tfposenc.data import centre_crop, on_black_canvas, training_crop
 from trainers.framework.experiment import Data
 
 CROP_MODE_DATASETS = ("textured_glyphs",)
@@ -71,10 +74,6 @@ def pipelines(config, combination, model=None):
     (the test set itself; for crop-mode data the full 48-px images, the test set being
     their centred `image_size` windows).
     """
-    import tensorflow as tf
-
-    from tfposenc.data import centre_crop, load, on_black_canvas, training_crop
-
     size, seed = config.image_size, combination.seed
     max_shift, shift_mode, crop_size = training_shift(config, combination.dataset)
     windows = crop_mode(combination.dataset)
@@ -84,7 +83,8 @@ def pipelines(config, combination, model=None):
         test_map = train_map = on_black_canvas(config.content_size or size, size)
 
     def source(split):
-        images = load(combination.dataset, split, config.data_dir)
+        # Looked up on the module at each call, as before (a test substitutes the source).
+        images = tfposenc.data.load(combination.dataset, split, config.data_dir)
         return images.map(lambda x, y: (tf.cast(x, tf.float32), y))
 
     def flipped(pair, draw):

@@ -54,21 +54,22 @@ resumes when started again with the same command.
 
 import dataclasses
 
+import keras
+
+from tfposenc.data import info
+from tfposenc.models import AugShift, Classifier, ResNetBackbone
 from trainers.framework.experiment import Budget, Experiment, Summary, steps_for
-from trainers.shift_invariance.config import PRESETS, Combination, ShiftInvarianceConfig
-from trainers.shift_invariance.data import training_shift
+from trainers.shift_invariance.claims import aggregate, check
+from trainers.shift_invariance.config import SPEC, Combination
+from trainers.shift_invariance.data import pipelines, training_shift
+from trainers.shift_invariance.evaluation import evaluate
+from trainers.shift_invariance.report import section
 
 AUGSHIFT_METHODS = ("shift_aug", "augshift", "blurpool_augshift")
 DOWNSAMPLING = {"blurpool": "blur", "blurpool_augshift": "blur", "aps": "aps"}
 
 
-class ShiftInvariance(Experiment):
-    name = "shift_invariance"
-    config_class = ShiftInvarianceConfig
-    presets = PRESETS
-    description = __doc__.splitlines()[0]
-    prog = "python -m trainers.shift_invariance"
-
+class ShiftInvariance(Experiment, spec=SPEC):
     def combinations(self, config):
         seeds = config.seed_list
         return [Combination(d, m, s) for d in config.dataset for m in config.methods for s in seeds]
@@ -77,9 +78,6 @@ class ShiftInvariance(Experiment):
         return (config.image_size, config.image_size, 3)
 
     def build_model(self, config, combination):
-        from tfposenc.data import info
-        from tfposenc.models import AugShift, Classifier, ResNetBackbone
-
         method, meta = combination.method, info(combination.dataset)
         backbone = ResNetBackbone(
             18,
@@ -106,23 +104,17 @@ class ShiftInvariance(Experiment):
     def data(self, config, combination):
         """The row's pipelines; an AugShift row's model is built to check that its views
         are the other rows' crops (`tfposenc.data.training_crop` refuses a mismatch)."""
-        from trainers.shift_invariance.data import pipelines
-
         model = None
         if combination.method in AUGSHIFT_METHODS:
             model = self.build_model(config, combination)
         return pipelines(config, combination, model)
 
     def budget(self, config, combination):
-        from tfposenc.data import info
-
         examples = config.train_examples
         examples = examples or info(combination.dataset).splits["train"] - config.holdout_examples
         return Budget(config.epochs, steps_for(examples, config.batch_size))
 
     def optimizer(self, config, combination, budget):
-        import keras
-
         learning_rate = config.learning_rate
         if config.schedule == "cosine":
             learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, budget.steps)
@@ -143,29 +135,20 @@ class ShiftInvariance(Experiment):
 
     def model_to_save(self, config, combination, model):
         """An AugShift row saves and exports its classifier (what predicts)."""
-        from tfposenc.models import AugShift
-
         return model.classifier if isinstance(model, AugShift) else model
 
     def evaluate(self, config, combination, model, data):
-        from trainers.shift_invariance.evaluation import evaluate
-
         classifier = self.model_to_save(config, combination, model)
         yield from evaluate(config, combination.dataset, classifier, data)
 
     def aggregate(self, config, records):
         """One record per row over its seeds (`trainers.shift_invariance.claims`)."""
-        from trainers.shift_invariance.claims import aggregate
-
         return aggregate(records, config.passes)
 
     def summarize(self, config, records, run_dir):
         """`results.md`'s section (`report`), `claims` in `results.json` (the poster's
         comparisons as paired differences, `claims.check`) and, per combination, the
         TensorBoard series `consistency/cons_m` (%) against the shift `m` (1..16)."""
-        from trainers.shift_invariance.claims import check
-        from trainers.shift_invariance.report import section
-
         claims = check(records)
         series = {
             r["combination"]: {

@@ -32,6 +32,10 @@ import shutil
 import tempfile
 import time
 
+import keras
+import numpy as np
+import tensorflow as tf
+
 from trainers.framework.backup import AtomicBackupAndRestore, BrokenBackupError
 from trainers.framework.callbacks import StopOnNonFiniteLoss
 from trainers.framework.config import COLLECTIVES
@@ -44,8 +48,6 @@ def make_strategy(collective="auto", environ=None):
     Must be called before any other TensorFlow operation of the process (TensorFlow
     configures its collectives when the strategy is made). Returns `(strategy, task)`.
     """
-    import tensorflow as tf
-
     if collective not in COLLECTIVES:
         raise ValueError(
             f"`collective` must be one of {COLLECTIVES}. Received: collective={collective!r}"
@@ -69,8 +71,6 @@ def broadcast_from_chief(strategy, values):
     An all-reduce sum in which every replica but the first (the chief's) contributes
     zeros; a collective, so every worker must call it at the same point.
     """
-    import tensorflow as tf
-
     values = [tf.convert_to_tensor(v) for v in values]
 
     @tf.function
@@ -89,8 +89,6 @@ def broadcast_from_chief(strategy, values):
 
 def broadcast_number(strategy, value):
     """An integer from the chief (e.g. a flag or an epoch) on every worker."""
-    import tensorflow as tf
-
     return int(broadcast_from_chief(strategy, [tf.constant(int(value), tf.int64)])[0])
 
 
@@ -104,16 +102,12 @@ def broadcast_weights(strategy, model):
 
 def distribute(strategy, dataset):
     """`dataset` (global batches) as a distributed dataset, sharded by data."""
-    import tensorflow as tf
-
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
 def _numpy_logs(logs):
-    import numpy as np
-
     return {k: float(np.asarray(v)) for k, v in logs.items()}
 
 
@@ -140,9 +134,6 @@ def fit_multi_worker(
     callbacks, called as `fit` calls them (epoch logs with `val_` entries, the batch
     logs of the step). Returns the `keras.callbacks.History`.
     """
-    import keras
-    import tensorflow as tf
-
     if steps_per_epoch is None:
         raise ValueError("`steps_per_epoch` is required with a multi-worker strategy.")
     backup = AtomicBackupAndRestore(
