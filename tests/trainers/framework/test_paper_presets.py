@@ -9,9 +9,10 @@ Measured on the shared 2-core development machine under `nice -n 19` at load ave
 64, 512 channels, 96-px canvases); shift invariance 69 s (Table 2's CIFAR-10 and
 CIFAR-100 rows, ResNet-18 width 64 at 32 px, BlurPool + AugShift); the attack 231-417 s
 (DeepLabv3-style ResNet-50, output stride 8, at 512 x 1024, and the ResNet-50 location
-model on 160-px CIFAR-10 grids; alone: 158 CPU-s user + 20 s system). The three together: 195 CPU-s user + 27 s system and
-10.9 GB peak memory (the attack's 512 x 1024 training step); one ResNet-50-OS8 forward
-at 512 x 1024, batch 1, float32, takes ~4 s at load 2 and ~20 s at load 8 (niced).
+model on 160-px CIFAR-10 grids; alone: 158 CPU-s user + 20 s system). The three
+together: 195 CPU-s user + 27 s system and 10.9 GB peak memory (the attack's 512 x 1024
+training step); one ResNet-50-OS8 forward at 512 x 1024, batch 1, float32, takes ~4 s
+at load 2 and ~20 s at load 8 (niced).
 """
 
 import json
