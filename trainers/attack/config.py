@@ -68,6 +68,10 @@ class AttackConfig(TrainConfig):
     figure_examples: int = option(3, "canvases in the qualitative figure")
     constant_value: float = option(128.0, "pixel value of the constant artifact input", minimum=0.0)
     artifact_inputs: int = option(128, "random-noise inputs of the border artifacts", minimum=2)
+    architecture_padding_modes: tuple[str, ...] = option(
+        PADDING_MODES, "padding modes of the untrained backbones' border artifacts (both tasks)",
+        choices=PADDING_MODES,
+    )  # fmt: skip
     export: bool = option(False, "export a SavedModel per combination")
     out: str = option("runs/attack", "run directory (resumed when it exists)")
 

@@ -142,13 +142,14 @@ def canvas_hits(model, dataset, channels):
 
 def architecture_artifacts(config, input_shape):
     """Border artifacts of untrained backbones (seeded, fresh batch-norm statistics) of
-    both tasks in every padding mode: what the padding alone does to a constant input and
+    both tasks in every padding mode of `config.architecture_padding_modes` (default:
+    all four): what the padding alone does to a constant input and
     to random ones. `input_shape(config, combination)` is the experiment's (its
     `summarize` computes this once per run, for the report and `results.json`)."""
     rows = []
     for task in ("segmentation", "location"):
         shape = input_shape(config, Combination("zero", task))
-        for mode in PADDING_MODES:
+        for mode in (m for m in PADDING_MODES if m in config.architecture_padding_modes):
             keras.utils.set_random_seed(config.seed)
             options = {"output_stride": config.output_stride} if task == "segmentation" else {}
             backbone = build_backbone(

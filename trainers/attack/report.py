@@ -163,7 +163,8 @@ def report(config, results, run_dir, architecture=None, checked=None):
     if architecture:
         lines += [
             "",
-            "## Border artifacts of untrained backbones, every padding mode",
+            "## Border artifacts of untrained backbones, padding "
+            + ", ".join(dict.fromkeys(a["padding"] for a in architecture)),
             "",
             *reports.markdown_table(ARTIFACT_HEADER, _artifact_rows(architecture)),
         ]
