@@ -86,6 +86,24 @@ def flatness(steps, values, window=0.4, tolerance=1.0, level=0.95):
     return {"flat": flat, "slope": slope, "low": low, "high": high, "points": int(x.size)}
 
 
+def flatness_lines(curves, tolerance):
+    """Markdown lines, one per run (group and seed): its last step and value and the
+    flatness rule at its end (`flatness`): the slope in points per doubling of the steps
+    with its 95% interval, and whether the run stopped flat or at the cap."""
+    lines = []
+    for group, points in sorted(curves.items()):
+        for seed in sorted({s for _, _, s in points}):
+            xs, ys = zip(*sorted((x, y) for x, y, s in points if s == seed), strict=True)
+            rule = flatness(xs, ys, tolerance=tolerance)
+            if rule["slope"] is None:
+                judged = f"too few epochs to judge ({rule['points']} in the window)"
+            else:
+                judged = (f"slope {rule['slope']:+.2f} [{rule['low']:+.2f}, {rule['high']:+.2f}]"
+                          f" points per doubling: {'flat' if rule['flat'] else 'not flat'}")  # fmt: skip
+            lines.append(f"- {group}, seed {seed}: {ys[-1]:.1f}% after {xs[-1]} steps; {judged}")
+    return lines
+
+
 def curve_verdict(points):
     """A sentence on one learning curve: the last value and the gain over the last 20%
     of the steps (the nearest logged step at or before 80%)."""
@@ -107,4 +125,4 @@ def curve_verdict(points):
     )
 
 
-__all__ = ["flatness", "curve_verdict", "curves_figure", "learning_curves"]
+__all__ = ["flatness", "flatness_lines", "curve_verdict", "curves_figure", "learning_curves"]

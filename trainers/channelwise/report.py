@@ -11,7 +11,12 @@ import os
 from tfposenc.vocabulary import TARGETS
 from trainers.channelwise.cells import cells_section
 from trainers.channelwise.config import ISOLATES
-from trainers.channelwise.curves import curve_verdict, curves_figure, learning_curves
+from trainers.channelwise.curves import (
+    curve_verdict,
+    curves_figure,
+    flatness_lines,
+    learning_curves,
+)
 from trainers.channelwise.results import poster_value
 from trainers.framework import reports
 
@@ -211,6 +216,10 @@ def report(config, table, run_dir, claims=()):
         lines += [
             f"- {group}: {curve_verdict(points)}." for group, points in sorted(curves.items())
         ]
+        if config.stop_when_flat is not None:
+            lines += ["", f"Each run at its end (`--stop-when-flat {config.stop_when_flat:g}`, "
+                      "its rule over the last 40% of the steps):", ""]  # fmt: skip
+            lines += flatness_lines(curves, config.stop_when_flat)
     return lines + cells_section(table)
 
 

@@ -119,3 +119,26 @@ def test_report_says_rows_stopped_when_flat_trained_up_to_the_cap():
     text = budget_text(ChannelwiseConfig(**PRESETS["long"]), table)
     assert "every row trained up to 6000 steps, each stopped once its validation" in text
     assert "trained 6000 steps (batch 48" in budget_text(ChannelwiseConfig(), table)
+
+
+def test_flatness_lines_give_each_runs_slope_at_its_end():
+    import math
+
+    from trainers.channelwise.curves import flatness_lines
+
+    steps = [60 * e for e in range(1, 51)]
+    curves = {
+        "k3-zero-permutenet-location": [(x, 10 * math.log2(x), 0) for x in steps]
+        + [(x, 40.0, 1) for x in steps],
+        "k3-zero-sumnet-class": [(60, 20.0, 0), (120, 21.0, 0)],
+    }
+    lines = flatness_lines(curves, 1.0)
+    # A curve exactly 10 log2(step) has slope 10 per doubling and no residual; a constant
+    # one slope 0: the rule's interval is the point itself.
+    assert lines[0] == (
+        f"- k3-zero-permutenet-location, seed 0: {10 * math.log2(3000):.1f}% after 3000 "
+        "steps; slope +10.00 [+10.00, +10.00] points per doubling: not flat"
+    )
+    assert lines[1].endswith("40.0% after 3000 steps; slope +0.00 [+0.00, +0.00] points "
+                             "per doubling: flat")  # fmt: skip
+    assert lines[2].endswith("too few epochs to judge (1 in the window)")  # 60 < 0.6 x 120
