@@ -19,8 +19,8 @@ import tensorflow as tf
 from serving.batching import Batcher, BatchingOptions
 from serving.errors import RequestError
 from serving.rest import RestApi
+from tests.serving.attacks import raw_exchange, tiny_and_any
 from tests.serving.savedmodels import Server, call, images
-from tests.serving.test_hardening import raw_exchange, tiny_and_any
 
 MAX_BODY = 4_500_000
 IN_FLIGHT = 20_000_000

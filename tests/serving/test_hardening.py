@@ -2,74 +2,16 @@
 
 import base64
 import io
-import os
-import shutil
 import socket
 import struct
 import time
 import zlib
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
 from serving import client
-from tests.serving.savedmodels import (
-    Server,
-    call,
-    images,
-    save,
-    wait_for,
-    write_version,
-)
-
-
-class AnySize(tf.Module):
-    """Mean pixel of uint8 images of any size: an input without static height/width;
-    signature "ints" adds one to int64 pairs."""
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
-    def serve(self, images):
-        return {"mean": tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3])}
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.int64, name="i")])
-    def ints(self, i):
-        return {"j": i + 1}
-
-
-def png_bytes(width, height, idat, colour_type=2):
-    """A PNG of 8-bit `colour_type` declaring `width` x `height` around the IDAT `idat`."""
-
-    def chunk(kind, data):
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-    )
-
-
-def png_declaring(width, height):
-    """A PNG whose header declares `width` x `height`, with 64 KB of compressed zero rows."""
-    return png_bytes(width, height, zlib.compress(b"\x00" * (8 << 20), 9)[: 64 << 10])
-
-
-def tiny_and_any(root):
-    """Writes the fixed-size "tiny" and the any-size "any" models under `root` and the
-    model config file that serves both; returns the config's path."""
-    write_version(str(root / "tiny"), 0)
-    os.makedirs(root / "any")
-    module = AnySize()
-    save(module, str(root / "any" / "1"), {"serving_default": module.serve, "ints": module.ints})
-    config = root / "models.config"
-    config.write_text(
-        "model_config_list {\n"
-        f'  config {{ name: "tiny" base_path: "{root / "tiny"}" }}\n'
-        f'  config {{ name: "any" base_path: "{root / "any"}" }}\n'
-        "}\n"
-    )
-    return config
+from tests.serving.attacks import png_bytes, png_declaring, raw_exchange, tiny_and_any
+from tests.serving.savedmodels import Server, call, images
 
 
 @pytest.fixture(scope="module")
@@ -153,25 +95,6 @@ def test_request_pixel_budget_refuses_before_decoding(hardened):
     assert grown < 50, grown  # all four decoded: +600 MB
     code, reply, _, _ = timed_predict(hardened, "any", [zero])
     assert code == 200 and reply["predictions"] == [0.0], reply
-
-
-def raw_exchange(port, data, shutdown=False, timeout=5.0):
-    """Sends raw bytes; returns everything the server sends until it closes (or timeout)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        if shutdown:
-            s.shutdown(socket.SHUT_WR)
-        received = b""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                part = s.recv(65536)
-            except TimeoutError:
-                return received, False
-            if not part:
-                return received, True
-            received += part
-        return received, False
 
 
 def predict_bytes(n=1):
@@ -381,89 +304,3 @@ def test_no_request_gets_a_500(hardened, name, body):
         f"{hardened.url}/v1/models/tiny/versions/{'1' * 5000}:predict", body, raw=True
     )
     assert code == 400 and "Failed to convert version" in reply["error"]
-
-
-def versions_served(server, name="m"):
-    code, body = call(f"{server.url}/v1/models/{name}")
-    if code != 200:
-        return {}
-    return {int(s["version"]): s for s in body["model_version_status"]}
-
-
-def test_version_set_on_disk_is_followed(tmp_path):
-    base = tmp_path / "m"
-    write_version(str(base), 1, version=1)
-    write_version(str(base), 2, version=2)
-    os.makedirs(base / "²")
-    shutil.copy(base / "1" / "saved_model.pb", base / "²" / "saved_model.pb")
-    server = Server(
-        "--model_name", "m", "--model_base_path", str(base),
-        "--file_system_poll_wait_seconds", "0.3", grpc=False,
-    )  # fmt: skip
-    x = images(2, seed=4)
-
-    def logits(version):
-        module = tf.saved_model.load(str(base / str(version)))
-        return module.signatures["serving_default"](images=tf.constant(x))["logits"].numpy()
-
-    def served_logits():
-        code, body = call(f"{server.url}/v1/models/m:predict", {"inputs": x.tolist()})
-        return np.asarray(body["outputs"]["logits"]) if code == 200 else code
-
-    try:
-        v1, v2 = logits(1), logits(2)
-        np.testing.assert_allclose(served_logits(), v2, rtol=1e-6)
-        # rollback: delete the serving version, the previous one answers
-        shutil.rmtree(base / "2")
-        start = time.time()
-        assert wait_for(lambda: np.allclose(served_logits(), v1, rtol=1e-6), 10)
-        assert time.time() - start < 0.3 + 5
-        states = versions_served(server)
-        assert states[1]["state"] == "AVAILABLE" and states[2]["state"] == "END"
-        # a re-created version number with another model is reloaded
-        write_version(str(base), 7, version=1)
-        v1_new = logits(1)
-        assert wait_for(lambda: np.allclose(served_logits(), v1_new, rtol=1e-6), 10)
-        # the poll thread survived '²' all along: a new version is picked up
-        write_version(str(base), 3, version=3)
-        assert wait_for(lambda: versions_served(server).get(3, {}).get("state") == "AVAILABLE", 10)
-        # deleting every version unloads everything
-        for version in ("1", "3"):
-            shutil.rmtree(base / version)
-        assert wait_for(lambda: isinstance(served_logits(), int), 10)
-        assert served_logits() == 404
-        assert {s["state"] for s in versions_served(server).values()} == {"END"}
-    finally:
-        code, output = server.stop()
-    assert code == 0 and "Traceback" not in output, output
-
-
-def test_broken_newest_version_is_retried_a_bounded_number_of_times(tmp_path):
-    base = tmp_path / "m"
-    write_version(str(base), 1, version=1)
-    server = Server(
-        "--model_name", "m", "--model_base_path", str(base),
-        "--file_system_poll_wait_seconds", "0.2", "--max_num_load_retries", "2",
-        "--load_retry_interval_micros", "200000", grpc=False,
-    )  # fmt: skip
-    try:
-        os.makedirs(base / "2")
-        (base / "2" / "saved_model.pb").write_bytes(b"garbage")
-        assert wait_for(lambda: versions_served(server).get(2, {}).get("state") == "END", 10)
-        status = versions_served(server)
-        assert status[2]["status"]["error_code"] != "OK"
-        assert "attempt 3 of 3" in status[2]["status"]["error_message"]
-        assert status[1]["state"] == "AVAILABLE"
-        assert len(client.predict(server.url, "m", images(1))) == 1
-        time.sleep(1.0)  # no further attempts
-        # a version with truncated variables: the same, and version 1 keeps serving
-        shutil.copytree(base / "1", base / "3")
-        data = base / "3" / "variables" / "variables.data-00000-of-00001"
-        data.write_bytes(data.read_bytes()[:10])
-        assert wait_for(lambda: versions_served(server).get(3, {}).get("state") == "END", 10)
-        assert versions_served(server)[1]["state"] == "AVAILABLE"
-        assert client.metadata(server.url, "m")["model_spec"]["version"] == "1"
-    finally:
-        code, output = server.stop()
-    assert output.count("version: 2} failed") == 3, output
-    assert code == 0
