@@ -134,7 +134,9 @@ def report(config, results, run_dir, architecture=None, checked=None):
         f"on {config.rank_examples} training canvases of models trained "
         f"{'with' if config.flip else 'without'} random horizontal flips; removed (zeroed) "
         f"with no retraining. Values in %: mIoU (segmentation) or accuracy (location) on "
-        f"the test canvases; random is the mean ± SD of {config.random_draws} draws. "
+        f"the test canvases; random is the mean ± SD of {config.random_draws} draws "
+        f"({max(config.random_draws, config.claim_draws)} at the claim fractions, "
+        f"{', '.join(f'{100 * f:g}%' for f in config.claim_fractions)}). "
         "Regions: the authors' left / right half and centre (middle half of the width), "
         "and the 2-D ring: `border` (the outer ring of cells) vs `inner` (the other cells).",
         "",

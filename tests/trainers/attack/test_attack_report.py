@@ -96,11 +96,16 @@ def test_claims_shown_only_when_built_to_satisfy_and_beyond_the_random_sd(tmp_pa
 def test_report_table_claims_and_sweep_series(tmp_path):
     from trainers.attack.report import sweep_series
 
-    config = smoke(tmp_path, fractions=(0.0, 0.2), table_fractions=(0.2,), claim_fractions=(0.2,))
+    config = smoke(tmp_path, fractions=(0.0, 0.2), table_fractions=(0.2,), claim_fractions=(0.2,),
+                   random_draws=5, claim_draws=19)  # fmt: skip
     sweep = _records("location", 0.9, 0.3, 0.8, 0.02, border_extra=0.2, magnitude=0.85)
     text = "\n".join(report(config, [_result("built", sweep)], str(tmp_path)))
     assert "| zero | location | overall | 90.0 | 30.0 / 85.0 / 80.0 ± 2.0 (-50.0) |" in text
     assert "| built | 20% | ranked removal hurts more than random | shown |" in text
+    draws = (
+        f"mean ± SD of {config.random_draws} draws ({max(config.random_draws, config.claim_draws)}"
+    )
+    assert f"{draws} at the claim fractions, 20%)" in text
     assert (tmp_path / "sweep-built.png").stat().st_size > 1000
     series = sweep_series(sweep)
     assert series["sweep/ranked/border"] == [(0, 90.0), (20, pytest.approx(10.0))]
