@@ -24,6 +24,7 @@ import math
 import keras
 import numpy as np
 
+from tfposenc.metrics.accuracy import top1_hits
 from tfposenc.metrics.traced import traced
 from tfposenc.models.permute_net import expected_logits, permuted_logits
 from trainers.channelwise.cells import GROUPED_LABELS, grouped_chance, grouped_hits
@@ -133,7 +134,7 @@ def score(model, dataset, network, grid_size, permutations, seed):
     if location:
         yield from grouped_values(predicted, cells, grid_size)
     expected = expected_logits(pooled, kernel, bias)
-    expected = np.argmax(keras.ops.convert_to_numpy(expected), -1) == targets
+    expected = top1_hits(keras.ops.convert_to_numpy(expected), targets)
     yield "expected_logit_accuracy", float(100.0 * expected.mean())
 
 
@@ -142,7 +143,7 @@ def validation_accuracy(model, dataset, network, permutations, seed):
     `score` does (one pass for a network without a shuffle)."""
     if network not in SHUFFLED:
         logits, targets, _ = collect(model, dataset)
-        return float(100.0 * np.mean(np.argmax(logits, -1) == targets)), 0.0
+        return float(100.0 * np.mean(top1_hits(logits, targets))), 0.0
     pooled, targets, _ = collect(model, dataset, pooled=True)
     drawn = draw_permutations(pooled.shape[1], permutations, seed)
     accuracy = 100.0 * permuted_hits(pooled, *readout(model), drawn, targets).mean(axis=1)
