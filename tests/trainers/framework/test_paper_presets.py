@@ -84,7 +84,8 @@ def test_attack_paper_preset_runs_end_to_end(tmp_path):
     assert (segmentation["padding_mode"], segmentation["task"]) == ("zero", "segmentation")
     assert (location["padding_mode"], location["task"]) == ("zero", "location")
     assert all(r["export"] and r["epochs_trained"] == 1 for r in summary["results"])
-    name = segmentation["combination"]
+    name = segmentation["seeds"][0]["combination"]  # the model is saved per seed
+    assert name == f"{segmentation['combination']}-seed0" == "zero-segmentation-seed0"
     segmenter = keras.saving.load_model(tmp_path / "models" / f"{name}.keras")
     assert segmenter.num_classes == 19  # Cityscapes' train ids
     assert (segmenter.backbone.output_channels, segmenter.backbone.output_stride) == (2048, 8)
