@@ -50,6 +50,18 @@ class Spec:
         """The experiment object (importing its module, which imports TensorFlow)."""
         return resolve(self.experiment)
 
+    def package_getattr(self, package):
+        """A module-level `__getattr__` for the experiment's package `package`: its
+        `EXPERIMENT` is imported on first use (the hooks import TensorFlow, and the
+        command line parses its flags with this spec without it)."""
+
+        def __getattr__(name):
+            if name == "EXPERIMENT":
+                return self.load()
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+        return __getattr__
+
 
 def experiment(name):
     """The registered experiment `name` (its package's `EXPERIMENT`).

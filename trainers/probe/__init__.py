@@ -93,9 +93,5 @@ def main(argv=None):
     return cli.main(SPEC, argv)
 
 
-def __getattr__(name):
-    """`EXPERIMENT`, the probe's hooks, imported on first use: they import TensorFlow,
-    and the command line parses its flags (`SPEC`) without it."""
-    if name == "EXPERIMENT":
-        return SPEC.load()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `EXPERIMENT`: the hooks, imported on first use (`Spec.package_getattr`).
+__getattr__ = SPEC.package_getattr(__name__)
