@@ -12,7 +12,8 @@ experiment adds its own extras to the records it returns. Nothing here imports T
 
 import math
 import numbers
-import statistics
+
+from trainers.framework.reports import mean_std
 
 
 def group_of(record):
@@ -34,7 +35,7 @@ def mean_and_std(values):
         return None, None
     if any(math.isnan(v) for v in values):
         return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return mean_std(values)
 
 
 def over_seeds(runs, fields):
