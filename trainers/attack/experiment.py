@@ -33,7 +33,7 @@ the sweep as scalars `sweep/<selection>/<region>` against the percentage removed
 
 Commands and cost (measured on the 2-core CPU machine this project is developed on):
 
-    python -m trainers.attack                    # default: digits, 3 min 53 s (README.md)
+    python -m trainers.attack                    # default: digits, 6 min 53 s idle (README.md)
     python -m trainers.attack --preset smoke     # ~40 s; what the tests run
     python -m trainers.attack --preset paper     # Cityscapes, DeepLabv3-style ResNet-50 (GPU)
     python -m trainers.attack --models runs/channelwise --location-grid-size 5
